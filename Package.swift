@@ -1,0 +1,73 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "recpipe",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "recpipe", targets: ["recpipe"]),
+        .library(name: "RecpipeStages", targets: ["RecpipeStages"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // zlib, for gzip-compressed inputs (Debian: zlib1g-dev).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Embeds migrations/*.sql into the store library at build time, so the installed
+        // binary carries its schema and works from any directory.
+        .executableTarget(name: "EmbedMigrationsTool"),
+        .plugin(
+            name: "EmbedMigrations", capability: .buildTool(),
+            dependencies: ["EmbedMigrationsTool"]),
+
+        // Seeded random numbers now; dense and sparse kernels later.
+        .target(name: "RecpipeNumerics"),
+
+        // The SQLite store: connections, migrations, table names.
+        .target(
+            name: "RecpipeStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            plugins: ["EmbedMigrations"]),
+
+        // The pipeline's stages, one folder each, behind the `Stage` protocol.
+        .target(
+            name: "RecpipeStages",
+            dependencies: [
+                "RecpipeStore", "RecpipeNumerics", "CZlib",
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        // The command line: parses arguments, calls the library, maps errors to exit codes.
+        .executableTarget(
+            name: "recpipe",
+            dependencies: [
+                "RecpipeStages", "RecpipeStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(name: "RecpipeNumericsTests", dependencies: ["RecpipeNumerics"]),
+        .testTarget(
+            name: "RecpipeStoreTests",
+            dependencies: ["RecpipeStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "RecpipeStagesTests",
+            dependencies: [
+                "RecpipeStages", "RecpipeStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["recpipe", .product(name: "GRDB", package: "GRDB.swift")]),
+    ]
+)

@@ -1,0 +1,39 @@
+import Foundation
+
+// usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql...
+// Writes a Swift file declaring `embeddedMigrationFiles`: (file name, SQL text) pairs in order.
+
+let arguments = CommandLine.arguments.dropFirst()
+guard let output = arguments.first else {
+    FileHandle.standardError.write(Data("usage: EmbedMigrationsTool OUTPUT FILE...\n".utf8))
+    exit(64)
+}
+
+/// A raw string literal delimiter long enough that the text cannot close it early.
+func delimiter(for text: String) -> String {
+    var hashes = "#"
+    while text.contains("\"" + hashes) || text.contains("\"\"\"" + hashes) { hashes += "#" }
+    return hashes
+}
+
+var swift = "// Generated from migrations/*.sql at build time. Do not edit.\n"
+swift += "let embeddedMigrationFiles: [(name: String, sql: String)] = [\n"
+for path in arguments.dropFirst().sorted(by: { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }) {
+    let url = URL(fileURLWithPath: path)
+    let text: String
+    do {
+        text = try String(contentsOf: url, encoding: .utf8)
+    } catch {
+        FileHandle.standardError.write(Data("\(path): cannot read migration: \(error)\n".utf8))
+        exit(65)
+    }
+    let hashes = delimiter(for: text)
+    swift += "    (name: \"\(url.lastPathComponent)\", sql: \(hashes)\"\"\"\n\(text)\n\"\"\"\(hashes)),\n"
+}
+swift += "]\n"
+do {
+    try swift.write(toFile: output, atomically: true, encoding: .utf8)
+} catch {
+    FileHandle.standardError.write(Data("\(output): cannot write: \(error)\n".utf8))
+    exit(73)
+}

@@ -1,0 +1,198 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Logging
+import RecpipeStore
+
+/// Reads interaction files (or a query on another SQLite database) into `raw_interactions`.
+///
+/// Each source is one transaction: it is stored whole or not at all. A source whose content
+/// hash is already in `ingest_batches` is skipped. Rows that cannot be used go to
+/// `ingest_rejects` with the reason; a source with too many of them stores nothing.
+public struct IngestStage: Stage {
+    public struct Config: Codable, Sendable, Equatable {
+        /// Files or directories (every regular, non-hidden file inside, by name). With the
+        /// `sqlite` format: SQLite database files.
+        public var sources: [String]
+        /// nil: sniffed from each file's name and first line.
+        public var format: InputFormat?
+        public var columns: ColumnMapping
+        /// The query run on each `sqlite` source.
+        public var query: String?
+        /// A source with a larger share of rejected rows fails and stores nothing.
+        public var maxRejectedShare: Double
+        /// Longest user or item key accepted, in bytes.
+        public var maxFieldBytes: Int
+
+        public init(sources: [String], format: InputFormat? = nil, columns: ColumnMapping = ColumnMapping(),
+                    query: String? = nil, maxRejectedShare: Double = 0.10, maxFieldBytes: Int = 1024) {
+            self.sources = sources
+            self.format = format
+            self.columns = columns
+            self.query = query
+            self.maxRejectedShare = maxRejectedShare
+            self.maxFieldBytes = maxFieldBytes
+        }
+    }
+
+    public static let name = "ingest"
+    public static let reads: [TableName] = [.ingestBatches]
+    public static let writes: [TableName] = [.ingestBatches, .rawInteractions, .ingestRejects]
+    public let config: Config
+
+    public init(config: Config) throws {
+        guard !config.sources.isEmpty else { throw StageError.badOption("ingest: no sources given") }
+        guard config.maxRejectedShare >= 0 && config.maxRejectedShare <= 1 else {
+            throw StageError.badOption("--max-rejected must be between 0 and 1, got \(config.maxRejectedShare)")
+        }
+        guard config.maxFieldBytes > 0 else { throw StageError.badOption("--max-field-bytes must be positive") }
+        if config.format == .sqlite && (config.query ?? "").isEmpty {
+            throw StageError.badOption("--from-sqlite needs --query SQL")
+        }
+        self.config = config
+    }
+
+    /// What became of one source.
+    public enum Outcome: Equatable, Sendable {
+        case stored(batchID: Int64, read: Int, accepted: Int, rejected: Int)
+        case skipped(existingBatch: Int64)
+    }
+
+    public func run(_ context: StageContext) throws -> StageReport {
+        var report = StageReport()
+        for source in try expandSources() {
+            var logger = context.logger
+            logger[metadataKey: "source"] = "\(source)"
+            do {
+                switch try ingest(source: source, context: context, logger: logger) {
+                case let .stored(batch, read, accepted, rejected):
+                    report.rowsIn += read
+                    report.rowsOut += accepted
+                    report.summary.append("\(source): \(accepted) rows stored, \(rejected) rejected (batch \(batch))")
+                case let .skipped(batch):
+                    report.summary.append("\(source): already ingested as batch \(batch), skipped")
+                }
+            } catch let error as StageError {
+                logger.error("source failed", metadata: ["error": "\(error.localizedDescription)"])
+                report.failures.append(error)
+            }
+        }
+        return report
+    }
+
+    func expandSources() throws -> [String] {
+        if config.format == .sqlite { return config.sources }
+        var files: [String] = []
+        for source in config.sources {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else {
+                files.append(source)  // reported as unreadable when ingested
+                continue
+            }
+            if isDirectory.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []
+                for name in names.sorted() where !name.hasPrefix(".") {
+                    let path = (source as NSString).appendingPathComponent(name)
+                    var nested: ObjCBool = false
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &nested), !nested.boolValue {
+                        files.append(path)
+                    }
+                }
+            } else {
+                files.append(source)
+            }
+        }
+        return files
+    }
+
+    func ingest(source: String, context: StageContext, logger: Logger) throws -> Outcome {
+        if config.format == .sqlite {
+            return try ingestSQLite(path: source, query: config.query ?? "", context: context, logger: logger)
+        }
+        let started = Clock.monotonic()
+        let startedAt = Clock.isoNow()
+        let (hash, bytes) = try Self.hashFile(path: source)
+        if let existing = try context.store.queue.read({ db in
+            try Int64.fetchOne(db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", arguments: [hash])
+        }) {
+            logger.info("source skipped, already ingested", metadata: ["batch": "\(existing)", "sha256": "\(hash)"])
+            return .skipped(existingBatch: existing)
+        }
+        let format = try config.format ?? Self.sniff(path: source)
+        var read = 0
+        let sink = try context.store.queue.writeWithoutTransaction { db -> RowSink in
+            var sink: RowSink?
+            try db.inTransaction(.immediate) {
+                try db.execute(
+                    sql: """
+                        INSERT INTO ingest_batches (run_id, source, format, content_hash, bytes, rows_read,
+                            rows_accepted, rows_rejected, started_at, finished_at, seconds)
+                        VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, 0)
+                        """,
+                    arguments: [context.runID, source, format.rawValue, hash, bytes, startedAt, startedAt])
+                let batch = try RowSink(connection: db.sqliteConnection!, batchID: db.lastInsertedRowID)
+                let rows = try RowReader(path: source, format: format, columns: config.columns,
+                                         maxFieldBytes: config.maxFieldBytes).read(into: batch)
+                read = rows
+                try check(source: source, read: rows, sink: batch)
+                try db.execute(
+                    sql: """
+                        UPDATE ingest_batches SET rows_read = ?, rows_accepted = ?, rows_rejected = ?,
+                            finished_at = ?, seconds = ? WHERE batch_id = ?
+                        """,
+                    arguments: [rows, batch.accepted, batch.rejected, Clock.isoNow(),
+                                Clock.monotonic() - started, batch.batchID])
+                sink = batch
+                return .commit
+            }
+            return sink!
+        }
+        let seconds = Clock.monotonic() - started
+        logger.info("source ingested", metadata: [
+            "batch": "\(sink.batchID)", "format": "\(format.rawValue)", "rows_read": "\(read)",
+            "accepted": "\(sink.accepted)", "rejected": "\(sink.rejected)",
+            "seconds": "\(String(format: "%.2f", seconds))",
+            "rows_per_s": "\(Int(Double(read) / max(seconds, 1e-9)))",
+        ])
+        return .stored(batchID: sink.batchID, read: read, accepted: sink.accepted, rejected: sink.rejected)
+    }
+
+    private func check(source: String, read: Int, sink: RowSink) throws {
+        if read == 0 { throw StageError.emptySource(path: source) }
+        if Double(sink.rejected) > config.maxRejectedShare * Double(read) {
+            throw StageError.tooManyRejects(path: source, rejected: sink.rejected, read: read,
+                                            threshold: config.maxRejectedShare, example: sink.firstReject ?? "")
+        }
+    }
+
+    /// SHA-256 of the file's bytes as stored (what `sha256sum` prints) and its size.
+    static func hashFile(path: String) throws -> (String, Int) {
+        let file = try FileByteSource(path: path)
+        var hasher = SHA256()
+        let capacity = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        var total = 0
+        while true {
+            let n = try file.read(into: buffer, count: capacity)
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(start: buffer, count: n))
+            total += n
+        }
+        return (hasher.finalizeHex(), total)
+    }
+
+    static func sniff(path: String) throws -> InputFormat {
+        let reader = LineReader(source: try openByteSource(path: path), maxLineBytes: 1 << 16)
+        var first = ""
+        try reader.forEachLine { line in
+            switch line {
+            case .text(let bytes), .oversized(let bytes):
+                first = String(decoding: bytes, as: UTF8.self)
+            }
+            return first.trimmingCharacters(in: .whitespaces).isEmpty  // skip leading blank lines
+        }
+        if first.hasPrefix("\u{FEFF}") { first.removeFirst() }
+        return InputFormat.sniff(path: path, firstLine: first)
+    }
+}

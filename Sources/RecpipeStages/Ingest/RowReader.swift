@@ -1,0 +1,193 @@
+import Foundation
+
+/// Reads one file in one format, validating every row and handing it to a sink as accepted
+/// or rejected. Returns the number of data rows read (header and blank lines excluded).
+struct RowReader {
+    let path: String
+    let format: InputFormat
+    let columns: ColumnMapping
+    let maxFieldBytes: Int
+
+    func read(into sink: RowSink) throws -> Int {
+        let reader = LineReader(source: try openByteSource(path: path))
+        return format == .jsonl ? try readJSONLines(reader, sink) : try readDelimited(reader, sink)
+    }
+
+    private func readDelimited(_ reader: LineReader, _ sink: RowSink) throws -> Int {
+        let records = DelimitedRecords(separator: format.separator, quoting: format == .csv || format == .movielensCSV,
+                                       maxRecordBytes: reader.maxLineBytes)
+        var resolved: ResolvedColumns? = format.hasHeader ? nil : .movielens
+        var rows = 0
+        var firstLine = true
+        var pendingError: Error?
+        try reader.forEachLine { line in
+            let number = reader.lineNumber
+            let bytes: UnsafeBufferPointer<UInt8>
+            switch line {
+            case .oversized(let prefix):
+                rows += 1
+                try sink.reject(line: number, reason: .oversizedField,
+                                detail: "line longer than \(reader.maxLineBytes) bytes", raw: FieldParsing.displayText(prefix))
+                return true
+            case .text(let text):
+                bytes = firstLine ? Self.droppingBOM(text) : text
+            }
+            firstLine = false
+            if bytes.isEmpty && !records.hasPending { return true }
+            switch records.feed(bytes, number: number) {
+            case .incomplete:
+                return true
+            case let .malformed(start, reason, detail, raw):
+                rows += 1
+                try sink.reject(line: start, reason: reason, detail: detail, raw: raw)
+            case let .record(start):
+                guard let columns = resolved else {
+                    let header = records.fields.map { String(decoding: $0, as: UTF8.self) }
+                    do {
+                        resolved = try self.columns.resolve(header: header, source: path)
+                    } catch {
+                        pendingError = error
+                        return false
+                    }
+                    return true
+                }
+                rows += 1
+                try accept(records.fields, line: start, rawLine: bytes, columns: columns, sink: sink)
+            }
+            return true
+        }
+        if let pendingError { throw pendingError }
+        if case let .malformed(start, reason, detail, raw)? = records.finish() {
+            rows += 1
+            try sink.reject(line: start, reason: reason, detail: detail, raw: raw)
+        }
+        return rows
+    }
+
+    /// Validates one delimited record and stores it or its rejection.
+    private func accept(_ fields: [UnsafeBufferPointer<UInt8>], line: Int, rawLine: UnsafeBufferPointer<UInt8>,
+                        columns: ResolvedColumns, sink: RowSink) throws {
+        func reject(_ reason: RejectReason, _ detail: String) throws {
+            try sink.reject(line: line, reason: reason, detail: detail, raw: FieldParsing.displayText(rawLine))
+        }
+        guard fields.count == columns.count else {
+            return try reject(.columnCount, "expected \(columns.count) fields, found \(fields.count)")
+        }
+        let user = fields[columns.user], item = fields[columns.item]
+        for (name, key) in [("user", user), ("item", item)] {
+            if key.count > maxFieldBytes {
+                return try reject(.oversizedField, "\(name) key is \(key.count) bytes, limit \(maxFieldBytes)")
+            }
+            if !FieldParsing.isValidUTF8(key) { return try reject(.invalidUTF8, "\(name) key is not valid UTF-8") }
+            if key.isEmpty { return try reject(.emptyKey, "empty \(name) key") }
+        }
+        var rating: Double?
+        if let index = columns.rating {
+            switch FieldParsing.number(fields[index]) {
+            case .value(let value): rating = value
+            case .notNumeric:
+                return try reject(.badRating, "rating '\(FieldParsing.displayText(fields[index], limit: 40))' is not a number")
+            case .nonFinite:
+                return try reject(.nonFiniteRating, "rating '\(FieldParsing.displayText(fields[index], limit: 40))' is not finite")
+            }
+        }
+        var timestamp: Int64?
+        if let index = columns.timestamp {
+            guard let value = FieldParsing.timestamp(fields[index]) else {
+                return try reject(.badTimestamp,
+                                  "timestamp '\(FieldParsing.displayText(fields[index], limit: 40))' is neither Unix seconds nor ISO 8601")
+            }
+            timestamp = value
+        }
+        try sink.accept(line: line, user: user, item: item, rating: rating, timestamp: timestamp)
+    }
+
+    private func readJSONLines(_ reader: LineReader, _ sink: RowSink) throws -> Int {
+        var rows = 0
+        var firstLine = true
+        try reader.forEachLine { line in
+            let number = reader.lineNumber
+            let bytes: UnsafeBufferPointer<UInt8>
+            switch line {
+            case .oversized(let prefix):
+                rows += 1
+                try sink.reject(line: number, reason: .oversizedField,
+                                detail: "line longer than \(reader.maxLineBytes) bytes", raw: FieldParsing.displayText(prefix))
+                return true
+            case .text(let text):
+                bytes = firstLine ? Self.droppingBOM(text) : text
+            }
+            firstLine = false
+            if FieldParsing.trimmed(bytes).isEmpty { return true }
+            rows += 1
+            try acceptJSON(bytes, line: number, sink: sink)
+            return true
+        }
+        return rows
+    }
+
+    private func acceptJSON(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, sink: RowSink) throws {
+        func reject(_ reason: RejectReason, _ detail: String) throws {
+            try sink.reject(line: line, reason: reason, detail: detail, raw: FieldParsing.displayText(bytes))
+        }
+        guard FieldParsing.isValidUTF8(bytes) else { return try reject(.invalidUTF8, "line is not valid UTF-8") }
+        let object: [String: JSONLine.Value]
+        do {
+            object = try JSONLine.parseObject(bytes)
+        } catch {
+            return try reject(.malformedJSON, "\(error.problem) at byte \(error.offset + 1)")
+        }
+        func field(_ explicit: String?, _ usual: [String]) -> (String, JSONLine.Value)? {
+            if let explicit { return object[explicit].map { (explicit, $0) } }
+            for key in object.keys.sorted() where usual.contains(key.lowercased()) { return (key, object[key]!) }
+            return nil
+        }
+        var keys: [String] = []
+        for (name, explicit, usual) in [("user", columns.user, ColumnMapping.userNames),
+                                        ("item", columns.item, ColumnMapping.itemNames)] {
+            guard let (fieldName, value) = field(explicit, usual) else {
+                return try reject(.missingField, "no \(name) field")
+            }
+            let key: String
+            switch value {
+            case .string(let text), .number(let text): key = text
+            case .null: return try reject(.missingField, "\(fieldName) is null")
+            case .bool, .nested: return try reject(.missingField, "\(fieldName) is not a string or number")
+            }
+            if key.utf8.count > maxFieldBytes {
+                return try reject(.oversizedField, "\(name) key is \(key.utf8.count) bytes, limit \(maxFieldBytes)")
+            }
+            if key.isEmpty { return try reject(.emptyKey, "empty \(name) key") }
+            keys.append(key)
+        }
+        var rating: Double?
+        if columns.rating != "none", let (name, value) = field(columns.rating, ColumnMapping.ratingNames) {
+            var text: String
+            switch value {
+            case .number(let t), .string(let t): text = t
+            case .null: text = "null"
+            case .bool, .nested: text = "\(value)"
+            }
+            switch text.withUTF8({ FieldParsing.number($0) }) {
+            case .value(let v): rating = v
+            case .notNumeric: return try reject(.badRating, "\(name) '\(text.prefix(40))' is not a number")
+            case .nonFinite: return try reject(.nonFiniteRating, "\(name) '\(text.prefix(40))' is not finite")
+            }
+        }
+        var timestamp: Int64?
+        if columns.timestamp != "none", let (name, value) = field(columns.timestamp, ColumnMapping.timestampNames) {
+            var text = ""
+            if case .number(let t) = value { text = t } else if case .string(let t) = value { text = t }
+            guard let seconds = text.withUTF8({ FieldParsing.timestamp($0) }) else {
+                return try reject(.badTimestamp, "\(name) is neither Unix seconds nor ISO 8601")
+            }
+            timestamp = seconds
+        }
+        try sink.accept(line: line, user: keys[0], item: keys[1], rating: rating, timestamp: timestamp)
+    }
+
+    static func droppingBOM(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        guard bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF else { return bytes }
+        return UnsafeBufferPointer(rebasing: bytes[3...])
+    }
+}

@@ -1,0 +1,90 @@
+import GRDBSQLite
+import RecpipeStore
+
+/// Why a row was rejected; stored in `ingest_rejects.reason`.
+public enum RejectReason: String, Sendable, CaseIterable {
+    case columnCount = "column_count"
+    case emptyKey = "empty_key"
+    case badRating = "bad_rating"
+    case nonFiniteRating = "non_finite_rating"
+    case badTimestamp = "bad_timestamp"
+    case invalidUTF8 = "invalid_utf8"
+    case oversizedField = "oversized_field"
+    case badQuoting = "bad_quoting"
+    case malformedJSON = "malformed_json"
+    case missingField = "missing_field"
+}
+
+/// Writes one batch's accepted and rejected rows with prepared statements on the raw
+/// connection: the bulk path of ingest. Text is bound without copying (SQLITE_STATIC), so
+/// the caller's bytes must stay put until the call returns, which they do.
+final class RowSink {
+    private let connection: OpaquePointer
+    private var insertRow: OpaquePointer?
+    private var insertReject: OpaquePointer?
+    let batchID: Int64
+    private(set) var accepted = 0
+    private(set) var rejected = 0
+    private(set) var firstReject: String?
+
+    init(connection: OpaquePointer, batchID: Int64) throws {
+        self.connection = connection
+        self.batchID = batchID
+        try prepare(&insertRow, """
+            INSERT INTO raw_interactions (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
+            """)
+        try prepare(&insertReject, "INSERT INTO ingest_rejects (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
+    }
+
+    deinit {
+        sqlite3_finalize(insertRow)
+        sqlite3_finalize(insertReject)
+    }
+
+    private func prepare(_ statement: inout OpaquePointer?, _ sql: String) throws {
+        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK else { throw sqliteError() }
+    }
+
+    private func sqliteError() -> StageError {
+        .badData("cannot write raw rows: \(String(cString: sqlite3_errmsg(connection)))")
+    }
+
+    func accept(line: Int, user: UnsafeBufferPointer<UInt8>, item: UnsafeBufferPointer<UInt8>,
+                rating: Double?, timestamp: Int64?) throws {
+        let statement = insertRow
+        sqlite3_bind_int64(statement, 1, batchID)
+        sqlite3_bind_int64(statement, 2, Int64(line))
+        sqlite3_bind_text(statement, 3, UnsafeRawPointer(user.baseAddress!).assumingMemoryBound(to: CChar.self),
+                          Int32(user.count), nil)
+        sqlite3_bind_text(statement, 4, UnsafeRawPointer(item.baseAddress!).assumingMemoryBound(to: CChar.self),
+                          Int32(item.count), nil)
+        if let rating { sqlite3_bind_double(statement, 5, rating) } else { sqlite3_bind_null(statement, 5) }
+        if let timestamp { sqlite3_bind_int64(statement, 6, timestamp) } else { sqlite3_bind_null(statement, 6) }
+        guard sqlite3_step(statement) == SQLITE_DONE else { throw sqliteError() }
+        sqlite3_reset(statement)
+        accepted += 1
+    }
+
+    func accept(line: Int, user: String, item: String, rating: Double?, timestamp: Int64?) throws {
+        var user = user, item = item
+        try user.withUTF8 { u in
+            try item.withUTF8 { i in try accept(line: line, user: u, item: i, rating: rating, timestamp: timestamp) }
+        }
+    }
+
+    func reject(line: Int, reason: RejectReason, detail: String, raw: String) throws {
+        let statement = insertReject
+        sqlite3_bind_int64(statement, 1, batchID)
+        sqlite3_bind_int64(statement, 2, Int64(line))
+        sqlite3_bind_text(statement, 3, reason.rawValue, -1, sqliteTransient)
+        sqlite3_bind_text(statement, 4, detail, -1, sqliteTransient)
+        sqlite3_bind_text(statement, 5, raw, -1, sqliteTransient)
+        guard sqlite3_step(statement) == SQLITE_DONE else { throw sqliteError() }
+        sqlite3_reset(statement)
+        rejected += 1
+        if firstReject == nil { firstReject = "line \(line): \(reason.rawValue): \(detail)" }
+    }
+}
+
+/// SQLite's SQLITE_TRANSIENT: the library copies the bound value.
+let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)

@@ -1,0 +1,98 @@
+import Foundation
+import GRDB
+import Logging
+import RecpipeStore
+
+/// A step of the pipeline: reads some tables, writes others. A stage's configuration is
+/// typed and Codable; it is recorded with every run in `stage_runs.parameters`.
+public protocol Stage {
+    associatedtype Config: Codable & Sendable
+    static var name: String { get }
+    /// Tables whose contents the stage depends on.
+    static var reads: [TableName] { get }
+    /// Tables the stage writes; it touches no others.
+    static var writes: [TableName] { get }
+    var config: Config { get }
+    func run(_ context: StageContext) throws -> StageReport
+}
+
+/// What a stage gets to work with. Nothing global: the logger and the database come in here.
+public struct StageContext: Sendable {
+    public let store: Store
+    public let logger: Logger
+    /// The `stage_runs` row of this invocation.
+    public let runID: Int64
+
+    public init(store: Store, logger: Logger, runID: Int64) {
+        self.store = store
+        self.logger = logger
+        self.runID = runID
+    }
+}
+
+/// What a stage did, for the log, the run history and the command's output.
+public struct StageReport: Sendable, Equatable {
+    public var rowsIn: Int
+    public var rowsOut: Int
+    /// Lines for a person reading the command's output.
+    public var summary: [String]
+    /// Problems that did not stop the stage but make it fail (e.g. some sources rejected).
+    public var failures: [StageError]
+
+    public init(rowsIn: Int = 0, rowsOut: Int = 0, summary: [String] = [], failures: [StageError] = []) {
+        self.rowsIn = rowsIn
+        self.rowsOut = rowsOut
+        self.summary = summary
+        self.failures = failures
+    }
+}
+
+/// Runs a stage and records it in `stage_runs`: a `running` row first (committed, so a
+/// killed run leaves a trace), then `succeeded` or `failed` with the error.
+public enum StageRunner {
+    public static func run<S: Stage>(_ stage: S, store: Store, logger: Logger) throws -> StageReport {
+        var logger = logger
+        logger[metadataKey: "stage"] = "\(S.name)"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let parameters = String(decoding: try encoder.encode(stage.config), as: UTF8.self)
+        let started = Clock.monotonic()
+        let runID = try store.queue.write { db -> Int64 in
+            try db.execute(
+                sql: "INSERT INTO stage_runs (stage, status, parameters, started_at) VALUES (?, 'running', ?, ?)",
+                arguments: [S.name, parameters, Clock.isoNow()])
+            return db.lastInsertedRowID
+        }
+        logger[metadataKey: "run"] = "\(runID)"
+        logger.info("stage started")
+        func finish(status: String, report: StageReport?, error: String?) {
+            do {
+                try store.queue.write { db in
+                    try db.execute(
+                        sql: """
+                            UPDATE stage_runs SET status = ?, finished_at = ?, seconds = ?, rows_in = ?, rows_out = ?, error = ?
+                            WHERE run_id = ?
+                            """,
+                        arguments: [status, Clock.isoNow(), Clock.monotonic() - started,
+                                    report?.rowsIn, report?.rowsOut, error, runID])
+                }
+            } catch {
+                logger.error("cannot record stage result", metadata: ["error": "\(error.localizedDescription)"])
+            }
+        }
+        do {
+            let report = try stage.run(StageContext(store: store, logger: logger, runID: runID))
+            let failed = !report.failures.isEmpty
+            finish(status: failed ? "failed" : "succeeded", report: report,
+                   error: failed ? report.failures.map(\.localizedDescription).joined(separator: "; ") : nil)
+            logger.info(failed ? "stage failed" : "stage finished", metadata: [
+                "rows_in": "\(report.rowsIn)", "rows_out": "\(report.rowsOut)",
+                "seconds": "\(String(format: "%.2f", Clock.monotonic() - started))",
+            ])
+            return report
+        } catch {
+            finish(status: "failed", report: nil, error: error.localizedDescription)
+            throw error
+        }
+    }
+}

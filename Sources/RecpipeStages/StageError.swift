@@ -1,0 +1,44 @@
+import Foundation
+
+/// Errors of the stages. Each names what an operator needs to find the problem: the file,
+/// the line, the option.
+public enum StageError: Error, LocalizedError, Equatable, Sendable {
+    /// A source that cannot be opened or read.
+    case unreadable(path: String, reason: String)
+    /// A source with no data rows.
+    case emptySource(path: String)
+    /// A source whose header does not fit the format or the column options.
+    case badHeader(path: String, reason: String)
+    /// A source with too large a share of rejected rows; none of it was stored.
+    case tooManyRejects(path: String, rejected: Int, read: Int, threshold: Double, example: String)
+    /// An option value that cannot work.
+    case badOption(String)
+    /// Input data that the stage cannot use (file, line and problem when known).
+    case badData(String)
+    /// A stage ran on tables that lack what it needs.
+    case missingInput(String)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .unreadable(path, reason): return "\(path): cannot read: \(reason)"
+        case let .emptySource(path): return "\(path): no data rows"
+        case let .badHeader(path, reason): return "\(path):1: \(reason)"
+        case let .tooManyRejects(path, rejected, read, threshold, example):
+            let share = String(format: "%.1f%%", 100 * Double(rejected) / Double(max(read, 1)))
+            let limit = String(format: "%g%%", 100 * threshold)
+            return "\(path): \(rejected) of \(read) rows rejected (\(share), limit \(limit)); nothing stored; first: \(example)"
+        case let .badOption(message): return message
+        case let .badData(message): return message
+        case let .missingInput(message): return message
+        }
+    }
+
+    /// The process exit code (sysexits) a command should end with for this error.
+    public var exitCode: Int32 {
+        switch self {
+        case .badOption: return 64  // EX_USAGE
+        case .unreadable: return 66  // EX_NOINPUT
+        case .emptySource, .badHeader, .tooManyRejects, .badData, .missingInput: return 65  // EX_DATAERR
+        }
+    }
+}

@@ -1,0 +1,17 @@
+/// The name of a table (or view) in a recpipe database. Stages declare the tables they read
+/// and write with these, so the scheduler can order and fingerprint them.
+public struct TableName: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { rawValue = value }
+    public var description: String { rawValue }
+
+    public static let stageRuns: TableName = "stage_runs"
+    public static let ingestBatches: TableName = "ingest_batches"
+    public static let rawInteractions: TableName = "raw_interactions"
+    public static let ingestRejects: TableName = "ingest_rejects"
+    public static let cleanRuns: TableName = "clean_runs"
+    public static let users: TableName = "users"
+    public static let items: TableName = "items"
+    public static let interactions: TableName = "interactions"
+}
