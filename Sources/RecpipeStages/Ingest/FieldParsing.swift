@@ -182,3 +182,9 @@ enum FieldParsing {
         return bytes.count > limit ? text + "…" : text
     }
 }
+
+/// Parses a time given on the command line or in a manifest: Unix seconds or ISO 8601.
+public func parseTimestamp(_ text: String) -> Int64? {
+    var text = text
+    return text.withUTF8 { FieldParsing.timestamp($0) }
+}

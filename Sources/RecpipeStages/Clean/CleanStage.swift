@@ -1,0 +1,222 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Logging
+import RecpipeStore
+
+/// Turns `raw_interactions` into model input: deduplicated, binarized, k-core filtered
+/// interactions on dense user and item indices, split into training, validation and test
+/// parts. The tables are replaced in one transaction, with a summary row in `clean_runs`.
+public struct CleanStage: Stage {
+    public enum SplitKind: String, Codable, Sendable, CaseIterable {
+        case strong, temporal, predefined
+    }
+
+    public struct Config: Codable, Sendable, Equatable {
+        /// Events with a rating below this are not positives; nil keeps every event.
+        /// Events without a rating always count.
+        public var minRating: Double? = 4
+        public var minUserInteractions = 5
+        public var minItemInteractions = 1
+        public var split: SplitKind = .strong
+        public var seed: UInt64 = 98765
+        /// Validation users and test users each (strong split). nil: 10% of the users, at
+        /// most 10,000.
+        public var heldOutUsers: Int?
+        public var targetFraction = 0.2
+        /// Held-out users with fewer items keep them all as fold-in.
+        public var minHeldOutItems = 5
+        /// Temporal split: the test period starts here (Unix seconds); nil: `testDays`
+        /// before the latest event.
+        public var testCutoff: Int64?
+        public var testDays = 7.0
+        public var validationDays = 7.0
+        /// Predefined split: a directory with train.csv, validation_tr.csv,
+        /// validation_te.csv, test_tr.csv and test_te.csv (`user,item` columns).
+        public var splitDirectory: String?
+
+        public init() {}
+    }
+
+    public static let name = "clean"
+    public static let reads: [TableName] = [.rawInteractions]
+    public static let writes: [TableName] = [.cleanRuns, .users, .items, .interactions]
+    public let config: Config
+
+    public init(config: Config) throws {
+        guard config.minUserInteractions >= 1, config.minItemInteractions >= 1 else {
+            throw StageError.badOption("--min-user-interactions and --min-item-interactions must be at least 1")
+        }
+        guard config.targetFraction > 0 && config.targetFraction < 1 else {
+            throw StageError.badOption("--target-fraction must be between 0 and 1")
+        }
+        if let n = config.heldOutUsers, n < 1 { throw StageError.badOption("--heldout-users must be at least 1") }
+        guard config.testDays > 0, config.validationDays >= 0 else {
+            throw StageError.badOption("--test-days must be positive and --validation-days not negative")
+        }
+        if config.split == .predefined && config.splitDirectory == nil {
+            throw StageError.badOption("the predefined split needs --split-from DIR")
+        }
+        self.config = config
+    }
+
+    public func run(_ context: StageContext) throws -> StageReport {
+        let started = Clock.monotonic()
+        var stats = PreprocessStats()
+        let data: SplitData
+        if config.split == .predefined {
+            (data, stats) = try PredefinedSplit.read(directory: config.splitDirectory!)
+        } else {
+            let events = try Self.loadRaw(context.store)
+            guard events.count > 0 else {
+                throw StageError.missingInput("\(context.store.path): raw_interactions is empty; run ingest first")
+            }
+            let positives: Positives
+            (positives, stats) = Preprocess.run(
+                events, minRating: config.minRating, minUserInteractions: config.minUserInteractions,
+                minItemInteractions: config.minItemInteractions)
+            context.logger.info("interactions filtered", metadata: [
+                "raw": "\(stats.rawRows)", "deduplicated": "\(stats.deduplicatedRows)",
+                "positive": "\(stats.positiveRows)", "kcore": "\(positives.count)",
+                "kcore_iterations": "\(stats.kcoreIterations)",
+            ])
+            guard positives.count > 0 else {
+                throw StageError.badData("no interactions left after binarizing and k-core filtering; lower --min-rating or the k-core minimums")
+            }
+            data = try split(positives, userKeys: events.userKeys, itemKeys: events.itemKeys)
+        }
+        try write(data, stats: stats, context: context, seconds: Clock.monotonic() - started)
+        let density = Double(data.count) / Double(max(1, data.userKeys.count)) / Double(max(1, data.itemKeys.count))
+        return StageReport(rowsIn: stats.rawRows, rowsOut: data.count, summary: [
+            "raw rows \(stats.rawRows) (\(stats.rawUsers) users, \(stats.rawItems) items)",
+            "after dedupe \(stats.deduplicatedRows), positive \(stats.positiveRows), k-core removed \(stats.kcoreUsersRemoved) users and \(stats.kcoreItemsRemoved) items in \(stats.kcoreIterations) passes",
+            "\(data.userKeys.count) users × \(data.itemKeys.count) items, \(data.count) interactions, density \(String(format: "%.4f", density))",
+            "\(config.split.rawValue) split: train \(data.rows(in: .train)) rows / \(data.users(with: .train)) users; validation \(data.rows(in: .validationFoldIn)) + \(data.rows(in: .validationTarget)) rows / \(data.users(with: .validation)) users; test \(data.rows(in: .testFoldIn)) + \(data.rows(in: .testTarget)) rows / \(data.users(with: .test)) users; \(data.droppedHeldOut) held-out rows dropped",
+        ])
+    }
+
+    func split(_ positives: Positives, userKeys: [String], itemKeys: [String]) throws -> SplitData {
+        switch config.split {
+        case .strong:
+            let users = Set(positives.user).count
+            let heldOut = config.heldOutUsers ?? max(1, min(10_000, users / 10))
+            return try Splits.strong(positives, userKeys: userKeys, itemKeys: itemKeys, heldOut: heldOut,
+                                     targetFraction: config.targetFraction, minHeldOutItems: config.minHeldOutItems,
+                                     seed: config.seed)
+        case .temporal:
+            let latest = positives.timestamp.max() ?? 0
+            let test = config.testCutoff ?? latest - Int64(config.testDays * 86_400)
+            let validation = test - Int64(config.validationDays * 86_400)
+            return try Splits.temporal(positives, userKeys: userKeys, itemKeys: itemKeys,
+                                       validationCutoff: validation, testCutoff: test)
+        case .predefined:
+            preconditionFailure("the predefined split does not start from raw rows")
+        }
+    }
+
+    /// Every raw row, in the order it was ingested.
+    static func loadRaw(_ store: Store) throws -> RawEvents {
+        try store.queue.read { db in
+            var events = RawEvents()
+            let connection = db.sqliteConnection!
+            var statement: OpaquePointer?
+            guard sqlite3_prepare_v2(connection, "SELECT user_key, item_key, rating, ts FROM raw_interactions ORDER BY rowid",
+                                     -1, &statement, nil) == SQLITE_OK else {
+                throw StageError.badData("cannot read raw_interactions: \(String(cString: sqlite3_errmsg(connection)))")
+            }
+            defer { sqlite3_finalize(statement) }
+            while true {
+                let step = sqlite3_step(statement)
+                if step == SQLITE_DONE { break }
+                guard step == SQLITE_ROW else {
+                    throw StageError.badData("cannot read raw_interactions: \(String(cString: sqlite3_errmsg(connection)))")
+                }
+                func text(_ column: Int32) -> String {
+                    let bytes = sqlite3_column_text(statement, column)!
+                    let count = Int(sqlite3_column_bytes(statement, column))
+                    return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
+                }
+                let rating = sqlite3_column_type(statement, 2) == SQLITE_NULL ? nil : sqlite3_column_double(statement, 2)
+                let ts = sqlite3_column_type(statement, 3) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 3)
+                events.append(user: text(0), item: text(1), rating: rating, timestamp: ts)
+            }
+            return events
+        }
+    }
+
+    func write(_ data: SplitData, stats: PreprocessStats, context: StageContext, seconds: Double) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let parameters = String(decoding: try encoder.encode(config), as: UTF8.self)
+        try context.store.queue.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                try db.execute(sql: "DELETE FROM interactions; DELETE FROM users; DELETE FROM items;")
+                let connection = db.sqliteConnection!
+                try Bulk.insert(connection, "INSERT INTO users (user_idx, user_key, role) VALUES (?, ?, ?)",
+                                count: data.userKeys.count) { statement, k in
+                    sqlite3_bind_int64(statement, 1, Int64(k))
+                    sqlite3_bind_text(statement, 2, data.userKeys[k], -1, sqliteTransient)
+                    sqlite3_bind_text(statement, 3, data.userRoles[k].rawValue, -1, sqliteTransient)
+                }
+                try Bulk.insert(connection, "INSERT INTO items (item_idx, item_key, train_interactions) VALUES (?, ?, ?)",
+                                count: data.itemKeys.count) { statement, k in
+                    sqlite3_bind_int64(statement, 1, Int64(k))
+                    sqlite3_bind_text(statement, 2, data.itemKeys[k], -1, sqliteTransient)
+                    sqlite3_bind_int64(statement, 3, Int64(data.itemTrainCounts[k]))
+                }
+                try Bulk.insert(connection, "INSERT INTO interactions (user_idx, item_idx, part, ts) VALUES (?, ?, ?, ?)",
+                                count: data.count) { statement, k in
+                    sqlite3_bind_int64(statement, 1, Int64(data.user[k]))
+                    sqlite3_bind_int64(statement, 2, Int64(data.item[k]))
+                    sqlite3_bind_text(statement, 3, data.part[k].rawValue, -1, sqliteTransient)
+                    if data.timestamp[k] == RawEvents.noTimestamp {
+                        sqlite3_bind_null(statement, 4)
+                    } else {
+                        sqlite3_bind_int64(statement, 4, data.timestamp[k])
+                    }
+                }
+                let users = data.userKeys.count, items = data.itemKeys.count
+                let arguments: StatementArguments = [
+                    context.runID, Clock.isoNow(), config.split.rawValue,
+                    config.split == .strong ? Int64(bitPattern: config.seed) : nil, parameters,
+                    stats.rawRows, stats.rawUsers, stats.rawItems, stats.deduplicatedRows, stats.positiveRows,
+                    stats.kcoreIterations, stats.kcoreUsersRemoved, stats.kcoreItemsRemoved,
+                    users, items, data.count, Double(data.count) / Double(max(1, users)) / Double(max(1, items)),
+                    data.users(with: .train), data.users(with: .validation), data.users(with: .test),
+                    data.rows(in: .train), data.rows(in: .validationFoldIn), data.rows(in: .validationTarget),
+                    data.rows(in: .testFoldIn), data.rows(in: .testTarget), data.droppedHeldOut, seconds,
+                ]
+                try db.execute(
+                    sql: """
+                        INSERT INTO clean_runs (run_id, created_at, split, seed, parameters, raw_rows, raw_users, raw_items,
+                            deduplicated_rows, positive_rows, kcore_iterations, kcore_users_removed, kcore_items_removed,
+                            users, items, interactions, density, train_users, validation_users, test_users,
+                            train_rows, validation_tr_rows, validation_te_rows, test_tr_rows, test_te_rows,
+                            dropped_heldout_rows, seconds)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: arguments)
+                return .commit
+            }
+        }
+    }
+}
+
+/// Prepared-statement loops for bulk writes on a raw connection.
+enum Bulk {
+    static func insert(_ connection: OpaquePointer, _ sql: String, count: Int,
+                       bind: (OpaquePointer, Int) -> Void) throws {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw StageError.badData("cannot prepare \(sql): \(String(cString: sqlite3_errmsg(connection)))")
+        }
+        defer { sqlite3_finalize(statement) }
+        for k in 0..<count {
+            bind(statement, k)
+            guard sqlite3_step(statement) == SQLITE_DONE else {
+                throw StageError.badData("\(sql): \(String(cString: sqlite3_errmsg(connection)))")
+            }
+            sqlite3_reset(statement)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RecpipeStages
+import RecpipeStore
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks with a reference measured in the same run.",
+        subcommands: [BenchIngest.self])
+}
+
+struct BenchIngest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Ingest rows/s on a synthetic 4-column CSV next to the sqlite3 shell's .import --csv of the same file.")
+
+    @Option(help: "Rows in the synthetic file.")
+    var rows = 1_000_000
+    @Option(help: "Times each side runs; the median is reported.")
+    var repeats = 3
+    @Option(help: "Working directory (default: a new temporary one, removed afterwards).")
+    var dir: String?
+    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
+    var sqlite3 = "sqlite3"
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) {
+            let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(getpid())"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
+            let csv = work + "/events.csv"
+            var config = RecpipeStages.Synth.Config()
+            config.users = max(1, rows / 75)
+            config.items = max(2, min(20_000, rows / 50))
+            config.topics = min(config.topics, config.items)
+            config.interactions = rows
+            config.ratings = true
+            let written = try RecpipeStages.Synth(config: config).write(to: csv)
+            let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
+            logger.info("benchmark file written", metadata: ["file": "\(csv)", "rows": "\(written)", "bytes": "\(size)"])
+
+            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            var ours: [Measurement] = [], shell: [Measurement] = []
+            for attempt in 0..<repeats {
+                let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
+                for path in [a, b] { removeDatabase(path) }
+                // Migrate first so both sides time loading only.
+                _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+                ours.append(try measure(me, ["ingest", "--quiet", "--db", a, csv]))
+                shell.append(try measure(sqlite3, [b, ".import --csv \(csv) events"]))
+                for path in [a, b] { removeDatabase(path) }
+            }
+            let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
+            let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
+            let ourRate = Double(written) / o.seconds, shellRate = Double(written) / s.seconds
+            print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats)")
+            print(String(format: "%-28@ %10@ %14@ %12@", "command" as NSString, "seconds" as NSString,
+                         "rows/s" as NSString, "peak RSS MB" as NSString))
+            print(String(format: "%-28@ %10.2f %14.0f %12.1f", "recpipe ingest" as NSString, o.seconds, ourRate, o.peakMB))
+            print(String(format: "%-28@ %10.2f %14.0f %12.1f", "sqlite3 .import --csv" as NSString, s.seconds, shellRate, s.peakMB))
+            print(String(format: "ratio recpipe / sqlite3: %.2f×", ourRate / shellRate))
+        }
+    }
+
+    struct Measurement {
+        var seconds: Double
+        var peakMB: Double
+    }
+
+    private func removeDatabase(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+    }
+
+    /// Runs a command to completion; wall time and the child's peak resident memory.
+    private func measure(_ executable: String, _ arguments: [String]) throws -> Measurement {
+        var pid: pid_t = 0
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let started = Clock.monotonic()
+        let status = posix_spawnp(&pid, executable, &actions, nil, argv, environ)
+        guard status == 0 else { throw StageError.badOption("cannot run \(executable): \(String(cString: strerror(status)))") }
+        var exit: Int32 = 0
+        var usage = rusage()
+        wait4(pid, &exit, 0, &usage)
+        let seconds = Clock.monotonic() - started
+        guard exit == 0 else {
+            throw StageError.badData("\(executable) \(arguments.joined(separator: " ")) failed with status \(exit)")
+        }
+        return Measurement(seconds: seconds, peakMB: Double(usage.ru_maxrss) / 1024)
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RecpipeStages
+import RecpipeStore
+
+@main
+struct Recpipe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recpipe",
+        abstract: "Turns interaction logs into recommendation tables in SQLite.",
+        discussion: """
+            Exit codes: 0 success; 1 a stage failed; 64 bad usage; 65 bad input data; \
+            66 an input file cannot be read; 70 internal or SQLite error; 78 the database \
+            schema does not match this recpipe.
+            """,
+        subcommands: [Migrate.self, Ingest.self, Clean.self, SynthCommand.self, Bench.self])
+}
+
+/// Options every command that works on a database takes.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .long, help: "The recpipe SQLite database (created if missing).")
+    var db: String
+
+    @OptionGroup var logging: LoggingOptions
+}
+
+struct LoggingOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Log debug events too.")
+    var verbose = false
+
+    @Flag(name: .shortAndLong, help: "Log warnings and errors only.")
+    var quiet = false
+
+    func makeLogger(label: String = "recpipe") -> Logger {
+        var logger = Logger(label: label) { _ in StderrLogHandler() }
+        logger.logLevel = verbose ? .debug : quiet ? .warning : .info
+        return logger
+    }
+}
+
+/// Runs a command body, printing errors as one line on stderr and exiting with a code
+/// scripts can act on.
+func runReporting(_ logger: Logger, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as StageError {
+        logger.error("\(error.localizedDescription)")
+        throw ExitCode(error.exitCode)
+    } catch let error as StoreError {
+        logger.error("\(error.localizedDescription)")
+        switch error {
+        case .cannotOpen: throw ExitCode(66)
+        case .migrationFailed: throw ExitCode(70)
+        default: throw ExitCode(78)
+        }
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        logger.error("\(error.localizedDescription)")
+        throw ExitCode(70)
+    }
+}
+
+/// Prints a stage's summary on stdout and turns its failures into the exit code.
+func finish(_ report: StageReport, logger: Logger) throws {
+    for line in report.summary { print(line) }
+    if let worst = report.failures.map(\.exitCode).max() {
+        for failure in report.failures { logger.error("\(failure.localizedDescription)") }
+        throw ExitCode(worst)
+    }
+}
