@@ -88,6 +88,8 @@ CREATE TABLE clean_runs (
     test_tr_rows       INTEGER NOT NULL,
     test_te_rows       INTEGER NOT NULL,
     dropped_heldout_rows INTEGER NOT NULL,
+    validation_cutoff  INTEGER,
+    test_cutoff        INTEGER,
     seconds            REAL    NOT NULL
 );
 

@@ -76,7 +76,7 @@ struct Ingest: ParsableCommand {
             let config = IngestStage.Config(
                 sources: fromSQLite.map { [$0] } ?? sources,
                 format: fromSQLite != nil ? .sqlite : format,
-                columns: ColumnMapping(user: userColumn, item: itemColumn, rating: ratingColumn, timestamp: timeColumn),
+                columns: SourceColumns(user: userColumn, item: itemColumn, rating: ratingColumn, timestamp: timeColumn),
                 query: query, maxRejectedShare: maxRejected, maxFieldBytes: maxFieldBytes)
             let stage = try IngestStage(config: config)
             let store = try Store(path: options.db, logger: logger)

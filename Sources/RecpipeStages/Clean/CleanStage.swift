@@ -104,6 +104,9 @@ public struct CleanStage: Stage {
                                      targetFraction: config.targetFraction, minHeldOutItems: config.minHeldOutItems,
                                      seed: config.seed)
         case .temporal:
+            guard !positives.timestamp.contains(RawEvents.noTimestamp) else {
+                throw StageError.badData("temporal split: some interactions have no timestamp; ingest them with a time column")
+            }
             let latest = positives.timestamp.max() ?? 0
             let test = config.testCutoff ?? latest - Int64(config.testDays * 86_400)
             let validation = test - Int64(config.validationDays * 86_400)
@@ -184,7 +187,8 @@ public struct CleanStage: Stage {
                     users, items, data.count, Double(data.count) / Double(max(1, users)) / Double(max(1, items)),
                     data.users(with: .train), data.users(with: .validation), data.users(with: .test),
                     data.rows(in: .train), data.rows(in: .validationFoldIn), data.rows(in: .validationTarget),
-                    data.rows(in: .testFoldIn), data.rows(in: .testTarget), data.droppedHeldOut, seconds,
+                    data.rows(in: .testFoldIn), data.rows(in: .testTarget), data.droppedHeldOut,
+                    data.validationCutoff, data.testCutoff, seconds,
                 ]
                 try db.execute(
                     sql: """
@@ -192,8 +196,8 @@ public struct CleanStage: Stage {
                             deduplicated_rows, positive_rows, kcore_iterations, kcore_users_removed, kcore_items_removed,
                             users, items, interactions, density, train_users, validation_users, test_users,
                             train_rows, validation_tr_rows, validation_te_rows, test_tr_rows, test_te_rows,
-                            dropped_heldout_rows, seconds)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            dropped_heldout_rows, validation_cutoff, test_cutoff, seconds)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: arguments)
                 return .commit

@@ -38,7 +38,7 @@ enum PredefinedSplit {
                 case let .record(number):
                     let fields = records.fields.map { String(decoding: $0, as: UTF8.self) }
                     guard let resolved = columns else {
-                        do { columns = try ColumnMapping().resolve(header: fields, source: path) } catch {
+                        do { columns = try SourceColumns().resolve(header: fields, source: path) } catch {
                             failure = error
                             return false
                         }

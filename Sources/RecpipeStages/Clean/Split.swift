@@ -30,6 +30,9 @@ public struct SplitData: Sendable, Equatable {
     /// Held-out interactions dropped because their item is not in the training part (or, in
     /// the temporal split, because the user has no earlier history to fold in).
     public var droppedHeldOut = 0
+    /// Temporal split: where the validation and test periods start (Unix seconds).
+    public var validationCutoff: Int64?
+    public var testCutoff: Int64?
 
     public var count: Int { user.count }
 
@@ -145,26 +148,39 @@ public enum Splits {
     public static func temporal(_ positives: Positives, userKeys: [String], itemKeys: [String],
                                 validationCutoff: Int64, testCutoff: Int64) throws -> SplitData {
         precondition(validationCutoff <= testCutoff, "validation cut-off after test cut-off")
-        var firstSeen = [Int64](repeating: .max, count: userKeys.count)
-        for k in 0..<positives.count {
+        guard !positives.timestamp.contains(RawEvents.noTimestamp) else {
+            throw StageError.badData("temporal split: some interactions have no timestamp; ingest them with a time column")
+        }
+        func part(_ k: Int) -> SplitPart {
             let t = positives.timestamp[k]
-            guard t != RawEvents.noTimestamp else {
-                throw StageError.badData("temporal split: some interactions have no timestamp; ingest them with a time column")
-            }
-            firstSeen[Int(positives.user[k])] = min(firstSeen[Int(positives.user[k])], t)
+            return t >= testCutoff ? .testTarget : t >= validationCutoff ? .validationTarget : .train
+        }
+        // History that survives: training rows, then validation rows on training items of
+        // users with training rows.
+        var trainItems = [Bool](repeating: false, count: itemKeys.count)
+        var hasTrain = [Bool](repeating: false, count: userKeys.count)
+        for k in 0..<positives.count where part(k) == .train {
+            trainItems[Int(positives.item[k])] = true
+            hasTrain[Int(positives.user[k])] = true
+        }
+        var hasHistory = hasTrain
+        for k in 0..<positives.count where part(k) == .validationTarget {
+            let u = Int(positives.user[k])
+            if hasTrain[u] && trainItems[Int(positives.item[k])] { hasHistory[u] = true }
         }
         var builder = SplitBuilder()
         var dropped = 0
         for k in 0..<positives.count {
-            let t = positives.timestamp[k], u = positives.user[k]
-            let part: SplitPart = t >= testCutoff ? .testTarget : t >= validationCutoff ? .validationTarget : .train
-            let history = part == .testTarget ? testCutoff : validationCutoff
-            if part != .train && firstSeen[Int(u)] >= history {
+            let p = part(k), u = Int(positives.user[k])
+            if (p == .validationTarget && !hasTrain[u]) || (p == .testTarget && !hasHistory[u]) {
                 dropped += 1
                 continue
             }
-            builder.add(user: u, item: positives.item[k], part: part, timestamp: t)
+            builder.add(user: positives.user[k], item: positives.item[k], part: p, timestamp: positives.timestamp[k])
         }
-        return builder.build(userKeys: userKeys, itemKeys: itemKeys, extraDropped: dropped)
+        var data = builder.build(userKeys: userKeys, itemKeys: itemKeys, extraDropped: dropped)
+        data.validationCutoff = validationCutoff
+        data.testCutoff = testCutoff
+        return data
     }
 }

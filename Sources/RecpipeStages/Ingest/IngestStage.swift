@@ -16,7 +16,7 @@ public struct IngestStage: Stage {
         public var sources: [String]
         /// nil: sniffed from each file's name and first line.
         public var format: InputFormat?
-        public var columns: ColumnMapping
+        public var columns: SourceColumns
         /// The query run on each `sqlite` source.
         public var query: String?
         /// A source with a larger share of rejected rows fails and stores nothing.
@@ -24,7 +24,7 @@ public struct IngestStage: Stage {
         /// Longest user or item key accepted, in bytes.
         public var maxFieldBytes: Int
 
-        public init(sources: [String], format: InputFormat? = nil, columns: ColumnMapping = ColumnMapping(),
+        public init(sources: [String], format: InputFormat? = nil, columns: SourceColumns = SourceColumns(),
                     query: String? = nil, maxRejectedShare: Double = 0.10, maxFieldBytes: Int = 1024) {
             self.sources = sources
             self.format = format

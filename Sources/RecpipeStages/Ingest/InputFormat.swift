@@ -59,7 +59,7 @@ public enum InputFormat: String, Codable, CaseIterable, Sendable {
 
 /// Which source column holds which field. `nil` picks a column by its usual names; the
 /// rating and timestamp columns may be absent (`none`).
-public struct ColumnMapping: Codable, Sendable, Equatable {
+public struct SourceColumns: Codable, Sendable, Equatable {
     public var user: String?
     public var item: String?
     public var rating: String?

@@ -5,7 +5,7 @@ import Foundation
 struct RowReader {
     let path: String
     let format: InputFormat
-    let columns: ColumnMapping
+    let columns: SourceColumns
     let maxFieldBytes: Int
 
     func read(into sink: RowSink) throws -> Int {
@@ -143,8 +143,8 @@ struct RowReader {
             return nil
         }
         var keys: [String] = []
-        for (name, explicit, usual) in [("user", columns.user, ColumnMapping.userNames),
-                                        ("item", columns.item, ColumnMapping.itemNames)] {
+        for (name, explicit, usual) in [("user", columns.user, SourceColumns.userNames),
+                                        ("item", columns.item, SourceColumns.itemNames)] {
             guard let (fieldName, value) = field(explicit, usual) else {
                 return try reject(.missingField, "no \(name) field")
             }
@@ -161,7 +161,7 @@ struct RowReader {
             keys.append(key)
         }
         var rating: Double?
-        if columns.rating != "none", let (name, value) = field(columns.rating, ColumnMapping.ratingNames) {
+        if columns.rating != "none", let (name, value) = field(columns.rating, SourceColumns.ratingNames) {
             var text: String
             switch value {
             case .number(let t), .string(let t): text = t
@@ -175,7 +175,7 @@ struct RowReader {
             }
         }
         var timestamp: Int64?
-        if columns.timestamp != "none", let (name, value) = field(columns.timestamp, ColumnMapping.timestampNames) {
+        if columns.timestamp != "none", let (name, value) = field(columns.timestamp, SourceColumns.timestampNames) {
             var text = ""
             if case .number(let t) = value { text = t } else if case .string(let t) = value { text = t }
             guard let seconds = text.withUTF8({ FieldParsing.timestamp($0) }) else {

@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+import Testing
+
+/// The built `recpipe` binary, next to the test bundle.
+let recpipeBinary: String = {
+    var dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    for _ in 0..<3 {
+        let candidate = dir.appendingPathComponent("recpipe").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug/recpipe")
+        .standardized.path
+}()
+
+struct Result {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the CLI to completion.
+@discardableResult
+func recpipe(_ arguments: [String], in dir: String) throws -> Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: recpipeBinary)
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: dir)
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                  stderr: String(decoding: errData, as: UTF8.self))
+}
+
+func scratchDirectory() -> String {
+    let dir = NSTemporaryDirectory() + "recpipe-cli-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func helpAndUsageErrors() throws {
+        let dir = scratchDirectory()
+        let help = try recpipe(["--help"], in: dir)
+        #expect(help.status == 0)
+        for command in ["migrate", "ingest", "clean", "synth", "bench"] { #expect(help.stdout.contains(command)) }
+        #expect(try recpipe(["ingest", "--db", "x.sqlite"], in: dir).status == 64)
+        #expect(try recpipe(["frobnicate"], in: dir).status == 64)
+        #expect(try recpipe(["clean", "--db", "x.sqlite", "--min-rating", "lots"], in: dir).status == 64)
+    }
+
+    @Test func endToEndOnSyntheticData() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let synth = try recpipe(["synth", "--out", "events.csv.gz", "--users", "500", "--items", "300",
+                                 "--interactions", "20000", "--ratings"], in: dir)
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let migrate = try recpipe(["migrate", "--db", "recs.sqlite"], in: dir)
+        #expect(migrate.status == 0)
+        #expect(migrate.stdout.contains("0001_foundation.sql"))
+        let ingest = try recpipe(["ingest", "--db", "recs.sqlite", "events.csv.gz"], in: dir)
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        #expect(ingest.stdout.contains("rows stored, 0 rejected"))
+        // Logs: one line per event on stderr, none on stdout.
+        #expect(ingest.stderr.split(separator: "\n").allSatisfy { $0.contains(" info ") })
+        #expect(!ingest.stdout.contains(" info "))
+        let again = try recpipe(["ingest", "--db", "recs.sqlite", "events.csv.gz"], in: dir)
+        #expect(again.status == 0 && again.stdout.contains("already ingested"))
+        let clean = try recpipe(["clean", "--db", "recs.sqlite", "--heldout-users", "50"], in: dir)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        #expect(clean.stdout.contains("strong split"))
+        let db = try DatabaseQueue(path: dir + "/recs.sqlite")
+        try db.read { db throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM raw_interactions")! > 15_000)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM users WHERE role = 'test'") == 50)
+            #expect(try String.fetchAll(db, sql: "SELECT status FROM stage_runs ORDER BY run_id")
+                    == ["succeeded", "succeeded", "succeeded"])
+        }
+    }
+
+    @Test func badDataExitsWithDataErrorAndStoresNothing() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "user,item,rating\na,b,1\nc,d,oops\n".write(toFile: dir + "/bad.csv", atomically: true, encoding: .utf8)
+        let result = try recpipe(["ingest", "--db", "recs.sqlite", "bad.csv"], in: dir)
+        #expect(result.status == 65)
+        let errors = result.stderr.split(separator: "\n").filter { $0.contains(" error ") }
+        #expect(errors.contains { $0.contains("bad.csv: 1 of 2 rows rejected") })
+        let missing = try recpipe(["ingest", "--db", "recs.sqlite", "nowhere.csv"], in: dir)
+        #expect(missing.status == 66)
+        #expect(missing.stderr.contains("nowhere.csv: cannot read"))
+        try DatabaseQueue(path: dir + "/recs.sqlite").read { db throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM raw_interactions") == 0)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ingest_batches") == 0)
+        }
+    }
+
+    @Test func killedIngestLeavesTheDatabaseConsistentAndARerunFinishes() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try recpipe(["synth", "--out", "small.csv", "--users", "200", "--items", "100", "--interactions", "4000"], in: dir)
+        try recpipe(["synth", "--out", "big.csv", "--users", "40000", "--items", "5000", "--interactions", "1500000",
+                     "--seed", "9"], in: dir)
+        #expect(try recpipe(["ingest", "--db", "recs.sqlite", "small.csv"], in: dir).status == 0)
+        // Kill the big ingest part-way through its transaction.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: recpipeBinary)
+        process.arguments = ["ingest", "--quiet", "--db", "recs.sqlite", "big.csv"]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        try process.run()
+        let db = try DatabaseQueue(path: dir + "/recs.sqlite")
+        // Wait until the write transaction has started (the stage run row is committed first).
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if try db.read({ try Int.fetchOne($0, sql: "SELECT count(*) FROM stage_runs") }) == 2 { break }
+            usleep(20_000)
+        }
+        usleep(300_000)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "the ingest finished before it could be killed")
+        try db.read { db throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ingest_batches") == 1)
+            #expect(try Int.fetchOne(db, sql: "SELECT sum(rows_accepted) FROM ingest_batches")
+                    == (try Int.fetchOne(db, sql: "SELECT count(*) FROM raw_interactions")))
+            #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
+        }
+        let rerun = try recpipe(["ingest", "--db", "recs.sqlite", "small.csv", "big.csv"], in: dir)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(rerun.stdout.contains("small.csv: already ingested"))
+        try db.read { db throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ingest_batches") == 2)
+            #expect(try Int.fetchOne(db, sql: "SELECT sum(rows_accepted) FROM ingest_batches")
+                    == (try Int.fetchOne(db, sql: "SELECT count(*) FROM raw_interactions")))
+        }
+    }
+}
