@@ -8,6 +8,7 @@ public enum StoreError: Error, LocalizedError, Equatable {
     case schemaTooNew(path: String, version: Int, known: Int)
     case unknownAppliedMigration(path: String, version: Int, name: String)
     case badMigrationName(String)
+    case statementFailed(sql: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -21,6 +22,8 @@ public enum StoreError: Error, LocalizedError, Equatable {
             return "\(path): database schema is at version \(version) but this recpipe knows up to \(known); upgrade recpipe"
         case let .unknownAppliedMigration(path, version, name):
             return "\(path): database has migration \(version) (\(name)) that this recpipe does not ship"
+        case let .statementFailed(sql, reason):
+            return "SQL failed: \(reason) in: \(sql.split(separator: "\n").joined(separator: " "))"
         case let .badMigrationName(name):
             return "\(name): migration files must be named NNNN_name.sql"
         }

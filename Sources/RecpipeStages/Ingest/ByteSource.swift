@@ -32,6 +32,14 @@ final class FileByteSource: ByteSource {
         }
     }
 
+    /// The size in bytes of a regular file.
+    static func size(path: String) throws -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw StageError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw StageError.unreadable(path: path, reason: "not a regular file") }
+        return Int(info.st_size)
+    }
+
     /// True when the file starts with the gzip magic bytes.
     static func isGzip(path: String) throws -> Bool {
         let source = try FileByteSource(path: path)

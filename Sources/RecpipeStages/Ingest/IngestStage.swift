@@ -111,41 +111,61 @@ public struct IngestStage: Stage {
         }
         let started = Clock.monotonic()
         let startedAt = Clock.isoNow()
-        let (hash, bytes) = try Self.hashFile(path: source)
-        if let existing = try context.store.queue.read({ db in
-            try Int64.fetchOne(db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", arguments: [hash])
-        }) {
-            logger.info("source skipped, already ingested", metadata: ["batch": "\(existing)", "sha256": "\(hash)"])
-            return .skipped(existingBatch: existing)
+        // The content hash is computed on another thread while the rows are parsed. Only a
+        // file with the size of one already stored can be a repeat; for those the hash is
+        // awaited first, so a repeat is skipped without parsing it.
+        let size = try FileByteSource.size(path: source)
+        let hashing = BackgroundHash(path: source)
+        let sameSize = try context.store.queue.read { db in
+            try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM ingest_batches WHERE bytes = ? AND query IS NULL",
+                              arguments: [size]) ?? false
+        }
+        if sameSize {
+            let hash = try hashing.wait()
+            if let existing = try context.store.queue.read({ db in
+                try Int64.fetchOne(db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", arguments: [hash])
+            }) {
+                logger.info("source skipped, already ingested", metadata: ["batch": "\(existing)", "sha256": "\(hash)"])
+                return .skipped(existingBatch: existing)
+            }
         }
         let format = try config.format ?? Self.sniff(path: source)
         var read = 0
-        let sink = try context.store.queue.writeWithoutTransaction { db -> RowSink in
-            var sink: RowSink?
-            try db.inTransaction(.immediate) {
-                try db.execute(
-                    sql: """
-                        INSERT INTO ingest_batches (run_id, source, format, content_hash, bytes, rows_read,
-                            rows_accepted, rows_rejected, started_at, finished_at, seconds)
-                        VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, 0)
-                        """,
-                    arguments: [context.runID, source, format.rawValue, hash, bytes, startedAt, startedAt])
-                let batch = try RowSink(connection: db.sqliteConnection!, batchID: db.lastInsertedRowID)
+        let sink: RowSink
+        do {
+            // The bulk path: a connection of its own without SQLite's per-call mutex.
+            let connection = try RawConnection(path: context.store.path)
+            sink = try connection.inTransaction {
+                try connection.run(
+                    """
+                    INSERT INTO ingest_batches (run_id, source, format, content_hash, bytes, rows_read,
+                        rows_accepted, rows_rejected, started_at, finished_at, seconds)
+                    VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, 0)
+                    """,
+                    [.integer(context.runID), .text(source), .text(format.rawValue), .text("pending-\(UUID().uuidString)"),
+                     .integer(Int64(size)), .text(startedAt), .text(startedAt)])
+                let batch = try RowSink(connection: connection.handle, batchID: connection.lastInsertedRowID)
                 let rows = try RowReader(path: source, format: format, columns: config.columns,
-                                         maxFieldBytes: config.maxFieldBytes).read(into: batch)
+                                         maxFieldBytes: config.maxFieldBytes).readPipelined(into: batch)
                 read = rows
+                let hash = try hashing.wait()
+                if case .integer(let existing)? = try connection.run(
+                    "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", [.text(hash)]) {
+                    throw AlreadyIngested(batchID: existing, hash: hash)
+                }
                 try check(source: source, read: rows, sink: batch)
-                try db.execute(
-                    sql: """
-                        UPDATE ingest_batches SET rows_read = ?, rows_accepted = ?, rows_rejected = ?,
-                            finished_at = ?, seconds = ? WHERE batch_id = ?
-                        """,
-                    arguments: [rows, batch.accepted, batch.rejected, Clock.isoNow(),
-                                Clock.monotonic() - started, batch.batchID])
-                sink = batch
-                return .commit
+                try connection.run(
+                    """
+                    UPDATE ingest_batches SET content_hash = ?, rows_read = ?, rows_accepted = ?, rows_rejected = ?,
+                        finished_at = ?, seconds = ? WHERE batch_id = ?
+                    """,
+                    [.text(hash), .integer(Int64(rows)), .integer(Int64(batch.accepted)), .integer(Int64(batch.rejected)),
+                     .text(Clock.isoNow()), .real(Clock.monotonic() - started), .integer(batch.batchID)])
+                return batch
             }
-            return sink!
+        } catch let repeated as AlreadyIngested {
+            logger.info("source skipped, already ingested", metadata: ["batch": "\(repeated.batchID)", "sha256": "\(repeated.hash)"])
+            return .skipped(existingBatch: repeated.batchID)
         }
         let seconds = Clock.monotonic() - started
         logger.info("source ingested", metadata: [
@@ -165,23 +185,6 @@ public struct IngestStage: Stage {
         }
     }
 
-    /// SHA-256 of the file's bytes as stored (what `sha256sum` prints) and its size.
-    static func hashFile(path: String) throws -> (String, Int) {
-        let file = try FileByteSource(path: path)
-        var hasher = SHA256()
-        let capacity = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
-        defer { buffer.deallocate() }
-        var total = 0
-        while true {
-            let n = try file.read(into: buffer, count: capacity)
-            if n == 0 { break }
-            hasher.update(UnsafeRawBufferPointer(start: buffer, count: n))
-            total += n
-        }
-        return (hasher.finalizeHex(), total)
-    }
-
     static func sniff(path: String) throws -> InputFormat {
         let reader = LineReader(source: try openByteSource(path: path), maxLineBytes: 1 << 16)
         var first = ""
@@ -194,5 +197,46 @@ public struct IngestStage: Stage {
         }
         if first.hasPrefix("\u{FEFF}") { first.removeFirst() }
         return InputFormat.sniff(path: path, firstLine: first)
+    }
+}
+
+/// Signals that a source's content was already ingested: its transaction rolls back.
+struct AlreadyIngested: Error {
+    let batchID: Int64
+    let hash: String
+}
+
+/// SHA-256 of a file's bytes as stored (what `sha256sum` prints), computed on another
+/// thread.
+final class BackgroundHash: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<String, Error> = .success("")
+
+    init(path: String) {
+        DispatchQueue.global().async { [self] in
+            result = Result { try Self.hash(path: path) }
+            done.signal()
+        }
+    }
+
+    /// Waits for the hash; may be called more than once.
+    func wait() throws -> String {
+        done.wait()
+        done.signal()
+        return try result.get()
+    }
+
+    static func hash(path: String) throws -> String {
+        let file = try FileByteSource(path: path)
+        var hasher = SHA256()
+        let capacity = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try file.read(into: buffer, count: capacity)
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(start: buffer, count: n))
+        }
+        return hasher.finalizeHex()
     }
 }

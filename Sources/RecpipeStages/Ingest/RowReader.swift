@@ -8,12 +8,12 @@ struct RowReader {
     let columns: SourceColumns
     let maxFieldBytes: Int
 
-    func read(into sink: RowSink) throws -> Int {
+    func read(into sink: RowConsumer) throws -> Int {
         let reader = LineReader(source: try openByteSource(path: path))
         return format == .jsonl ? try readJSONLines(reader, sink) : try readDelimited(reader, sink)
     }
 
-    private func readDelimited(_ reader: LineReader, _ sink: RowSink) throws -> Int {
+    private func readDelimited(_ reader: LineReader, _ sink: RowConsumer) throws -> Int {
         let records = DelimitedRecords(separator: format.separator, quoting: format == .csv || format == .movielensCSV,
                                        maxRecordBytes: reader.maxLineBytes)
         var resolved: ResolvedColumns? = format.hasHeader ? nil : .movielens
@@ -66,7 +66,7 @@ struct RowReader {
 
     /// Validates one delimited record and stores it or its rejection.
     private func accept(_ fields: [UnsafeBufferPointer<UInt8>], line: Int, rawLine: UnsafeBufferPointer<UInt8>,
-                        columns: ResolvedColumns, sink: RowSink) throws {
+                        columns: ResolvedColumns, sink: RowConsumer) throws {
         func reject(_ reason: RejectReason, _ detail: String) throws {
             try sink.reject(line: line, reason: reason, detail: detail, raw: FieldParsing.displayText(rawLine))
         }
@@ -74,12 +74,8 @@ struct RowReader {
             return try reject(.columnCount, "expected \(columns.count) fields, found \(fields.count)")
         }
         let user = fields[columns.user], item = fields[columns.item]
-        for (name, key) in [("user", user), ("item", item)] {
-            if key.count > maxFieldBytes {
-                return try reject(.oversizedField, "\(name) key is \(key.count) bytes, limit \(maxFieldBytes)")
-            }
-            if !FieldParsing.isValidUTF8(key) { return try reject(.invalidUTF8, "\(name) key is not valid UTF-8") }
-            if key.isEmpty { return try reject(.emptyKey, "empty \(name) key") }
+        if let (reason, detail) = checkKey(user, name: "user") ?? checkKey(item, name: "item") {
+            return try reject(reason, detail)
         }
         var rating: Double?
         if let index = columns.rating {
@@ -102,7 +98,16 @@ struct RowReader {
         try sink.accept(line: line, user: user, item: item, rating: rating, timestamp: timestamp)
     }
 
-    private func readJSONLines(_ reader: LineReader, _ sink: RowSink) throws -> Int {
+    /// Why a key cannot be stored, or nil.
+    @inline(__always)
+    private func checkKey(_ key: UnsafeBufferPointer<UInt8>, name: String) -> (RejectReason, String)? {
+        if key.count > maxFieldBytes { return (.oversizedField, "\(name) key is \(key.count) bytes, limit \(maxFieldBytes)") }
+        if !FieldParsing.isValidUTF8(key) { return (.invalidUTF8, "\(name) key is not valid UTF-8") }
+        if key.isEmpty { return (.emptyKey, "empty \(name) key") }
+        return nil
+    }
+
+    private func readJSONLines(_ reader: LineReader, _ sink: RowConsumer) throws -> Int {
         var rows = 0
         var firstLine = true
         try reader.forEachLine { line in
@@ -126,7 +131,7 @@ struct RowReader {
         return rows
     }
 
-    private func acceptJSON(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, sink: RowSink) throws {
+    private func acceptJSON(_ bytes: UnsafeBufferPointer<UInt8>, line: Int, sink: RowConsumer) throws {
         func reject(_ reason: RejectReason, _ detail: String) throws {
             try sink.reject(line: line, reason: reason, detail: detail, raw: FieldParsing.displayText(bytes))
         }

@@ -18,7 +18,7 @@ public enum RejectReason: String, Sendable, CaseIterable {
 /// Writes one batch's accepted and rejected rows with prepared statements on the raw
 /// connection: the bulk path of ingest. Text is bound without copying (SQLITE_STATIC), so
 /// the caller's bytes must stay put until the call returns, which they do.
-final class RowSink {
+final class RowSink: RowConsumer {
     private let connection: OpaquePointer
     private var insertRow: OpaquePointer?
     private var insertReject: OpaquePointer?
@@ -34,6 +34,9 @@ final class RowSink {
             INSERT INTO raw_interactions (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
             """)
         try prepare(&insertReject, "INSERT INTO ingest_rejects (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
+        // Bindings survive sqlite3_reset: the batch is bound once.
+        sqlite3_bind_int64(insertRow, 1, batchID)
+        sqlite3_bind_int64(insertReject, 1, batchID)
     }
 
     deinit {
@@ -52,7 +55,6 @@ final class RowSink {
     func accept(line: Int, user: UnsafeBufferPointer<UInt8>, item: UnsafeBufferPointer<UInt8>,
                 rating: Double?, timestamp: Int64?) throws {
         let statement = insertRow
-        sqlite3_bind_int64(statement, 1, batchID)
         sqlite3_bind_int64(statement, 2, Int64(line))
         sqlite3_bind_text(statement, 3, UnsafeRawPointer(user.baseAddress!).assumingMemoryBound(to: CChar.self),
                           Int32(user.count), nil)
@@ -65,16 +67,8 @@ final class RowSink {
         accepted += 1
     }
 
-    func accept(line: Int, user: String, item: String, rating: Double?, timestamp: Int64?) throws {
-        var user = user, item = item
-        try user.withUTF8 { u in
-            try item.withUTF8 { i in try accept(line: line, user: u, item: i, rating: rating, timestamp: timestamp) }
-        }
-    }
-
     func reject(line: Int, reason: RejectReason, detail: String, raw: String) throws {
         let statement = insertReject
-        sqlite3_bind_int64(statement, 1, batchID)
         sqlite3_bind_int64(statement, 2, Int64(line))
         sqlite3_bind_text(statement, 3, reason.rawValue, -1, sqliteTransient)
         sqlite3_bind_text(statement, 4, detail, -1, sqliteTransient)
@@ -85,6 +79,3 @@ final class RowSink {
         if firstReject == nil { firstReject = "line \(line): \(reason.rawValue): \(detail)" }
     }
 }
-
-/// SQLite's SQLITE_TRANSIENT: the library copies the bound value.
-let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)

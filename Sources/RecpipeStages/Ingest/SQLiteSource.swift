@@ -5,9 +5,6 @@ import Logging
 import RecpipeStore
 
 extension IngestStage {
-    /// Signals that a query's rows were already ingested: the transaction rolls back.
-    private struct AlreadyIngested: Error { let batchID: Int64 }
-
     /// Ingests the rows of `query` run on the SQLite database at `path`. Columns are found by
     /// name as in a CSV header. The content hash covers the query text and every value, so
     /// the same rows are skipped on a rerun; it is known only once all rows are read.
@@ -63,7 +60,7 @@ extension IngestStage {
                     hash = hasher.finalizeHex()
                     if let existing = try Int64.fetchOne(
                         db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", arguments: [hash]) {
-                        throw AlreadyIngested(batchID: existing)
+                        throw AlreadyIngested(batchID: existing, hash: hash)
                     }
                     if read == 0 { throw StageError.emptySource(path: path) }
                     if Double(sink.rejected) > config.maxRejectedShare * Double(read) {
