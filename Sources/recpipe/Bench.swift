@@ -56,12 +56,18 @@ struct BenchIngest: ParsableCommand {
             let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
             let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
             let ourRate = Double(written) / o.seconds, shellRate = Double(written) / s.seconds
-            print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats)")
-            print(String(format: "%-28@ %10@ %14@ %12@", "command" as NSString, "seconds" as NSString,
-                         "rows/s" as NSString, "peak RSS MB" as NSString))
-            print(String(format: "%-28@ %10.2f %14.0f %12.1f", "recpipe ingest" as NSString, o.seconds, ourRate, o.peakMB))
-            print(String(format: "%-28@ %10.2f %14.0f %12.1f", "sqlite3 .import --csv" as NSString, s.seconds, shellRate, s.peakMB))
-            print(String(format: "ratio recpipe / sqlite3: %.2f×", ourRate / shellRate))
+            print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats) runs")
+            let table = [
+                ["command", "seconds", "rows/s", "peak RSS MB"],
+                ["recpipe ingest", String(format: "%.2f", o.seconds), String(format: "%.0f", ourRate), String(format: "%.1f", o.peakMB)],
+                ["sqlite3 .import --csv", String(format: "%.2f", s.seconds), String(format: "%.0f", shellRate),
+                 String(format: "%.1f", s.peakMB)],
+            ]
+            for row in table {
+                print(row[0].padding(toLength: 24, withPad: " ", startingAt: 0)
+                      + row[1...].map { String(repeating: " ", count: max(0, 13 - $0.count)) + $0 }.joined())
+            }
+            print(String(format: "ratio recpipe / sqlite3 (rows/s): %.2f", ourRate / shellRate))
         }
     }
 
@@ -86,13 +92,29 @@ struct BenchIngest: ParsableCommand {
         let started = Clock.monotonic()
         let status = posix_spawnp(&pid, executable, &actions, nil, argv, environ)
         guard status == 0 else { throw StageError.badOption("cannot run \(executable): \(String(cString: strerror(status)))") }
+        // Peak RSS is the child's VmHWM, sampled until it exits (rusage would report the
+        // launcher's own peak for a child started with posix_spawn).
         var exit: Int32 = 0
-        var usage = rusage()
-        wait4(pid, &exit, 0, &usage)
+        var peakKB = 0
+        while true {
+            peakKB = max(peakKB, Self.highWaterKB(pid: pid))
+            let done = waitpid(pid, &exit, WNOHANG)
+            if done == pid || done < 0 { break }
+            usleep(2_000)
+        }
         let seconds = Clock.monotonic() - started
         guard exit == 0 else {
             throw StageError.badData("\(executable) \(arguments.joined(separator: " ")) failed with status \(exit)")
         }
-        return Measurement(seconds: seconds, peakMB: Double(usage.ru_maxrss) / 1024)
+        return Measurement(seconds: seconds, peakMB: Double(peakKB) / 1024)
+    }
+
+    /// VmHWM of a running process in KiB (0 once it has exited).
+    static func highWaterKB(pid: pid_t) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
+        }
+        return 0
     }
 }
