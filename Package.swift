@@ -24,6 +24,9 @@ let package = Package(
             name: "EmbedMigrations", capability: .buildTool(),
             dependencies: ["EmbedMigrationsTool"]),
 
+        // SQLite settings that only C can reach (sqlite3_config is variadic).
+        .target(name: "CSQLiteTuning", linkerSettings: [.linkedLibrary("sqlite3")]),
+
         // Seeded random numbers now; dense and sparse kernels later.
         .target(name: "RecpipeNumerics"),
 
@@ -31,6 +34,7 @@ let package = Package(
         .target(
             name: "RecpipeStore",
             dependencies: [
+                "CSQLiteTuning",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

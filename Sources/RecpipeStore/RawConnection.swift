@@ -10,6 +10,7 @@ public final class RawConnection {
 
     public init(path: String) throws {
         self.path = path
+        _ = Store.tuned
         var db: OpaquePointer?
         let status = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
         guard status == SQLITE_OK, let db else {

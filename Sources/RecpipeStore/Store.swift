@@ -1,3 +1,4 @@
+import CSQLiteTuning
 import Foundation
 import GRDB
 import Logging
@@ -21,8 +22,12 @@ public final class Store: Sendable {
         }
     }
 
-    /// Opens a connection without migrating (for `recpipe migrate --check` and tests).
+    /// Process-wide SQLite settings, applied before the first connection opens.
+    static let tuned: Bool = recpipe_sqlite_disable_memstatus() == 0
+
+    /// Opens a connection without migrating.
     public static func connect(path: String, readonly: Bool = false) throws -> DatabaseQueue {
+        _ = tuned
         var config = Configuration()
         config.busyMode = .timeout(busyTimeout)
         config.foreignKeysEnabled = true

@@ -39,21 +39,6 @@ final class RowBatch: @unchecked Sendable {
 
     var count: Int { line.count }
     var isEmpty: Bool { line.isEmpty && rejects.isEmpty }
-
-    /// Writes the batch's rows and rejects into `sink`.
-    func drain(into sink: RowConsumer) throws {
-        try keys.withUnsafeBufferPointer { arena in
-            let base = arena.baseAddress!
-            for k in 0..<line.count {
-                let r = rating[k], t = timestamp[k]
-                try sink.accept(line: line[k],
-                                user: UnsafeBufferPointer(start: base + Int(userStart[k]), count: Int(userCount[k])),
-                                item: UnsafeBufferPointer(start: base + Int(itemStart[k]), count: Int(itemCount[k])),
-                                rating: r.isNaN ? nil : r, timestamp: t == Int64.min ? nil : t)
-            }
-        }
-        for reject in rejects { try sink.reject(line: reject.line, reason: reject.reason, detail: reject.detail, raw: reject.raw) }
-    }
 }
 
 /// A bounded queue of batches between one producer and one consumer.
@@ -154,7 +139,7 @@ final class BatchingConsumer: RowConsumer {
 extension RowReader {
     /// Parses on another thread while the calling thread writes into `sink`: the two cores
     /// split the work between parsing and SQLite. Returns the number of rows read.
-    func readPipelined(into sink: RowConsumer) throws -> Int {
+    func readPipelined(into sink: RowSink) throws -> Int {
         let channel = BatchChannel()
         let reader = self
         DispatchQueue.global().async {
@@ -168,7 +153,7 @@ extension RowReader {
             }
         }
         do {
-            while let batch = try channel.receive() { try batch.drain(into: sink) }
+            while let batch = try channel.receive() { try sink.write(batch) }
         } catch {
             channel.cancel()
             channel.waitForProducer()
