@@ -295,3 +295,22 @@ import Testing
         }
     }
 }
+
+@Suite struct IngestFailureTests {
+    /// A read error deep into a file (here a truncated gzip stream) fails the source after
+    /// many rows were parsed and written: the whole source must roll back.
+    @Test func truncatedGzipAfterManyRowsStoresNothing() throws {
+        let scratch = Scratch()
+        let store = try scratch.store()
+        var text = "user,item,ts\n"
+        for k in 0..<200_000 { text += "u\(k % 5003),i\(k % 7919),\(1_600_000_000 + k)\n" }
+        let whole = try scratch.writeGzip("whole.csv.gz", text)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: whole)))
+        let cut = scratch.write("cut.csv.gz", bytes: Array(bytes[0..<(bytes.count * 3 / 4)]))
+        let report = try ingest(store, [cut])
+        #expect(report.failures == [.unreadable(path: cut, reason: "gzip stream is truncated")])
+        for table in ["raw_interactions", "ingest_rejects", "ingest_batches"] { #expect(try count(store, table) == 0) }
+        #expect(try ingest(store, [whole]).failures.isEmpty)
+        #expect(try count(store, "raw_interactions") == 200_000)
+    }
+}

@@ -77,11 +77,25 @@ struct SplitBuilder {
             data.userKeys.append(userKeys[id])
             data.userRoles.append(roles[Int32(id)] ?? .train)
         }
-        kept.sort { a, b in
-            let ua = userIndex[Int(user[a])], ub = userIndex[Int(user[b])]
-            return ua != ub ? ua < ub : itemIndex[Int(item[a])] < itemIndex[Int(item[b])]
-        }
+        // Order rows by (user, item): bucket by user, then sort each user's few items.
+        var start = [Int](repeating: 0, count: data.userKeys.count + 1)
+        for k in kept { start[Int(userIndex[Int(user[k])]) + 1] += 1 }
+        for u in 0..<data.userKeys.count { start[u + 1] += start[u] }
+        var next = start
+        var ordered = [Int](repeating: 0, count: kept.count)
         for k in kept {
+            let u = Int(userIndex[Int(user[k])])
+            ordered[next[u]] = k
+            next[u] += 1
+        }
+        for u in 0..<data.userKeys.count {
+            ordered[start[u]..<start[u + 1]].sort { itemIndex[Int(item[$0])] < itemIndex[Int(item[$1])] }
+        }
+        data.user.reserveCapacity(ordered.count)
+        data.item.reserveCapacity(ordered.count)
+        data.part.reserveCapacity(ordered.count)
+        data.timestamp.reserveCapacity(ordered.count)
+        for k in ordered {
             data.user.append(userIndex[Int(user[k])])
             data.item.append(itemIndex[Int(item[k])])
             data.part.append(part[k])
