@@ -9,6 +9,44 @@ enum FieldParsing {
         case nonFinite
     }
 
+    /// Why a field cannot be stored: the reject reason and what to tell the operator.
+    struct Problem: Error {
+        let reason: RejectReason
+        let detail: String
+    }
+
+    /// A user or item key: not too long, valid UTF-8, not empty.
+    static func checkKey(_ key: UnsafeBufferPointer<UInt8>, name: String, maxBytes: Int) throws(Problem) {
+        if key.count > maxBytes { throw Problem(reason: .oversizedField, detail: "\(name) key is \(key.count) bytes, limit \(maxBytes)") }
+        if !isValidUTF8(key) { throw Problem(reason: .invalidUTF8, detail: "\(name) key is not valid UTF-8") }
+        if key.isEmpty { throw Problem(reason: .emptyKey, detail: "empty \(name) key") }
+    }
+
+    /// A finite rating.
+    static func rating(_ field: UnsafeBufferPointer<UInt8>, name: String = "rating") throws(Problem) -> Double {
+        switch number(field) {
+        case .value(let value): return value
+        case .notNumeric: throw Problem(reason: .badRating, detail: "\(name) '\(displayText(field, limit: 40))' is not a number")
+        case .nonFinite: throw Problem(reason: .nonFiniteRating, detail: "\(name) '\(displayText(field, limit: 40))' is not finite")
+        }
+    }
+
+    /// A time (see `timestamp`), or a `bad_timestamp` problem.
+    static func time(_ field: UnsafeBufferPointer<UInt8>, name: String = "timestamp") throws(Problem) -> Int64 {
+        guard let seconds = timestamp(field) else {
+            throw Problem(reason: .badTimestamp,
+                          detail: "\(name) '\(displayText(field, limit: 40))' is neither Unix seconds nor ISO 8601")
+        }
+        return seconds
+    }
+
+    /// Runs a field check on the bytes of a string.
+    static func onText<T>(_ text: String, _ check: (UnsafeBufferPointer<UInt8>) throws(Problem) -> T) throws(Problem) -> T {
+        var text = text
+        let result = text.withUTF8 { bytes in Result { () throws(Problem) -> T in try check(bytes) } }
+        return try result.get()
+    }
+
     private static let powersOfTen: [Double] = (0...22).map { pow(10, Double($0)) }
 
     /// A decimal number such as `4`, `3.5`, `-1e3`. Surrounding spaces are ignored.

@@ -109,8 +109,6 @@ public struct IngestStage: Stage {
         if config.format == .sqlite {
             return try ingestSQLite(path: source, query: config.query ?? "", context: context, logger: logger)
         }
-        let started = Clock.monotonic()
-        let startedAt = Clock.isoNow()
         // The content hash is computed on another thread while the rows are parsed. Only a
         // file with the size of one already stored can be a repeat; for those the hash is
         // awaited first, so a repeat is skipped without parsing it.
@@ -130,25 +128,37 @@ public struct IngestStage: Stage {
             }
         }
         let format = try config.format ?? Self.sniff(path: source)
+        let reader = RowReader(path: source, format: format, columns: config.columns, maxFieldBytes: config.maxFieldBytes)
+        return try storeBatch(source: source, query: nil, format: format, context: context, logger: logger) { sink in
+            let rows = try reader.readPipelined(into: sink)
+            return (rows, try hashing.wait(), size)
+        }
+    }
+
+    /// Stores one source in one transaction on a bulk connection: a batch row, the rows that
+    /// `load` writes into the sink, then the checks (content already stored, empty, too many
+    /// rejects) and the batch's counts. `load` returns the rows read, the content hash and
+    /// the size in bytes.
+    func storeBatch(source: String, query: String?, format: InputFormat, context: StageContext, logger: Logger,
+                    load: (RowSink) throws -> (rows: Int, hash: String, bytes: Int)) throws -> Outcome {
+        let started = Clock.monotonic()
+        let startedAt = Clock.isoNow()
         var read = 0
         let sink: RowSink
         do {
-            // The bulk path: a connection of its own without SQLite's per-call mutex.
             let connection = try RawConnection(path: context.store.path)
             sink = try connection.inTransaction {
                 try connection.run(
                     """
-                    INSERT INTO ingest_batches (run_id, source, format, content_hash, bytes, rows_read,
+                    INSERT INTO ingest_batches (run_id, source, query, format, content_hash, bytes, rows_read,
                         rows_accepted, rows_rejected, started_at, finished_at, seconds)
-                    VALUES (?, ?, ?, ?, ?, 0, 0, 0, ?, ?, 0)
+                    VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, 0)
                     """,
-                    [.integer(context.runID), .text(source), .text(format.rawValue), .text("pending-\(UUID().uuidString)"),
-                     .integer(Int64(size)), .text(startedAt), .text(startedAt)])
+                    [.integer(context.runID), .text(source), query.map { .text($0) } ?? .null, .text(format.rawValue),
+                     .text("pending-\(UUID().uuidString)"), .text(startedAt), .text(startedAt)])
                 let batch = try RowSink(connection: connection.handle, batchID: connection.lastInsertedRowID)
-                let rows = try RowReader(path: source, format: format, columns: config.columns,
-                                         maxFieldBytes: config.maxFieldBytes).readPipelined(into: batch)
+                let (rows, hash, bytes) = try load(batch)
                 read = rows
-                let hash = try hashing.wait()
                 if case .integer(let existing)? = try connection.run(
                     "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", [.text(hash)]) {
                     throw AlreadyIngested(batchID: existing, hash: hash)
@@ -156,11 +166,12 @@ public struct IngestStage: Stage {
                 try check(source: source, read: rows, sink: batch)
                 try connection.run(
                     """
-                    UPDATE ingest_batches SET content_hash = ?, rows_read = ?, rows_accepted = ?, rows_rejected = ?,
-                        finished_at = ?, seconds = ? WHERE batch_id = ?
+                    UPDATE ingest_batches SET content_hash = ?, bytes = ?, rows_read = ?, rows_accepted = ?,
+                        rows_rejected = ?, finished_at = ?, seconds = ? WHERE batch_id = ?
                     """,
-                    [.text(hash), .integer(Int64(rows)), .integer(Int64(batch.accepted)), .integer(Int64(batch.rejected)),
-                     .text(Clock.isoNow()), .real(Clock.monotonic() - started), .integer(batch.batchID)])
+                    [.text(hash), .integer(Int64(bytes)), .integer(Int64(rows)), .integer(Int64(batch.accepted)),
+                     .integer(Int64(batch.rejected)), .text(Clock.isoNow()), .real(Clock.monotonic() - started),
+                     .integer(batch.batchID)])
                 return batch
             }
         } catch let repeated as AlreadyIngested {

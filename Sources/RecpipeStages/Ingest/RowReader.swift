@@ -74,37 +74,16 @@ struct RowReader {
             return try reject(.columnCount, "expected \(columns.count) fields, found \(fields.count)")
         }
         let user = fields[columns.user], item = fields[columns.item]
-        if let (reason, detail) = checkKey(user, name: "user") ?? checkKey(item, name: "item") {
-            return try reject(reason, detail)
-        }
-        var rating: Double?
-        if let index = columns.rating {
-            switch FieldParsing.number(fields[index]) {
-            case .value(let value): rating = value
-            case .notNumeric:
-                return try reject(.badRating, "rating '\(FieldParsing.displayText(fields[index], limit: 40))' is not a number")
-            case .nonFinite:
-                return try reject(.nonFiniteRating, "rating '\(FieldParsing.displayText(fields[index], limit: 40))' is not finite")
-            }
-        }
-        var timestamp: Int64?
-        if let index = columns.timestamp {
-            guard let value = FieldParsing.timestamp(fields[index]) else {
-                return try reject(.badTimestamp,
-                                  "timestamp '\(FieldParsing.displayText(fields[index], limit: 40))' is neither Unix seconds nor ISO 8601")
-            }
-            timestamp = value
+        let rating: Double?, timestamp: Int64?
+        do throws(FieldParsing.Problem) {
+            try FieldParsing.checkKey(user, name: "user", maxBytes: maxFieldBytes)
+            try FieldParsing.checkKey(item, name: "item", maxBytes: maxFieldBytes)
+            rating = try columns.rating.map { index throws(FieldParsing.Problem) in try FieldParsing.rating(fields[index]) }
+            timestamp = try columns.timestamp.map { index throws(FieldParsing.Problem) in try FieldParsing.time(fields[index]) }
+        } catch {
+            return try reject(error.reason, error.detail)
         }
         try sink.accept(line: line, user: user, item: item, rating: rating, timestamp: timestamp)
-    }
-
-    /// Why a key cannot be stored, or nil.
-    @inline(__always)
-    private func checkKey(_ key: UnsafeBufferPointer<UInt8>, name: String) -> (RejectReason, String)? {
-        if key.count > maxFieldBytes { return (.oversizedField, "\(name) key is \(key.count) bytes, limit \(maxFieldBytes)") }
-        if !FieldParsing.isValidUTF8(key) { return (.invalidUTF8, "\(name) key is not valid UTF-8") }
-        if key.isEmpty { return (.emptyKey, "empty \(name) key") }
-        return nil
     }
 
     private func readJSONLines(_ reader: LineReader, _ sink: RowConsumer) throws -> Int {
@@ -147,46 +126,41 @@ struct RowReader {
             for key in object.keys.sorted() where usual.contains(key.lowercased()) { return (key, object[key]!) }
             return nil
         }
+        /// The text of a field that is a string or a number.
+        func text(_ value: JSONLine.Value) -> String? {
+            switch value {
+            case .string(let text), .number(let text): return text
+            case .null, .bool, .nested: return nil
+            }
+        }
         var keys: [String] = []
-        for (name, explicit, usual) in [("user", columns.user, SourceColumns.userNames),
-                                        ("item", columns.item, SourceColumns.itemNames)] {
-            guard let (fieldName, value) = field(explicit, usual) else {
-                return try reject(.missingField, "no \(name) field")
+        var rating: Double?, timestamp: Int64?
+        do throws(FieldParsing.Problem) {
+            for (name, explicit, usual) in [("user", columns.user, SourceColumns.userNames),
+                                            ("item", columns.item, SourceColumns.itemNames)] {
+                guard let (fieldName, value) = field(explicit, usual) else {
+                    throw FieldParsing.Problem(reason: .missingField, detail: "no \(name) field")
+                }
+                guard let key = text(value) else {
+                    throw FieldParsing.Problem(reason: .missingField, detail: "\(fieldName) is not a string or number")
+                }
+                try FieldParsing.onText(key) { bytes throws(FieldParsing.Problem) in
+                    try FieldParsing.checkKey(bytes, name: name, maxBytes: maxFieldBytes)
+                }
+                keys.append(key)
             }
-            let key: String
-            switch value {
-            case .string(let text), .number(let text): key = text
-            case .null: return try reject(.missingField, "\(fieldName) is null")
-            case .bool, .nested: return try reject(.missingField, "\(fieldName) is not a string or number")
+            if columns.rating != "none", let (name, value) = field(columns.rating, SourceColumns.ratingNames) {
+                rating = try FieldParsing.onText(text(value) ?? "\(value)") { bytes throws(FieldParsing.Problem) in
+                    try FieldParsing.rating(bytes, name: name)
+                }
             }
-            if key.utf8.count > maxFieldBytes {
-                return try reject(.oversizedField, "\(name) key is \(key.utf8.count) bytes, limit \(maxFieldBytes)")
+            if columns.timestamp != "none", let (name, value) = field(columns.timestamp, SourceColumns.timestampNames) {
+                timestamp = try FieldParsing.onText(text(value) ?? "\(value)") { bytes throws(FieldParsing.Problem) in
+                    try FieldParsing.time(bytes, name: name)
+                }
             }
-            if key.isEmpty { return try reject(.emptyKey, "empty \(name) key") }
-            keys.append(key)
-        }
-        var rating: Double?
-        if columns.rating != "none", let (name, value) = field(columns.rating, SourceColumns.ratingNames) {
-            var text: String
-            switch value {
-            case .number(let t), .string(let t): text = t
-            case .null: text = "null"
-            case .bool, .nested: text = "\(value)"
-            }
-            switch text.withUTF8({ FieldParsing.number($0) }) {
-            case .value(let v): rating = v
-            case .notNumeric: return try reject(.badRating, "\(name) '\(text.prefix(40))' is not a number")
-            case .nonFinite: return try reject(.nonFiniteRating, "\(name) '\(text.prefix(40))' is not finite")
-            }
-        }
-        var timestamp: Int64?
-        if columns.timestamp != "none", let (name, value) = field(columns.timestamp, SourceColumns.timestampNames) {
-            var text = ""
-            if case .number(let t) = value { text = t } else if case .string(let t) = value { text = t }
-            guard let seconds = text.withUTF8({ FieldParsing.timestamp($0) }) else {
-                return try reject(.badTimestamp, "\(name) is neither Unix seconds nor ISO 8601")
-            }
-            timestamp = seconds
+        } catch {
+            return try reject(error.reason, error.detail)
         }
         try sink.accept(line: line, user: keys[0], item: keys[1], rating: rating, timestamp: timestamp)
     }

@@ -9,8 +9,6 @@ extension IngestStage {
     /// name as in a CSV header. The content hash covers the query text and every value, so
     /// the same rows are skipped on a rerun; it is known only once all rows are read.
     func ingestSQLite(path: String, query: String, context: StageContext, logger: Logger) throws -> Outcome {
-        let started = Clock.monotonic()
-        let startedAt = Clock.isoNow()
         guard FileManager.default.fileExists(atPath: path) else {
             throw StageError.unreadable(path: path, reason: "no such file")
         }
@@ -30,64 +28,20 @@ extension IngestStage {
         let header = (0..<count).map { String(cString: sqlite3_column_name(statement, Int32($0))) }
         let columns = try config.columns.resolve(header: header, source: path)
 
-        var read = 0
-        var hash = ""
-        do {
-            let sink = try context.store.queue.writeWithoutTransaction { db -> RowSink in
-                var result: RowSink?
-                try db.inTransaction(.immediate) {
-                    try db.execute(
-                        sql: """
-                            INSERT INTO ingest_batches (run_id, source, query, format, content_hash, bytes, rows_read,
-                                rows_accepted, rows_rejected, started_at, finished_at, seconds)
-                            VALUES (?, ?, ?, 'sqlite', ?, 0, 0, 0, 0, ?, ?, 0)
-                            """,
-                        arguments: [context.runID, path, query, "pending-\(context.runID)-\(UUID().uuidString)",
-                                    startedAt, startedAt])
-                    let sink = try RowSink(connection: db.sqliteConnection!, batchID: db.lastInsertedRowID)
-                    var hasher = SHA256()
-                    hasher.update(Array(query.utf8) + [0])
-                    var bytes = 0
-                    while true {
-                        let step = sqlite3_step(statement)
-                        if step == SQLITE_DONE { break }
-                        guard step == SQLITE_ROW else {
-                            throw StageError.unreadable(path: path, reason: String(cString: sqlite3_errmsg(source)))
-                        }
-                        read += 1
-                        bytes += try storeRow(statement, columns: columns, line: read, hasher: &hasher, sink: sink)
-                    }
-                    hash = hasher.finalizeHex()
-                    if let existing = try Int64.fetchOne(
-                        db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", arguments: [hash]) {
-                        throw AlreadyIngested(batchID: existing, hash: hash)
-                    }
-                    if read == 0 { throw StageError.emptySource(path: path) }
-                    if Double(sink.rejected) > config.maxRejectedShare * Double(read) {
-                        throw StageError.tooManyRejects(path: path, rejected: sink.rejected, read: read,
-                                                        threshold: config.maxRejectedShare, example: sink.firstReject ?? "")
-                    }
-                    try db.execute(
-                        sql: """
-                            UPDATE ingest_batches SET content_hash = ?, bytes = ?, rows_read = ?, rows_accepted = ?,
-                                rows_rejected = ?, finished_at = ?, seconds = ? WHERE batch_id = ?
-                            """,
-                        arguments: [hash, bytes, read, sink.accepted, sink.rejected, Clock.isoNow(),
-                                    Clock.monotonic() - started, sink.batchID])
-                    result = sink
-                    return .commit
+        return try storeBatch(source: path, query: query, format: .sqlite, context: context, logger: logger) { sink in
+            var hasher = SHA256()
+            hasher.update(Array(query.utf8) + [0])
+            var read = 0, bytes = 0
+            while true {
+                let step = sqlite3_step(statement)
+                if step == SQLITE_DONE { break }
+                guard step == SQLITE_ROW else {
+                    throw StageError.unreadable(path: path, reason: String(cString: sqlite3_errmsg(source)))
                 }
-                return result!
+                read += 1
+                bytes += try storeRow(statement, columns: columns, line: read, hasher: &hasher, sink: sink)
             }
-            logger.info("source ingested", metadata: [
-                "batch": "\(sink.batchID)", "format": "sqlite", "rows_read": "\(read)",
-                "accepted": "\(sink.accepted)", "rejected": "\(sink.rejected)",
-                "seconds": "\(String(format: "%.2f", Clock.monotonic() - started))",
-            ])
-            return .stored(batchID: sink.batchID, read: read, accepted: sink.accepted, rejected: sink.rejected)
-        } catch let duplicate as AlreadyIngested {
-            logger.info("source skipped, already ingested", metadata: ["batch": "\(duplicate.batchID)", "sha256": "\(hash)"])
-            return .skipped(existingBatch: duplicate.batchID)
+            return (read, hasher.finalizeHex(), bytes)
         }
     }
 
@@ -109,39 +63,28 @@ extension IngestStage {
             try sink.reject(line: line, reason: reason, detail: detail, raw: raw)
             return hashed
         }
-        var keys: [String] = []
-        for (name, index) in [("user", columns.user), ("item", columns.item)] {
-            guard let key = texts[index] else { return try reject(.emptyKey, "\(name) key is NULL") }
-            if key.utf8.count > maxKeyBytes { return try reject(.oversizedField, "\(name) key is \(key.utf8.count) bytes, limit \(maxKeyBytes)") }
-            if key.isEmpty { return try reject(.emptyKey, "empty \(name) key") }
-            keys.append(key)
-        }
-        var rating: Double?
-        if let index = columns.rating {
-            let type = sqlite3_column_type(statement, Int32(index))
-            if type == SQLITE_INTEGER || type == SQLITE_FLOAT {
-                rating = sqlite3_column_double(statement, Int32(index))
-                if !rating!.isFinite { return try reject(.nonFiniteRating, "rating is not finite") }
-            } else {
-                var text = texts[index] ?? ""
-                switch text.withUTF8({ FieldParsing.number($0) }) {
-                case .value(let value): rating = value
-                case .notNumeric: return try reject(.badRating, "rating '\(text.prefix(40))' is not a number")
-                case .nonFinite: return try reject(.nonFiniteRating, "rating '\(text.prefix(40))' is not finite")
+        // SQLite gives every value as text (integers and reals in their usual form), so the
+        // rules are those of the file formats.
+        let fields = texts.map { $0 ?? "" }
+        let rating: Double?, timestamp: Int64?
+        do throws(FieldParsing.Problem) {
+            for (name, index) in [("user", columns.user), ("item", columns.item)] {
+                if texts[index] == nil { throw FieldParsing.Problem(reason: .emptyKey, detail: "\(name) key is NULL") }
+                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in
+                    try FieldParsing.checkKey(bytes, name: name, maxBytes: config.maxFieldBytes)
                 }
             }
-        }
-        var timestamp: Int64?
-        if let index = columns.timestamp {
-            var text = texts[index] ?? ""
-            guard let seconds = text.withUTF8({ FieldParsing.timestamp($0) }) else {
-                return try reject(.badTimestamp, "timestamp '\(text.prefix(40))' is neither Unix seconds nor ISO 8601")
+            rating = try columns.rating.map { index throws(FieldParsing.Problem) in
+                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in try FieldParsing.rating(bytes) }
             }
-            timestamp = seconds
+            timestamp = try columns.timestamp.map { index throws(FieldParsing.Problem) in
+                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in try FieldParsing.time(bytes) }
+            }
+        } catch {
+            return try reject(error.reason, error.detail)
         }
+        let keys = [fields[columns.user], fields[columns.item]]
         try sink.accept(line: line, user: keys[0], item: keys[1], rating: rating, timestamp: timestamp)
         return hashed
     }
-
-    private var maxKeyBytes: Int { config.maxFieldBytes }
 }
