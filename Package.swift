@@ -27,8 +27,12 @@ let package = Package(
         // SQLite settings that only C can reach (sqlite3_config is variadic).
         .target(name: "CSQLiteTuning", linkerSettings: [.linkedLibrary("sqlite3")]),
 
-        // Seeded random numbers now; dense and sparse kernels later.
-        .target(name: "RecpipeNumerics"),
+        // OpenBLAS through its CBLAS interface (Debian: libopenblas-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // Dense and sparse matrices, the kernels the models need (forward and backward),
+        // ranking, seeded random numbers.
+        .target(name: "RecpipeNumerics", dependencies: ["CBLAS"]),
 
         // The SQLite store: connections, migrations, table names.
         .target(

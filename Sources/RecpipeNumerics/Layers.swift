@@ -1,0 +1,197 @@
+import CBLAS
+import Foundation
+
+// Layers as free functions on raw buffers, forward and backward side by side. Shapes are in
+// the comments; B is the batch. Backward functions accumulate (+=) into gradients, so the
+// caller zeroes them once per step. Weights are stored (inputs × outputs), row-major.
+
+/// y = x·W + b      x: (B, I)  W: (I, O)  b: (O)  y: (B, O)
+public func linearForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                          _ b: UnsafePointer<Float>, batch: Int, inputs: Int, outputs: Int) {
+    for r in 0..<batch { (y + r * outputs).update(from: b, count: outputs) }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(batch), Int32(outputs), Int32(inputs), 1,
+                x, Int32(inputs), w, Int32(outputs), 1, y, Int32(outputs))
+}
+
+/// dx += dy·Wᵀ (when dx is given)    dW += xᵀ·dy    db += Σ_rows dy
+public func linearBackward(_ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>,
+                           _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                           _ w: UnsafePointer<Float>, batch: Int, inputs: Int, outputs: Int) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputs), Int32(outputs), Int32(batch), 1,
+                x, Int32(inputs), dy, Int32(outputs), 1, dw, Int32(outputs))
+    for r in 0..<batch {
+        let row = dy + r * outputs
+        for o in 0..<outputs { db[o] += row[o] }
+    }
+    if let dx {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(inputs), Int32(outputs), 1,
+                    dy, Int32(outputs), w, Int32(outputs), 1, dx, Int32(inputs))
+    }
+}
+
+/// y = x·W + b with a sparse x     x: (B, I) CSR  W: (I, O)  y: (B, O)
+/// Each non-zero adds a scaled row of W: the cost is nnz(x)·O, not B·I·O.
+public func sparseLinearForward(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix, _ w: UnsafePointer<Float>,
+                                _ b: UnsafePointer<Float>, outputs: Int) {
+    x.columns.withUnsafeBufferPointer { columns in
+        x.values.withUnsafeBufferPointer { values in
+            parallelRows(x.rows) { r in
+                let out = y + r * outputs
+                out.update(from: b, count: outputs)
+                for k in x.rowStart[r]..<x.rowStart[r + 1] {
+                    cblas_saxpy(Int32(outputs), values[k], w + Int(columns[k]) * outputs, 1, out, 1)
+                }
+            }
+        }
+    }
+}
+
+/// dW += xᵀ·dy with a sparse x (only the rows of W that x touches)    db += Σ_rows dy
+public func sparseLinearBackward(_ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>,
+                                 _ dy: UnsafePointer<Float>, _ x: CSRMatrix, outputs: Int) {
+    x.columns.withUnsafeBufferPointer { columns in
+        x.values.withUnsafeBufferPointer { values in
+            for r in 0..<x.rows {
+                let row = dy + r * outputs
+                for k in x.rowStart[r]..<x.rowStart[r + 1] {
+                    cblas_saxpy(Int32(outputs), values[k], row, 1, dw + Int(columns[k]) * outputs, 1)
+                }
+                for o in 0..<outputs { db[o] += row[o] }
+            }
+        }
+    }
+}
+
+/// y = tanh(x), elementwise over n values (y may be x).
+public func tanhForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
+    for k in 0..<n { y[k] = tanhf(x[k]) }
+}
+
+/// dx += dy · (1 − y²), with y = tanh(x).
+public func tanhBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                         count n: Int) {
+    for k in 0..<n { dx[k] += dy[k] * (1 - y[k] * y[k]) }
+}
+
+/// z = μ + ε·exp(½·log σ²)     h: (B, 2L) = [μ | log σ²] per row   ε, z: (B, L)
+public func reparameterizeForward(_ z: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>,
+                                  _ epsilon: UnsafePointer<Float>, batch: Int, latent: Int) {
+    for r in 0..<batch {
+        let mu = h + r * 2 * latent, logvar = mu + latent
+        for l in 0..<latent { z[r * latent + l] = mu[l] + epsilon[r * latent + l] * expf(0.5 * logvar[l]) }
+    }
+}
+
+/// dμ += dz    d log σ² += dz·ε·½·exp(½·log σ²)     (into dh, laid out like h)
+public func reparameterizeBackward(_ dh: UnsafeMutablePointer<Float>, _ dz: UnsafePointer<Float>,
+                                   _ h: UnsafePointer<Float>, _ epsilon: UnsafePointer<Float>, batch: Int, latent: Int) {
+    for r in 0..<batch {
+        let logvar = h + r * 2 * latent + latent
+        let dmu = dh + r * 2 * latent, dlogvar = dmu + latent
+        for l in 0..<latent {
+            let g = dz[r * latent + l]
+            dmu[l] += g
+            dlogvar[l] += g * epsilon[r * latent + l] * 0.5 * expf(0.5 * logvar[l])
+        }
+    }
+}
+
+/// Σ_rows KL(N(μ, σ²) ‖ N(0, 1)) = Σ ½·(−log σ² + σ² + μ² − 1)     h: (B, 2L)
+public func gaussianKL(_ h: UnsafePointer<Float>, batch: Int, latent: Int) -> Double {
+    var total = 0.0
+    for r in 0..<batch {
+        let mu = h + r * 2 * latent, logvar = mu + latent
+        for l in 0..<latent {
+            total += 0.5 * Double(-logvar[l] + expf(logvar[l]) + mu[l] * mu[l] - 1)
+        }
+    }
+    return total
+}
+
+/// dh += scale · ∂KL/∂h:  dμ += scale·μ,  d log σ² += scale·½·(σ² − 1)
+public func gaussianKLBackward(_ dh: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>, scale: Float,
+                               batch: Int, latent: Int) {
+    for r in 0..<batch {
+        let mu = h + r * 2 * latent, logvar = mu + latent
+        let dmu = dh + r * 2 * latent, dlogvar = dmu + latent
+        for l in 0..<latent {
+            dmu[l] += scale * mu[l]
+            dlogvar[l] += scale * 0.5 * (expf(logvar[l]) - 1)
+        }
+    }
+}
+
+/// Multinomial negative log-likelihood of the counts x under softmax(logits), summed over
+/// rows: Σ_r Σ_i −x_ri·log softmax(z_r)_i. Writes dlogits = scale·(softmax(z)·Σ_i x_ri − x)
+/// (overwriting), the gradient of scale·loss.     logits, dlogits: (B, I)  x: (B, I) CSR
+public func multinomialNLL(_ dlogits: UnsafeMutablePointer<Float>, _ logits: UnsafePointer<Float>, _ x: CSRMatrix,
+                           scale: Float, items: Int) -> Double {
+    var rowLoss = [Double](repeating: 0, count: x.rows)
+    rowLoss.withUnsafeMutableBufferPointer { losses in
+        let lossBase = losses.baseAddress!
+        parallelRows(x.rows) { r in
+            let z = logits + r * items, dz = dlogits + r * items
+            var top = -Float.infinity
+            for i in 0..<items { top = max(top, z[i]) }
+            var sum: Float = 0
+            for i in 0..<items {
+                let e = expf(z[i] - top)
+                dz[i] = e
+                sum += e
+            }
+            let logSum = top + logf(sum)
+            var total: Float = 0, loss: Double = 0
+            for k in x.rowStart[r]..<x.rowStart[r + 1] {
+                let v = x.values[k]
+                total += v
+                loss += Double(v) * Double(logSum - z[Int(x.columns[k])])
+            }
+            let factor = scale * total / sum
+            for i in 0..<items { dz[i] *= factor }
+            for k in x.rowStart[r]..<x.rowStart[r + 1] { dz[Int(x.columns[k])] -= scale * x.values[k] }
+            lossBase[r] = loss
+        }
+    }
+    return rowLoss.reduce(0, +)
+}
+
+/// Rows scaled to unit L2 norm, then (with `dropout` > 0) each entry kept with probability
+/// 1 − dropout and scaled by 1/(1 − dropout), as the Mult-VAE input layer does.
+public func normalizeAndDropout(_ x: CSRMatrix, dropout: Float, rng: inout SeededRandom) -> CSRMatrix {
+    var out = x
+    let keep = 1 - dropout
+    for r in 0..<x.rows {
+        let range = x.rowStart[r]..<x.rowStart[r + 1]
+        var norm: Float = 0
+        for k in range { norm += x.values[k] * x.values[k] }
+        let inverse = norm > 0 ? 1 / norm.squareRoot() : 0
+        for k in range {
+            var v = x.values[k] * inverse
+            if dropout > 0 { v = rng.uniformFloat() < keep ? v / keep : 0 }
+            out.values[k] = v
+        }
+    }
+    return out
+}
+
+/// Runs body(r) for r in 0..<n on the available cores, in contiguous blocks.
+@inline(__always)
+func parallelRows(_ n: Int, _ body: (Int) -> Void) {
+    let workers = min(n, ProcessInfo.processInfo.activeProcessorCount)
+    if workers <= 1 || n < 16 {
+        for r in 0..<n { body(r) }
+        return
+    }
+    // The blocks touch disjoint rows; the closure is shared by the workers only for this call.
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedSendable(body)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            for r in (n * w / workers)..<(n * (w + 1) / workers) { shared.value(r) }
+        }
+    }
+}
+
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// Adam (Kingma and Ba 2015) over one flat parameter buffer.
+public struct Adam: Sendable {
+    public var learningRate: Float
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    public private(set) var step = 0
+    private var m: [Float]
+    private var v: [Float]
+
+    public init(parameters: Int, learningRate: Float = 1e-3) {
+        self.learningRate = learningRate
+        m = [Float](repeating: 0, count: parameters)
+        v = [Float](repeating: 0, count: parameters)
+    }
+
+    /// One update of `parameters` against `gradients`.
+    public mutating func update(_ parameters: inout [Float], _ gradients: [Float]) {
+        precondition(parameters.count == m.count && gradients.count == m.count, "Adam: buffer sizes differ")
+        step += 1
+        let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
+        let rate = learningRate * correction2.squareRoot() / correction1
+        let epsilonHat = epsilon * correction2.squareRoot()
+        let (b1, b2) = (beta1, beta2)
+        m.withUnsafeMutableBufferPointer { m in
+            v.withUnsafeMutableBufferPointer { v in
+                parameters.withUnsafeMutableBufferPointer { p in
+                    gradients.withUnsafeBufferPointer { g in
+                        for k in 0..<p.count {
+                            m[k] = b1 * m[k] + (1 - b1) * g[k]
+                            v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
+                            p[k] -= rate * m[k] / (v[k].squareRoot() + epsilonHat)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Glorot/Xavier uniform: U(−a, a) with a = √(6 / (fan_in + fan_out)).
+public func xavierUniform(_ w: UnsafeMutableBufferPointer<Float>, fanIn: Int, fanOut: Int, rng: inout SeededRandom) {
+    let a = (6 / Float(fanIn + fanOut)).squareRoot()
+    for k in 0..<w.count { w[k] = (2 * rng.uniformFloat() - 1) * a }
+}
+
+/// Normal(0, std) truncated to ±2·std, by rejection.
+public func truncatedNormal(_ w: UnsafeMutableBufferPointer<Float>, std: Float, rng: inout SeededRandom) {
+    for k in 0..<w.count {
+        var x = rng.normal()
+        while abs(x) > 2 { x = rng.normal() }
+        w[k] = Float(x) * std
+    }
+}
