@@ -34,6 +34,9 @@ let package = Package(
         // ranking, seeded random numbers.
         .target(name: "RecpipeNumerics", dependencies: ["CBLAS"]),
 
+        // Recommenders as pure computations on matrices: no SQLite in here.
+        .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics"]),
+
         // The SQLite store: connections, migrations, table names.
         .target(
             name: "RecpipeStore",
@@ -49,7 +52,7 @@ let package = Package(
         .target(
             name: "RecpipeStages",
             dependencies: [
-                "RecpipeStore", "RecpipeNumerics", "CZlib",
+                "RecpipeStore", "RecpipeNumerics", "RecpipeModels", "CZlib",
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -65,6 +68,7 @@ let package = Package(
             ]),
 
         .testTarget(name: "RecpipeNumericsTests", dependencies: ["RecpipeNumerics"]),
+        .testTarget(name: "RecpipeModelsTests", dependencies: ["RecpipeModels", "RecpipeNumerics"]),
         .testTarget(
             name: "RecpipeStoreTests",
             dependencies: ["RecpipeStore", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -1,0 +1,142 @@
+import Foundation
+import RecpipeNumerics
+
+/// Errors of model fitting.
+public enum ModelError: Error, LocalizedError, Equatable {
+    case diverged(epoch: Int, update: Int, loss: Double)
+    case noTrainingData
+    case shapeMismatch(String)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .diverged(epoch, update, loss):
+            return "training diverged at epoch \(epoch), update \(update): loss \(loss); lower --learning-rate"
+        case .noTrainingData: return "no training users with interactions"
+        case let .shapeMismatch(message): return message
+        }
+    }
+}
+
+/// Held-out users for choosing the epoch: fold-in items in, target items out.
+public struct ValidationSet: Sendable {
+    public var foldIn: CSRMatrix
+    public var targets: [Set<Int32>]
+
+    public init(foldIn: CSRMatrix, targets: [Set<Int32>]) {
+        precondition(foldIn.rows == targets.count, "one target set per fold-in row")
+        self.foldIn = foldIn
+        self.targets = targets
+    }
+}
+
+/// One epoch of training, as logged.
+public struct EpochLog: Sendable, Equatable {
+    public var epoch: Int
+    /// Mean over the epoch's batches of the training loss (−log-likelihood + β·KL).
+    public var loss: Double
+    public var kl: Double
+    /// β at the end of the epoch.
+    public var beta: Double
+    public var validationNDCG: Double?
+    public var seconds: Double
+}
+
+public struct FitResult: Sendable {
+    public var model: MultVAE
+    /// The epoch whose weights were kept (best validation NDCG@100, or the last).
+    public var bestEpoch: Int
+    public var bestNDCG: Double?
+    public var log: [EpochLog]
+}
+
+extension MultVAE {
+    /// Trains on the rows of `train` (binary user × item), choosing the epoch by
+    /// validation NDCG@100. Starts from `initial`'s weights when given (warm start).
+    public static func fit(train: CSRMatrix, validation: ValidationSet?, config: Config, initial: MultVAE? = nil,
+                           onEpoch: (EpochLog) -> Void = { _ in }) throws -> FitResult {
+        let users = (0..<train.rows).filter { train.count(row: $0) > 0 }
+        guard !users.isEmpty else { throw ModelError.noTrainingData }
+        var rng = SeededRandom(seed: config.seed)
+        var model: MultVAE
+        if let initial {
+            guard initial.items == train.cols, initial.parameters.count == MultVAE(items: train.cols, config: config).parameters.count
+            else { throw ModelError.shapeMismatch("warm start: the model's shape does not match the data and configuration") }
+            model = MultVAE(items: train.cols, config: config)
+            model.parameters = initial.parameters
+        } else {
+            model = MultVAE(items: train.cols, config: config)
+            model.initialize(rng: &rng)
+        }
+        var adam = Adam(parameters: model.parameters.count, learningRate: config.learningRate)
+        var gradients = [Float](repeating: 0, count: model.parameters.count)
+        var workspace = Workspace()
+        var order = users
+        let updatesPerEpoch = (users.count + config.batchSize - 1) / config.batchSize
+        let annealSteps = config.annealSteps(updatesPerEpoch: updatesPerEpoch)
+        var updates = 0
+        var best: (ndcg: Double, epoch: Int, parameters: [Float])?
+        var log: [EpochLog] = []
+        for epoch in 1...max(1, config.epochs) {
+            let started = Date()
+            rng.shuffle(&order)
+            var lossSum = 0.0, klSum = 0.0, batches = 0
+            var beta: Float = 0
+            for start in stride(from: 0, to: order.count, by: config.batchSize) {
+                let batch = train.rows(order[start..<min(start + config.batchSize, order.count)])
+                let input = normalizeAndDropout(batch, dropout: config.dropout, rng: &rng)
+                beta = config.kind == .vae ? min(config.betaCap, Float(updates) / Float(annealSteps)) : 0
+                model.forward(input, &workspace, training: true, rng: &rng)
+                zero(&gradients)
+                let (loss, kl) = model.backward(input, targets: batch, &workspace, beta: beta, gradients: &gradients)
+                guard loss.isFinite else { throw ModelError.diverged(epoch: epoch, update: updates + 1, loss: loss) }
+                adam.update(&model.parameters, gradients)
+                updates += 1
+                lossSum += loss; klSum += kl; batches += 1
+            }
+            var ndcg: Double?
+            if let validation {
+                let value = model.meanNDCG(validation, k: 100)
+                ndcg = value
+                if best == nil || value > best!.ndcg { best = (value, epoch, model.parameters) }
+            }
+            let entry = EpochLog(epoch: epoch, loss: lossSum / Double(batches), kl: klSum / Double(batches),
+                                 beta: Double(beta), validationNDCG: ndcg, seconds: Date().timeIntervalSince(started))
+            log.append(entry)
+            onEpoch(entry)
+            if let patience = config.patience, let best, epoch - best.epoch >= patience { break }
+        }
+        if let best { model.parameters = best.parameters }
+        return FitResult(model: model, bestEpoch: best?.epoch ?? log.count, bestNDCG: best?.ndcg, log: log)
+    }
+
+    /// Scores every item for each row of `foldIn` (logits; higher is better), in batches:
+    /// `body(row, scores)` sees one user's scores, writable, valid during the call.
+    public func scores(_ foldIn: CSRMatrix, batchSize: Int = 500, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
+        var workspace = Workspace()
+        var rng = SeededRandom(seed: 0)
+        for start in stride(from: 0, to: foldIn.rows, by: batchSize) {
+            let rows = Array(start..<min(start + batchSize, foldIn.rows))
+            let input = normalizeAndDropout(foldIn.rows(rows[...]), dropout: 0, rng: &rng)
+            forward(input, &workspace, training: false, rng: &rng)
+            workspace.logits.withUnsafeMutableBufferPointer { logits in
+                for (k, row) in rows.enumerated() {
+                    body(row, UnsafeMutableBufferPointer(rebasing: logits[(k * items)..<((k + 1) * items)]))
+                }
+            }
+        }
+    }
+
+    /// Mean NDCG@k over the validation users that have targets, fold-in items excluded.
+    public func meanNDCG(_ validation: ValidationSet, k: Int) -> Double {
+        var total = 0.0, counted = 0
+        scores(validation.foldIn) { row, scores in
+            guard !validation.targets[row].isEmpty else { return }
+            let f = validation.foldIn
+            for j in f.rowStart[row]..<f.rowStart[row + 1] { scores[Int(f.columns[j])] = -.infinity }
+            let ranked = topK(UnsafeBufferPointer(scores), k: k)
+            total += RankingMetrics.ndcg(ranked, targets: validation.targets[row], k: k)
+            counted += 1
+        }
+        return counted > 0 ? total / Double(counted) : 0
+    }
+}
