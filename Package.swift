@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "recpipe",
             dependencies: [
-                "RecpipeStages", "RecpipeStore",
+                "RecpipeStages", "RecpipeStore", "RecpipeModels", "RecpipeNumerics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

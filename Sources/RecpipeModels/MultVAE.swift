@@ -181,3 +181,41 @@ public struct MultVAE: Sendable {
 }
 
 func zero(_ a: inout [Float]) { a.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+
+extension MultVAE {
+    /// Copies another model's weights: item-indexed rows and columns through `itemMapping`
+    /// (new item i takes old item itemMapping[i]; nil keeps its current weights), the other
+    /// tensors whole. Both models must have the same hidden and latent sizes.
+    public mutating func copyWeights(from other: MultVAE, itemMapping: [Int?]) {
+        precondition(itemMapping.count == items, "one mapping entry per item")
+        for tensor in tensors {
+            guard let source = other.tensor(tensor.name) else { continue }
+            switch tensor.name {
+            case "encoder.0.weight":  // (items, hidden): rows are items
+                let width = tensor.shape[1]
+                for (new, old) in itemMapping.enumerated() {
+                    guard let old else { continue }
+                    for c in 0..<width {
+                        parameters[tensor.offset + new * width + c] = other.parameters[source.offset + old * width + c]
+                    }
+                }
+            case "decoder.1.weight":  // (hidden, items): columns are items
+                let rows = tensor.shape[0], oldItems = source.shape[1]
+                for r in 0..<rows {
+                    for (new, old) in itemMapping.enumerated() {
+                        guard let old else { continue }
+                        parameters[tensor.offset + r * items + new] = other.parameters[source.offset + r * oldItems + old]
+                    }
+                }
+            case "decoder.1.bias":
+                for (new, old) in itemMapping.enumerated() {
+                    guard let old else { continue }
+                    parameters[tensor.offset + new] = other.parameters[source.offset + old]
+                }
+            default:
+                precondition(source.shape == tensor.shape, "tensor \(tensor.name) shapes differ")
+                for k in 0..<tensor.count { parameters[tensor.offset + k] = other.parameters[source.offset + k] }
+            }
+        }
+    }
+}

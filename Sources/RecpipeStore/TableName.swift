@@ -14,4 +14,8 @@ public struct TableName: Hashable, Sendable, CustomStringConvertible, Expressibl
     public static let users: TableName = "users"
     public static let items: TableName = "items"
     public static let interactions: TableName = "interactions"
+    public static let models: TableName = "models"
+    public static let modelItems: TableName = "model_items"
+    public static let modelWeights: TableName = "model_weights"
+    public static let trainingLog: TableName = "training_log"
 }

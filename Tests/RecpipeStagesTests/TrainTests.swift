@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import Testing
+@testable import RecpipeModels
+@testable import RecpipeStages
+@testable import RecpipeStore
+
+@Suite struct TrainStageTests {
+    /// A small synthetic log, ingested and cleaned.
+    func prepared(seed: UInt64 = 5, users: Int = 300) throws -> (Scratch, Store) {
+        let scratch = Scratch()
+        var config = Synth.Config()
+        config.users = users
+        config.items = 120
+        config.interactions = users * 25
+        config.topics = 6
+        config.seed = seed
+        try Synth(config: config).write(to: scratch.path("events.csv"))
+        let store = try scratch.store()
+        try ingest(store, [scratch.path("events.csv")])
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30 }
+        return (scratch, store)
+    }
+
+    func small(_ configure: (inout TrainStage.Config) -> Void = { _ in }) throws -> TrainStage {
+        var config = TrainStage.Config()
+        config.model.hidden = 24
+        config.model.latent = 8
+        config.model.epochs = 6
+        config.model.batchSize = 64
+        configure(&config)
+        return try TrainStage(config: config)
+    }
+
+    @Test func trainsStoresAndPublishes() throws {
+        let (scratch, store) = try prepared()
+        _ = scratch
+        try StageRunner.run(try small(), store: store, logger: quiet)
+        try store.queue.read { db throws in
+            let model = try Row.fetchOne(db, sql: "SELECT * FROM models")!
+            #expect(model["status"] as String == "published")
+            #expect(model["kind"] as String == "multvae")
+            #expect(model["epochs"] as Int == 6)
+            #expect((model["validation_metrics"] as String).contains("ndcg@100"))
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM training_log") == 6)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM model_weights") == 8)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM model_items")
+                    == (try Int.fetchOne(db, sql: "SELECT count(*) FROM items")))
+        }
+        // A second model is published and the first retired.
+        try StageRunner.run(try small { $0.model.kind = .dae; $0.model.hidden = 16 }, store: store, logger: quiet)
+        try StageRunner.run(try small(), store: store, logger: quiet)
+        let statuses = try store.queue.read { try String.fetchAll($0, sql: "SELECT kind || ':' || status FROM models ORDER BY model_id") }
+        #expect(statuses == ["multvae:retired", "multdae:published", "multvae:published"])
+        // Same data and seed: the same weights.
+        let (a, _) = try store.queue.read { try ModelStore.loadVAE(1, in: $0) }
+        let (b, _) = try store.queue.read { try ModelStore.loadVAE(3, in: $0) }
+        #expect(a.parameters == b.parameters)
+    }
+
+    @Test func aModelLoadsBackBitForBit() throws {
+        let (scratch, store) = try prepared()
+        _ = scratch
+        let data = try TrainingData.load(store)
+        var config = MultVAE.Config()
+        config.hidden = 16
+        config.latent = 4
+        config.epochs = 2
+        let result = try MultVAE.fit(train: data.train, validation: data.validation, config: config)
+        let id = try store.queue.write { db in
+            try ModelStore.save(result, data: data, runID: try Int64.fetchOne(db, sql: "SELECT max(run_id) FROM stage_runs")!,
+                                seconds: 1, warmStartFrom: nil, publish: false, in: db)
+        }
+        let (loaded, record) = try store.queue.read { try ModelStore.loadVAE(id, in: $0) }
+        #expect(loaded.parameters.count == result.model.parameters.count)
+        #expect(zip(loaded.parameters, result.model.parameters).allSatisfy { $0.bitPattern == $1.bitPattern })
+        #expect(loaded.config == result.model.config)
+        #expect(record.itemKeys == data.itemKeys && record.status == "candidate")
+    }
+
+    @Test func warmStartRemapsItemsByKey() throws {
+        let (scratch, store) = try prepared()
+        try StageRunner.run(try small(), store: store, logger: quiet)
+        // More data with new items: the item index changes.
+        var more = "user_id,item_id,timestamp\n"
+        for u in 0..<40 { for i in 0..<6 { more += "new\(u),fresh\(i),\(1_800_000_000 + u)\n" } }
+        try ingest(store, [scratch.write("more.csv", more)])
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30 }
+        try StageRunner.run(try small { $0.warmStart = true; $0.model.epochs = 1 }, store: store, logger: quiet)
+        try store.queue.read { db throws in
+            #expect(try Int64.fetchOne(db, sql: "SELECT warm_start_from FROM models WHERE model_id = 2") == 1)
+        }
+        let (first, firstRecord) = try store.queue.read { try ModelStore.loadVAE(1, in: $0) }
+        // The copy itself: an old item's encoder row lands at its new position.
+        let data = try TrainingData.load(store)
+        var fresh = MultVAE(items: data.itemKeys.count, config: first.config)
+        let position = Dictionary(uniqueKeysWithValues: firstRecord.itemKeys.enumerated().map { ($1, $0) })
+        let mapping = data.itemKeys.map { position[$0] }
+        #expect(mapping.contains(nil) && mapping.contains { $0 != nil })
+        fresh.copyWeights(from: first, itemMapping: mapping)
+        let hidden = first.config.hidden
+        let encoder = fresh.tensor("encoder.0.weight")!, oldEncoder = first.tensor("encoder.0.weight")!
+        for (new, old) in mapping.enumerated() {
+            guard let old else { continue }
+            #expect(fresh.parameters[encoder.offset + new * hidden] == first.parameters[oldEncoder.offset + old * hidden])
+        }
+    }
+
+    @Test func divergenceFailsTheStageAndStoresNothing() throws {
+        let (scratch, store) = try prepared()
+        _ = scratch
+        #expect(throws: StageError.self) {
+            try StageRunner.run(try small { $0.model.learningRate = 1e30 }, store: store, logger: quiet)
+        }
+        #expect(try count(store, "models") == 0)
+        #expect(try store.queue.read { try String.fetchOne($0, sql: "SELECT status FROM stage_runs ORDER BY run_id DESC") } == "failed")
+    }
+
+    @Test func trainingWithoutACleanRunFails() throws {
+        let scratch = Scratch()
+        let store = try scratch.store()
+        #expect(throws: StageError.self) { try StageRunner.run(try small(), store: store, logger: quiet) }
+    }
+}
