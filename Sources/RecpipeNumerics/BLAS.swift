@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Thin wrappers over OpenBLAS.
 public enum BLAS {
@@ -28,4 +29,25 @@ public enum BLAS {
 
     /// The kernel family OpenBLAS chose for this CPU (e.g. "Zen").
     public static var coreName: String { String(cString: openblas_get_corename()) }
+}
+
+extension BLAS {
+    /// Kernel families OpenBLAS falls back to when it cannot identify the CPU (virtual
+    /// machines often hide the model), none of which uses AVX2.
+    static let fallbackCores: Set<String> = [
+        "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Sandybridge", "Atom", "Barcelona", "Bobcat",
+        "Bulldozer", "Piledriver", "Steamroller", "Excavator",
+    ]
+
+    /// The OpenBLAS core type this CPU supports when OpenBLAS chose a fallback without AVX2
+    /// although the CPU has it (from the feature flags in /proc/cpuinfo), else nil.
+    public static func betterCoreType(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+                                      current: String = BLAS.coreName) -> String? {
+        guard fallbackCores.contains(current), let cpuinfo,
+              let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(line.split(separator: " ").map(String.init))
+        if ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return "SkylakeX" }
+        if ["avx2", "fma"].allSatisfy(flags.contains) { return "Haswell" }
+        return nil
+    }
 }

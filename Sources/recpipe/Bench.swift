@@ -1,13 +1,15 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RecpipeModels
+import RecpipeNumerics
 import RecpipeStages
 import RecpipeStore
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
-        subcommands: [BenchIngest.self])
+        subcommands: [BenchIngest.self, BenchTrain.self])
 }
 
 struct BenchIngest: ParsableCommand {
@@ -116,5 +118,80 @@ struct BenchIngest: ParsableCommand {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
         }
         return 0
+    }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Seconds per Mult-VAE epoch on synthetic data, with GFLOPS next to the sgemm ceiling measured in the same run.")
+
+    @Option var users = 136_000
+    @Option var items = 20_000
+    @Option(help: "Interactions in the synthetic log, about.")
+    var interactions = 10_000_000
+    @Option(help: "Users held out for validation and for test (each), as the strong split would.")
+    var heldout = 9_000
+    @Option var epochs = 1
+    @Option(help: "multvae or multdae.")
+    var model: MultVAE.Kind = .vae
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) {
+            var synth = RecpipeStages.Synth.Config()
+            synth.users = users
+            synth.items = items
+            synth.interactions = interactions
+            let events = try RecpipeStages.Synth(config: synth).generate()
+            var rows = [[Int32]](repeating: [], count: users)
+            for e in events { rows[Int(e.user)].append(e.item) }
+            let train = CSRMatrix(cols: items, rowsOfColumns: Array(rows[0..<max(1, users - 2 * heldout)]).map { $0.sorted() })
+            logger.info("benchmark data ready", metadata: ["users": "\(train.rows)", "items": "\(items)", "interactions": "\(train.nonZeros)"])
+
+            var config = MultVAE.Config(kind: model)
+            config.epochs = epochs
+            config.patience = nil
+            let batches = (train.rows + config.batchSize - 1) / config.batchSize
+            // The dense products of the output layer: forward, and the two backward products.
+            let flopsPerEpoch = 6.0 * Double(train.rows) * Double(config.hidden) * Double(items)
+            let peak = Self.sgemmGFLOPS(m: config.batchSize, k: config.hidden, n: items)
+            var seconds: [Double] = []
+            _ = try MultVAE.fit(train: train, validation: nil, config: config) { epoch in
+                seconds.append(epoch.seconds)
+                logger.info("epoch finished", metadata: ["epoch": "\(epoch.epoch)", "seconds": "\(String(format: "%.1f", epoch.seconds))"])
+            }
+            let best = seconds.min() ?? 0
+            let achieved = flopsPerEpoch / best / 1e9
+            print("Mult-\(model == .vae ? "VAE" : "DAE") epoch: \(train.rows) users × \(items) items, \(train.nonZeros) interactions, \(batches) batches of \(config.batchSize), BLAS threads \(BLAS.threads) (\(BLAS.coreName))")
+            print(String(format: "seconds per epoch (best of %d): %.1f", seconds.count, best))
+            print(String(format: "output-layer GFLOPS achieved: %.1f; sgemm %d×%d×%d ceiling measured now: %.1f (%.0f%%)",
+                         achieved, config.batchSize, config.hidden, items, peak, 100 * achieved / peak))
+            print(String(format: "floor at that ceiling: %.1f s; epoch / floor: %.2f", flopsPerEpoch / peak / 1e9,
+                         best / (flopsPerEpoch / peak / 1e9)))
+            print(String(format: "peak RSS: %.0f MB", Double(Self.peakRSSKB()) / 1024))
+        }
+    }
+
+    /// Best of several sgemm runs of an (m × k)·(k × n) product, in GFLOPS.
+    static func sgemmGFLOPS(m: Int, k: Int, n: Int) -> Double {
+        var rng = SeededRandom(seed: 1)
+        let a = Matrix(rows: m, cols: k, data: (0..<(m * k)).map { _ in rng.uniformFloat() })
+        let b = Matrix(rows: k, cols: n, data: (0..<(k * n)).map { _ in rng.uniformFloat() })
+        var c = Matrix(rows: m, cols: n)
+        var best = Double.infinity
+        for _ in 0..<8 {
+            let started = Clock.monotonic()
+            BLAS.gemm(&c, a, b)
+            best = min(best, Clock.monotonic() - started)
+        }
+        return 2 * Double(m) * Double(k) * Double(n) / best / 1e9
+    }
+
+    static func peakRSSKB() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RecpipeNumerics
 import RecpipeStages
 import RecpipeStore
 
@@ -15,6 +16,23 @@ struct Recpipe: ParsableCommand {
             schema does not match this recpipe.
             """,
         subcommands: [Migrate.self, Ingest.self, Clean.self, Train.self, SynthCommand.self, Bench.self])
+
+    static func main() {
+        selectBLASKernel()
+        main(nil)
+    }
+
+    /// OpenBLAS picks its kernels when it loads, from the CPU model; where it cannot identify
+    /// the CPU it falls back to kernels without AVX2, at half the speed or less. Then the
+    /// process restarts itself once with OPENBLAS_CORETYPE set from the CPU's feature flags.
+    /// A value the user set is left alone.
+    static func selectBLASKernel() {
+        guard getenv("OPENBLAS_CORETYPE") == nil, let core = BLAS.betterCoreType() else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        let argv = CommandLine.arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", argv)
+        // execv returns only on failure: carry on with the kernels OpenBLAS chose.
+    }
 }
 
 /// Options every command that works on a database takes.
