@@ -32,7 +32,10 @@ let package = Package(
 
         // Dense and sparse matrices, the kernels the models need (forward and backward),
         // ranking, seeded random numbers.
-        .target(name: "RecpipeNumerics", dependencies: ["CBLAS"]),
+        .target(name: "RecpipeNumerics", dependencies: ["CBLAS", "CKernels"]),
+
+        // Elementwise kernels in C, where the compiler vectorizes them for each CPU.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fopenmp-simd"])]),
 
         // Recommenders as pure computations on matrices: no SQLite in here.
         .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics"]),

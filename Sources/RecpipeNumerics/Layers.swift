@@ -131,14 +131,8 @@ public func multinomialNLL(_ dlogits: UnsafeMutablePointer<Float>, _ logits: Uns
         let lossBase = losses.baseAddress!
         parallelRows(x.rows) { r in
             let z = logits + r * items, dz = dlogits + r * items
-            var top = -Float.infinity
-            for i in 0..<items { top = max(top, z[i]) }
-            var sum: Float = 0
-            for i in 0..<items {
-                let e = expf(z[i] - top)
-                dz[i] = e
-                sum += e
-            }
+            let top = maximum(z, count: items)
+            let sum = shiftedExp(dz, z, shift: top, count: items)
             let logSum = top + logf(sum)
             var total: Float = 0, loss: Double = 0
             for k in x.rowStart[r]..<x.rowStart[r + 1] {

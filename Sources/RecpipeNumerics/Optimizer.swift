@@ -24,14 +24,19 @@ public struct Adam: Sendable {
         let rate = learningRate * correction2.squareRoot() / correction1
         let epsilonHat = epsilon * correction2.squareRoot()
         let (b1, b2) = (beta1, beta2)
+        let count = parameters.count
         m.withUnsafeMutableBufferPointer { m in
             v.withUnsafeMutableBufferPointer { v in
                 parameters.withUnsafeMutableBufferPointer { p in
                     gradients.withUnsafeBufferPointer { g in
-                        for k in 0..<p.count {
-                            m[k] = b1 * m[k] + (1 - b1) * g[k]
-                            v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
-                            p[k] -= rate * m[k] / (v[k].squareRoot() + epsilonHat)
+                        let (m, v, p, g) = (m.baseAddress!, v.baseAddress!, p.baseAddress!, g.baseAddress!)
+                        // Blocks of 64Ki values on all cores.
+                        parallelRows((count + 65_535) / 65_536) { block in
+                            for k in (block * 65_536)..<min(count, (block + 1) * 65_536) {
+                                m[k] = b1 * m[k] + (1 - b1) * g[k]
+                                v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
+                                p[k] -= rate * m[k] / (v[k].squareRoot() + epsilonHat)
+                            }
                         }
                     }
                 }

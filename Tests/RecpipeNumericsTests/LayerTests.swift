@@ -186,3 +186,33 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
         #expect(RankingMetrics.ndcg([3, 4], targets: [3, 4], k: 100) == 1)
     }
 }
+
+@Suite struct FastMathTests {
+    @Test func exp16MatchesTheLibrary() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            var lanes = SIMD16<Float>()
+            for l in 0..<16 { lanes[l] = x + Float(l) * 0.0137 }
+            let e = exp16(lanes)
+            for l in 0..<16 { worst = max(worst, abs(e[l] - expf(lanes[l])) / expf(lanes[l])) }
+            x += 0.37
+        }
+        #expect(worst < 1e-6, "worst relative error \(worst)")
+    }
+
+    @Test(arguments: [1, 15, 16, 17, 100])
+    func shiftedExpAndMaximumHandleTails(n: Int) {
+        let x = (0..<n).map { Float($0) * 0.1 - 3 }
+        var y = [Float](repeating: 0, count: n)
+        let top = maximum(x, count: n)
+        #expect(top == x.max()!)
+        let sum = shiftedExp(&y, x, shift: top, count: n)
+        var expected: Float = 0
+        for k in 0..<n {
+            #expect(abs(y[k] - expf(x[k] - top)) < 1e-6)
+            expected += expf(x[k] - top)
+        }
+        #expect(abs(sum - expected) / expected < 1e-5)
+    }
+}
