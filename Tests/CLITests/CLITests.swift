@@ -49,7 +49,7 @@ func scratchDirectory() -> String {
         let dir = scratchDirectory()
         let help = try recpipe(["--help"], in: dir)
         #expect(help.status == 0)
-        for command in ["migrate", "ingest", "clean", "synth", "bench"] { #expect(help.stdout.contains(command)) }
+        for command in ["migrate", "ingest", "clean", "train", "synth", "bench"] { #expect(help.stdout.contains(command)) }
         #expect(try recpipe(["ingest", "--db", "x.sqlite"], in: dir).status == 64)
         #expect(try recpipe(["frobnicate"], in: dir).status == 64)
         #expect(try recpipe(["clean", "--db", "x.sqlite", "--min-rating", "lots"], in: dir).status == 64)
@@ -82,6 +82,15 @@ func scratchDirectory() -> String {
             #expect(try String.fetchAll(db, sql: "SELECT status FROM stage_runs ORDER BY run_id")
                     == ["succeeded", "succeeded", "succeeded"])
         }
+        let train = try recpipe(["train", "--db", "recs.sqlite", "--epochs", "3", "--hidden", "32", "--latent", "8"], in: dir)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("published"))
+        #expect(train.stderr.split(separator: "\n").filter { $0.contains("epoch finished") }.count == 3)
+        try db.read { db throws in
+            #expect(try String.fetchOne(db, sql: "SELECT kind || ':' || status FROM models") == "multvae:published")
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM training_log") == 3)
+        }
+        #expect(try recpipe(["train", "--db", "recs.sqlite", "--patience", "soon"], in: dir).status == 64)
     }
 
     @Test func badDataExitsWithDataErrorAndStoresNothing() throws {
