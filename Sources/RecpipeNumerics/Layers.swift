@@ -19,9 +19,11 @@ public func linearBackward(_ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutab
                            _ w: UnsafePointer<Float>, batch: Int, inputs: Int, outputs: Int) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputs), Int32(outputs), Int32(batch), 1,
                 x, Int32(inputs), dy, Int32(outputs), 1, dw, Int32(outputs))
-    for r in 0..<batch {
-        let row = dy + r * outputs
-        for o in 0..<outputs { db[o] += row[o] }
+    // db += dyᵀ·1, as a matrix-vector product.
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: batch) { ones in
+        ones.initialize(repeating: 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(batch), Int32(outputs), 1, dy, Int32(outputs),
+                    ones.baseAddress, 1, 1, db, 1)
     }
     if let dx {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(inputs), Int32(outputs), 1,
