@@ -94,3 +94,20 @@ public final class RawConnection {
 
 /// SQLite's SQLITE_TRANSIENT: the library copies the bound value.
 public let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+
+/// Steps through the rows of a query on a raw SQLite connection, calling `row` with the
+/// statement positioned on each; any SQLite error ends it with the SQL named.
+public func forEachRow(_ connection: OpaquePointer, _ sql: String, _ row: (OpaquePointer) throws -> Void) throws {
+    var prepared: OpaquePointer?
+    guard sqlite3_prepare_v2(connection, sql, -1, &prepared, nil) == SQLITE_OK, let statement = prepared else {
+        throw StoreError.statementFailed(sql: sql, reason: String(cString: sqlite3_errmsg(connection)))
+    }
+    defer { sqlite3_finalize(statement) }
+    while true {
+        switch sqlite3_step(statement) {
+        case SQLITE_ROW: try row(statement)
+        case SQLITE_DONE: return
+        default: throw StoreError.statementFailed(sql: sql, reason: String(cString: sqlite3_errmsg(connection)))
+        }
+    }
+}

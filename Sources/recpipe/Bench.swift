@@ -165,7 +165,8 @@ struct BenchTrain: ParsableCommand {
             let best = seconds.min() ?? 0
             let achieved = flopsPerEpoch / best / 1e9
             print("Mult-\(model == .vae ? "VAE" : "DAE") epoch: \(train.rows) users × \(items) items, \(train.nonZeros) interactions, \(batches) batches of \(config.batchSize), BLAS threads \(BLAS.threads) (\(BLAS.coreName))")
-            print(String(format: "seconds per epoch (best of %d): %.1f", seconds.count, best))
+            let median = seconds.sorted()[seconds.count / 2]
+            print(String(format: "seconds per epoch: best %.1f, median %.1f of %d", best, median, seconds.count))
             print(String(format: "output-layer GFLOPS achieved: %.1f; sgemm %d×%d×%d ceiling measured now: %.1f (%.0f%%)",
                          achieved, config.batchSize, config.hidden, items, peak, 100 * achieved / peak))
             print(String(format: "floor at that ceiling: %.1f s; epoch / floor: %.2f", flopsPerEpoch / peak / 1e9,

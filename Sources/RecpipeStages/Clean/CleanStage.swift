@@ -88,9 +88,11 @@ public struct CleanStage: Stage {
         }
         try write(data, stats: stats, context: context, seconds: Clock.monotonic() - started)
         let density = Double(data.count) / Double(max(1, data.userKeys.count)) / Double(max(1, data.itemKeys.count))
-        return StageReport(rowsIn: stats.rawRows, rowsOut: data.count, summary: [
-            "raw rows \(stats.rawRows) (\(stats.rawUsers) users, \(stats.rawItems) items)",
-            "after dedupe \(stats.deduplicatedRows), positive \(stats.positiveRows), k-core removed \(stats.kcoreUsersRemoved) users and \(stats.kcoreItemsRemoved) items in \(stats.kcoreIterations) passes",
+        let input = config.split == .predefined
+            ? ["split files: \(stats.rawRows) rows (\(stats.rawUsers) users, \(stats.rawItems) items), \(stats.rawRows - stats.deduplicatedRows) duplicates dropped"]
+            : ["raw rows \(stats.rawRows) (\(stats.rawUsers) users, \(stats.rawItems) items)",
+               "after dedupe \(stats.deduplicatedRows), positive \(stats.positiveRows), k-core removed \(stats.kcoreUsersRemoved) users and \(stats.kcoreItemsRemoved) items in \(stats.kcoreIterations) passes"]
+        return StageReport(rowsIn: stats.rawRows, rowsOut: data.count, summary: input + [
             "\(data.userKeys.count) users × \(data.itemKeys.count) items, \(data.count) interactions, density \(String(format: "%.4f", density))",
             "\(config.split.rawValue) split: train \(data.rows(in: .train)) rows / \(data.users(with: .train)) users; validation \(data.rows(in: .validationFoldIn)) + \(data.rows(in: .validationTarget)) rows / \(data.users(with: .validation)) users; test \(data.rows(in: .testFoldIn)) + \(data.rows(in: .testTarget)) rows / \(data.users(with: .test)) users; \(data.droppedHeldOut) held-out rows dropped",
         ])
@@ -122,19 +124,7 @@ public struct CleanStage: Stage {
     static func loadRaw(_ store: Store) throws -> RawEvents {
         try store.queue.read { db in
             var events = RawEvents()
-            let connection = db.sqliteConnection!
-            var statement: OpaquePointer?
-            guard sqlite3_prepare_v2(connection, "SELECT user_key, item_key, rating, ts FROM raw_interactions ORDER BY rowid",
-                                     -1, &statement, nil) == SQLITE_OK else {
-                throw StageError.badData("cannot read raw_interactions: \(String(cString: sqlite3_errmsg(connection)))")
-            }
-            defer { sqlite3_finalize(statement) }
-            while true {
-                let step = sqlite3_step(statement)
-                if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else {
-                    throw StageError.badData("cannot read raw_interactions: \(String(cString: sqlite3_errmsg(connection)))")
-                }
+            try forEachRow(db.sqliteConnection!, "SELECT user_key, item_key, rating, ts FROM raw_interactions ORDER BY rowid") { statement in
                 func text(_ column: Int32) -> String {
                     let bytes = sqlite3_column_text(statement, column)!
                     let count = Int(sqlite3_column_bytes(statement, column))

@@ -33,18 +33,11 @@ public struct TrainingData: Sendable {
             var byPart: [SplitPart: [Int: [Int32]]] = [:]
             var hasher = SHA256()
             hasher.update(Array(itemKeys.joined(separator: "\u{0}").utf8))
-            let connection = db.sqliteConnection!
-            var statement: OpaquePointer?
-            guard sqlite3_prepare_v2(connection, "SELECT user_idx, item_idx, part FROM interactions ORDER BY user_idx, item_idx",
-                                     -1, &statement, nil) == SQLITE_OK else {
-                throw StageError.badData("cannot read interactions: \(String(cString: sqlite3_errmsg(connection)))")
-            }
-            defer { sqlite3_finalize(statement) }
             let parts = Dictionary(uniqueKeysWithValues: SplitPart.allCases.map { ($0.rawValue, $0) })
             var pair = [UInt8](repeating: 0, count: 8)
-            while sqlite3_step(statement) == SQLITE_ROW {
+            try forEachRow(db.sqliteConnection!, "SELECT user_idx, item_idx, part FROM interactions ORDER BY user_idx, item_idx") { statement in
                 let user = Int(sqlite3_column_int64(statement, 0)), item = Int32(sqlite3_column_int64(statement, 1))
-                guard let part = parts[String(cString: sqlite3_column_text(statement, 2))] else { continue }
+                guard let part = parts[String(cString: sqlite3_column_text(statement, 2))] else { return }
                 byPart[part, default: [:]][user, default: []].append(item)
                 if part == .train {
                     withUnsafeBytes(of: UInt32(user).littleEndian) { pair.replaceSubrange(0..<4, with: $0) }
