@@ -49,7 +49,7 @@ func scratchDirectory() -> String {
         let dir = scratchDirectory()
         let help = try recpipe(["--help"], in: dir)
         #expect(help.status == 0)
-        for command in ["migrate", "ingest", "clean", "train", "synth", "bench"] { #expect(help.stdout.contains(command)) }
+        for command in ["migrate", "ingest", "clean", "train", "score", "recommend", "synth", "bench"] { #expect(help.stdout.contains(command)) }
         #expect(try recpipe(["ingest", "--db", "x.sqlite"], in: dir).status == 64)
         #expect(try recpipe(["frobnicate"], in: dir).status == 64)
         #expect(try recpipe(["clean", "--db", "x.sqlite", "--min-rating", "lots"], in: dir).status == 64)
@@ -91,6 +91,15 @@ func scratchDirectory() -> String {
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM training_log") == 3)
         }
         #expect(try recpipe(["train", "--db", "recs.sqlite", "--patience", "soon"], in: dir).status == 64)
+        let score = try recpipe(["score", "--db", "recs.sqlite", "--k", "20"], in: dir)
+        #expect(score.status == 0, "\(score.stderr)")
+        let user = try db.read { try String.fetchOne($0, sql: "SELECT user_key FROM users LIMIT 1")! }
+        let list = try recpipe(["recommend", "--db", "recs.sqlite", "--user", user, "--k", "5"], in: dir)
+        #expect(list.status == 0 && list.stdout.split(separator: "\n").count == 5)
+        let json = try recpipe(["recommend", "--db", "recs.sqlite", "--user", user, "--json"], in: dir)
+        let decoded = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((decoded?["items"] as? [Any])?.count == 10 && decoded?["user"] as? String == user)
+        #expect(try recpipe(["recommend", "--db", "recs.sqlite", "--user", "nobody"], in: dir).status == 65)
     }
 
     @Test func badDataExitsWithDataErrorAndStoresNothing() throws {

@@ -1,0 +1,110 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import Logging
+import RecpipeModels
+import RecpipeNumerics
+import RecpipeStore
+
+/// Top-K recommendations for every user from a trained model, published atomically.
+///
+/// The rows are written under this run's id beside the live ones, over several
+/// transactions; then one transaction points `live_recommendations` at the new run. A
+/// failed or killed run never touches the live set; its rows are removed by the next run.
+public struct ScoreStage: Stage {
+    public struct Config: Codable, Sendable, Equatable {
+        public var k = 100
+        /// The published model of this kind, unless `modelID` names one.
+        public var kind: MultVAE.Kind = .vae
+        public var modelID: Int64?
+        public init() {}
+    }
+
+    public static let name = "score"
+    public static let reads: [TableName] = [.users, .items, .interactions, .models, .modelItems, .modelWeights]
+    public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
+    public let config: Config
+
+    public init(config: Config) throws {
+        guard config.k >= 1 else { throw StageError.badOption("--k must be at least 1") }
+        self.config = config
+    }
+
+    public func run(_ context: StageContext) throws -> StageReport {
+        let started = Clock.monotonic()
+        let store = context.store
+        let (model, record) = try store.queue.read { db -> (MultVAE, ModelStore.Record) in
+            guard let id = try config.modelID ?? ModelStore.published(kind: config.kind.rawValue, in: db) else {
+                throw StageError.missingInput("\(store.path): no published \(config.kind.rawValue) model; run train first")
+            }
+            return try ModelStore.loadVAE(id, in: db)
+        }
+        let (userKeys, history) = try Self.histories(store, modelItems: record.itemKeys)
+        let k = min(config.k, model.items)
+        context.logger.info("scoring started", metadata: [
+            "model": "\(record.modelID)", "users": "\(userKeys.count)", "items": "\(model.items)", "k": "\(k)",
+        ])
+        try store.queue.write { db in
+            try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
+                           arguments: [context.runID, record.modelID, k, userKeys.count, Clock.isoNow()])
+        }
+        let connection = try RawConnection(path: store.path)
+        var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
+        var written = 0
+        func flush() throws {
+            let rows = pending.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
+            try connection.inTransaction {
+                try Bulk.insert(connection.handle, table: "recommendation_rows",
+                                columns: ["run_id", "user_key", "rank", "item_key", "score"], count: rows.count) { statement, p, n in
+                    let (user, rank, entry) = rows[n]
+                    sqlite3_bind_int64(statement, p, context.runID)
+                    sqlite3_bind_text(statement, p + 1, userKeys[user], -1, sqliteTransient)
+                    sqlite3_bind_int64(statement, p + 2, Int64(rank + 1))
+                    sqlite3_bind_text(statement, p + 3, record.itemKeys[Int(entry.ranked[rank])], -1, sqliteTransient)
+                    sqlite3_bind_double(statement, p + 4, Double(entry.scores[rank]))
+                }
+            }
+            written += rows.count
+            pending.removeAll(keepingCapacity: true)
+        }
+        var failure: Error?
+        model.scores(history) { user, scores in
+            guard failure == nil else { return }
+            for j in history.rowStart[user]..<history.rowStart[user + 1] { scores[Int(history.columns[j])] = -.infinity }
+            let ranked = topK(UnsafeBufferPointer(scores), k: k)
+            pending.append((user, ranked, ranked.map { scores[Int($0)] }))
+            if pending.count >= 5000 {
+                do { try flush() } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+        try flush()
+        // The switch: one small transaction.
+        try store.queue.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO live_recommendations (one, run_id) VALUES (1, ?)", arguments: [context.runID])
+            try db.execute(sql: "UPDATE score_runs SET rows = ?, published_at = ?, seconds = ? WHERE run_id = ?",
+                           arguments: [written, Clock.isoNow(), Clock.monotonic() - started, context.runID])
+        }
+        // Earlier sets (and rows of runs that never finished) are no longer visible: drop them.
+        try connection.execute("DELETE FROM recommendation_rows WHERE run_id != \(context.runID)")
+        return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
+            "\(written) recommendations for \(userKeys.count) users from model \(record.modelID), published as run \(context.runID)",
+        ])
+    }
+
+    /// Every user's known items (all parts of the split), as positions in the model's item
+    /// index; items the model does not know are left out.
+    static func histories(_ store: Store, modelItems: [String]) throws -> ([String], CSRMatrix) {
+        try store.queue.read { db in
+            let position = Dictionary(uniqueKeysWithValues: modelItems.enumerated().map { ($1, Int32($0)) })
+            let itemPosition = try String.fetchAll(db, sql: "SELECT item_key FROM items ORDER BY item_idx").map { position[$0] }
+            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM users ORDER BY user_idx")
+            var rows = [[Int32]](repeating: [], count: userKeys.count)
+            try forEachRow(db.sqliteConnection!, "SELECT user_idx, item_idx FROM interactions") { statement in
+                let user = Int(sqlite3_column_int64(statement, 0)), item = Int(sqlite3_column_int64(statement, 1))
+                if let p = itemPosition[item] { rows[user].append(p) }
+            }
+            return (userKeys, CSRMatrix(cols: modelItems.count, rowsOfColumns: rows.map { $0.sorted() }))
+        }
+    }
+}

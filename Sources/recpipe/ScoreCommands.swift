@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import GRDB
+import RecpipeModels
+import RecpipeStages
+import RecpipeStore
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compute top-K recommendations for every user and publish them atomically.",
+        discussion: """
+            Scores every user in the users table with the published model (items the user \
+            already has are excluded) and switches the recommendations view to the new set \
+            in one transaction. A failed run leaves the live set untouched.
+            """)
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "Recommendations per user.")
+    var k = 100
+    @Option(help: "Kind of the published model to use: multvae or multdae.")
+    var model: MultVAE.Kind = .vae
+    @Option(name: .customLong("model-id"), help: "Use this model instead of the published one.")
+    var modelID: Int64?
+
+    func run() throws {
+        let logger = options.logging.makeLogger()
+        try runReporting(logger) {
+            var config = ScoreStage.Config()
+            config.k = k
+            config.kind = model
+            config.modelID = modelID
+            let stage = try ScoreStage(config: config)
+            let store = try Store(path: options.db, logger: logger)
+            try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+        }
+    }
+}
+
+struct Recommend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print one user's live recommendations.",
+        discussion: "Exits with 65 when the user has no recommendations.")
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "The user's key, as in the source data.")
+    var user: String
+    @Option(help: "How many to print.")
+    var k = 10
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let logger = options.logging.makeLogger()
+        try runReporting(logger) {
+            let store = try Store(path: options.db, logger: logger)
+            let rows = try store.queue.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT rank, item_key, score, model_id, run_id FROM recommendations
+                    WHERE user_key = ? AND rank <= ? ORDER BY rank
+                    """, arguments: [user, k])
+            }
+            guard !rows.isEmpty else { throw StageError.badData("user '\(user)' has no recommendations") }
+            if json {
+                struct Item: Encodable { var rank: Int; var item: String; var score: Double }
+                struct Output: Encodable { var user: String; var modelID: Int64; var runID: Int64; var items: [Item] }
+                let output = Output(user: user, modelID: rows[0]["model_id"], runID: rows[0]["run_id"],
+                                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"]) })
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            } else {
+                for row in rows {
+                    let rank: Int = row["rank"], item: String = row["item_key"], score: Double = row["score"]
+                    print("\(rank)\t\(item)\t\(String(format: "%.4f", score))")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import GRDB
+import Testing
+@testable import RecpipeModels
+@testable import RecpipeStages
+@testable import RecpipeStore
+
+@Suite struct ScoreStageTests {
+    func trained() throws -> (Scratch, Store) {
+        let (scratch, store) = try TrainStageTests().prepared()
+        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quiet)
+        return (scratch, store)
+    }
+
+    func score(_ store: Store, k: Int = 10) throws {
+        var config = ScoreStage.Config()
+        config.k = k
+        try StageRunner.run(try ScoreStage(config: config), store: store, logger: quiet)
+    }
+
+    @Test func everyUserGetsKUnseenItemsInRankOrder() throws {
+        let (scratch, store) = try trained()
+        _ = scratch
+        try score(store)
+        try store.queue.read { db throws in
+            let users = try Int.fetchOne(db, sql: "SELECT count(*) FROM users")!
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations") == users * 10)
+            // Ranks 1..10 for each user, scores not increasing down the list.
+            #expect(try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM (SELECT user_key, min(rank) a, max(rank) b, count(DISTINCT item_key) n
+                                      FROM recommendations GROUP BY user_key) WHERE a != 1 OR b != 10 OR n != 10
+                """) == 0)
+            #expect(try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM recommendations a JOIN recommendations b
+                  ON a.user_key = b.user_key AND b.rank = a.rank + 1 WHERE b.score > a.score
+                """) == 0)
+            // Nothing the user already has.
+            #expect(try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM recommendations r JOIN users u ON u.user_key = r.user_key
+                JOIN items i ON i.item_key = r.item_key
+                JOIN interactions x ON x.user_idx = u.user_idx AND x.item_idx = i.item_idx
+                """) == 0)
+            #expect(try Int64.fetchOne(db, sql: "SELECT DISTINCT model_id FROM recommendations") == 1)
+        }
+    }
+
+    @Test func anotherRunReplacesTheSetAtomicallyAndAnUnfinishedOneStaysInvisible() throws {
+        let (scratch, store) = try trained()
+        _ = scratch
+        try score(store, k: 5)
+        let first = try store.queue.read { try Int64.fetchOne($0, sql: "SELECT run_id FROM live_recommendations")! }
+        // A run killed while writing: its rows are there but not live.
+        try store.queue.write { db in
+            try db.execute(sql: "INSERT INTO stage_runs (stage, status, started_at) VALUES ('score', 'running', 'x')")
+            let killed = db.lastInsertedRowID
+            try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, 1, 5, 1, 1, 'x')",
+                           arguments: [killed])
+            try db.execute(sql: "INSERT INTO recommendation_rows VALUES (?, 'ghost', 1, 'nothing', 9)", arguments: [killed])
+        }
+        try store.queue.read { db throws in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations WHERE user_key = 'ghost'") == 0)
+            #expect(try Int64.fetchOne(db, sql: "SELECT DISTINCT run_id FROM recommendations") == first)
+        }
+        // A reader holding a snapshot keeps seeing the old complete set while the next
+        // run publishes; a new reader sees only the new set.
+        let reader = try DatabasePool(path: store.path)
+        try reader.read { db throws in
+            let before = try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations")!
+            try score(store, k: 7)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations") == before)
+            #expect(try Int64.fetchOne(db, sql: "SELECT DISTINCT run_id FROM recommendations") == first)
+        }
+        try store.queue.read { db throws in
+            #expect(try Int.fetchAll(db, sql: "SELECT DISTINCT rank FROM recommendations ORDER BY rank") == Array(1...7))
+            #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT run_id) FROM recommendation_rows") == 1,
+                    "earlier and unfinished runs' rows are removed")
+        }
+    }
+
+    @Test func scoringWithoutAModelFails() throws {
+        let (scratch, store) = try TrainStageTests().prepared()
+        _ = scratch
+        #expect(throws: StageError.self) { try score(store) }
+        #expect(try count(store, "live_recommendations") == 0)
+    }
+}
