@@ -86,10 +86,9 @@ extension MultVAE {
                 let input = normalizeAndDropout(batch, dropout: config.dropout, rng: &rng)
                 beta = config.kind == .vae ? min(config.betaCap, Float(updates) / Float(annealSteps)) : 0
                 model.forward(input, &workspace, training: true, rng: &rng)
-                zero(&gradients)
                 let (loss, kl) = model.backward(input, targets: batch, &workspace, beta: beta, gradients: &gradients)
                 guard loss.isFinite else { throw ModelError.diverged(epoch: epoch, update: updates + 1, loss: loss) }
-                adam.update(&model.parameters, gradients)
+                adam.update(&model.parameters, &gradients)  // also zeroes the gradients
                 updates += 1
                 lossSum += loss; klSum += kl; batches += 1
             }

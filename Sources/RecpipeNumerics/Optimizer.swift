@@ -16,8 +16,9 @@ public struct Adam: Sendable {
         v = [Float](repeating: 0, count: parameters)
     }
 
-    /// One update of `parameters` against `gradients`.
-    public mutating func update(_ parameters: inout [Float], _ gradients: [Float]) {
+    /// One update of `parameters` against `gradients`, which it then sets to zero (ready for
+    /// the next step's accumulation, without a separate pass over them).
+    public mutating func update(_ parameters: inout [Float], _ gradients: inout [Float]) {
         precondition(parameters.count == m.count && gradients.count == m.count, "Adam: buffer sizes differ")
         step += 1
         let correction1 = 1 - powf(beta1, Float(step)), correction2 = 1 - powf(beta2, Float(step))
@@ -28,7 +29,7 @@ public struct Adam: Sendable {
         m.withUnsafeMutableBufferPointer { m in
             v.withUnsafeMutableBufferPointer { v in
                 parameters.withUnsafeMutableBufferPointer { p in
-                    gradients.withUnsafeBufferPointer { g in
+                    gradients.withUnsafeMutableBufferPointer { g in
                         let (m, v, p, g) = (m.baseAddress!, v.baseAddress!, p.baseAddress!, g.baseAddress!)
                         // Blocks of 64Ki values on all cores.
                         parallelRows((count + 65_535) / 65_536) { block in
@@ -36,6 +37,7 @@ public struct Adam: Sendable {
                                 m[k] = b1 * m[k] + (1 - b1) * g[k]
                                 v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
                                 p[k] -= rate * m[k] / (v[k].squareRoot() + epsilonHat)
+                                g[k] = 0
                             }
                         }
                     }
