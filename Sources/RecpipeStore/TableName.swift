@@ -21,6 +21,9 @@ public struct TableName: Hashable, Sendable, CustomStringConvertible, Expressibl
     public static let scoreRuns: TableName = "score_runs"
     public static let recommendationRows: TableName = "recommendation_rows"
     public static let liveRecommendations: TableName = "live_recommendations"
+    public static let evaluationRuns: TableName = "evaluation_runs"
+    public static let evaluation: TableName = "evaluation"
+    public static let evaluationUsers: TableName = "evaluation_users"
     /// The view consumers query.
     public static let recommendations: TableName = "recommendations"
 }

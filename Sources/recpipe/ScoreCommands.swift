@@ -77,3 +77,29 @@ struct Recommend: ParsableCommand {
         }
     }
 }
+
+extension EvaluateStage.Part: ExpressibleByArgument {}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate the published models and the popularity baseline on the split's held-out users.",
+        discussion: """
+            Every model is evaluated on the same users in the same run: Recall@20/50, NDCG@100, \
+            Precision@10, HitRate@10, MRR, APLT@20, novelty@20 (mean and standard error over \
+            users), coverage@20 and Gini@20. Results go to evaluation and evaluation_users.
+            """)
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "test or validation users.")
+    var part: EvaluateStage.Part = .test
+
+    func run() throws {
+        let logger = options.logging.makeLogger()
+        try runReporting(logger) {
+            var config = EvaluateStage.Config()
+            config.part = part
+            let store = try Store(path: options.db, logger: logger)
+            try finish(try StageRunner.run(EvaluateStage(config: config), store: store, logger: logger), logger: logger)
+        }
+    }
+}

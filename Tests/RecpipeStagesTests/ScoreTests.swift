@@ -84,3 +84,26 @@ import Testing
         #expect(try count(store, "live_recommendations") == 0)
     }
 }
+
+@Suite struct EvaluateStageTests {
+    @Test func modelsAreEvaluatedSideBySideWithPerUserValues() throws {
+        let (scratch, store) = try ScoreStageTests().trained()
+        _ = scratch
+        let report = try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
+        #expect(report.summary.contains { $0.hasPrefix("popularity") } && report.summary.contains { $0.hasPrefix("multvae") })
+        try store.queue.read { db throws in
+            #expect(try String.fetchAll(db, sql: "SELECT DISTINCT model FROM evaluation ORDER BY model") == ["multvae", "popularity"])
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM evaluation WHERE model = 'multvae'") == 10)
+            let users = try Int.fetchOne(db, sql: "SELECT users FROM evaluation_runs")!
+            #expect(users > 0)
+            // Eight per-user metrics for each evaluated user and model.
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM evaluation_users") == 2 * 8 * users)
+            // The aggregate is the mean of the per-user values.
+            #expect(try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM evaluation e JOIN (
+                    SELECT model, metric, k, avg(value) AS mean FROM evaluation_users GROUP BY model, metric, k) u
+                USING (model, metric, k) WHERE abs(e.value - u.mean) > 1e-9
+                """) == 0)
+        }
+    }
+}
