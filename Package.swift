@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fopenmp-simd"])]),
 
         // Recommenders as pure computations on matrices: no SQLite in here.
-        .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics"]),
+        .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics", "CBLAS"]),
 
         // The SQLite store: connections, migrations, table names.
         .target(

@@ -4,3 +4,8 @@
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 char *openblas_get_corename(void);
+
+/// LAPACK (Fortran interface, column-major) as shipped inside OpenBLAS: Cholesky
+/// factorization of a symmetric positive definite matrix and the inverse from it.
+void spotrf_(const char *uplo, const int *n, float *a, const int *lda, int *info);
+void spotri_(const char *uplo, const int *n, float *a, const int *lda, int *info);

@@ -81,6 +81,19 @@ public enum Evaluation {
         return (metrics, users)
     }
 
+    /// Mean NDCG@k over the held-out users that have targets, fold-in items excluded.
+    public static func meanNDCG(_ recommender: Recommender, _ heldOut: ValidationSet, k: Int) -> Double {
+        var total = 0.0, counted = 0
+        recommender.scores(heldOut.foldIn, batchSize: 500) { row, scores in
+            guard !heldOut.targets[row].isEmpty else { return }
+            let f = heldOut.foldIn
+            for j in f.rowStart[row]..<f.rowStart[row + 1] { scores[Int(f.columns[j])] = -.infinity }
+            total += RankingMetrics.ndcg(topK(UnsafeBufferPointer(scores), k: k), targets: heldOut.targets[row], k: k)
+            counted += 1
+        }
+        return counted > 0 ? total / Double(counted) : 0
+    }
+
     /// Gini index of non-negative values: 0 when all are equal, near 1 when one holds all.
     public static func gini(_ values: [Double]) -> Double {
         let sorted = values.sorted()

@@ -127,15 +127,6 @@ extension MultVAE {
 
     /// Mean NDCG@k over the validation users that have targets, fold-in items excluded.
     public func meanNDCG(_ validation: ValidationSet, k: Int) -> Double {
-        var total = 0.0, counted = 0
-        scores(validation.foldIn) { row, scores in
-            guard !validation.targets[row].isEmpty else { return }
-            let f = validation.foldIn
-            for j in f.rowStart[row]..<f.rowStart[row + 1] { scores[Int(f.columns[j])] = -.infinity }
-            let ranked = topK(UnsafeBufferPointer(scores), k: k)
-            total += RankingMetrics.ndcg(ranked, targets: validation.targets[row], k: k)
-            counted += 1
-        }
-        return counted > 0 ? total / Double(counted) : 0
+        Evaluation.meanNDCG(self, validation, k: k)
     }
 }

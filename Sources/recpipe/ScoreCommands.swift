@@ -92,12 +92,15 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var options: DatabaseOptions
     @Option(help: "test or validation users.")
     var part: EvaluateStage.Part = .test
+    @Flag(name: .customLong("no-ease"), help: "Leave out the EASE baseline (its items × items matrix needs 4·items² bytes).")
+    var noEASE = false
 
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger) {
             var config = EvaluateStage.Config()
             config.part = part
+            config.ease = !noEASE
             let store = try Store(path: options.db, logger: logger)
             try finish(try StageRunner.run(EvaluateStage(config: config), store: store, logger: logger), logger: logger)
         }

@@ -14,6 +14,8 @@ public struct EvaluateStage: Stage {
 
     public struct Config: Codable, Sendable, Equatable {
         public var part: Part = .test
+        /// Include EASE, λ chosen on the validation users (dense items × items: 4·items² bytes).
+        public var ease = true
         public init() {}
     }
 
@@ -35,6 +37,17 @@ public struct EvaluateStage: Stage {
         let userKeys = try store.queue.read { try String.fetchAll($0, sql: "SELECT user_key FROM users ORDER BY user_idx") }
         let popularity = Popularity(train: data.train)
         var candidates: [(name: String, id: Int64?, recommender: Recommender)] = [("popularity", nil, popularity)]
+        if config.ease {
+            if data.validation.foldIn.rows > 0 {
+                let (ease, ndcg) = try EASE.tuned(train: data.train, validation: data.validation)
+                context.logger.info("EASE tuned on validation", metadata: [
+                    "lambda": "\(ease.lambda)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
+                ])
+                candidates.append(("ease", nil, ease))
+            } else {
+                context.logger.warning("EASE skipped: the split has no validation users to choose λ")
+            }
+        }
         for kind in [MultVAE.Kind.vae, .dae] {
             let loaded = try store.queue.read { db -> (MultVAE, ModelStore.Record)? in
                 guard let id = try ModelStore.published(kind: kind.rawValue, in: db) else { return nil }
