@@ -29,3 +29,28 @@ public struct Popularity: Recommender {
         }
     }
 }
+
+/// A recommender trained on another item index, seen through the current one: items are
+/// matched by position mapping; current items it does not know score −∞.
+public struct Remapped: Recommender {
+    public let base: Recommender
+    /// For each current item, its position in the base model's index (nil: unknown).
+    public let mapping: [Int32?]
+    public var items: Int { mapping.count }
+
+    public init(_ base: Recommender, mapping: [Int32?]) {
+        self.base = base
+        self.mapping = mapping
+    }
+
+    public func scores(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
+        let rows = (0..<foldIn.rows).map { r in
+            foldIn.columns[foldIn.rowStart[r]..<foldIn.rowStart[r + 1]].compactMap { mapping[Int($0)] }.sorted()
+        }
+        var current = [Float](repeating: 0, count: items)
+        base.scores(CSRMatrix(cols: base.items, rowsOfColumns: rows), batchSize: batchSize) { row, scores in
+            for i in 0..<mapping.count { current[i] = mapping[i].map { scores[Int($0)] } ?? -.infinity }
+            current.withUnsafeMutableBufferPointer { body(row, $0) }
+        }
+    }
+}

@@ -44,6 +44,10 @@ struct Train: ParsableCommand {
     var warmStart = false
     @Flag(name: .customLong("no-publish"), help: "Keep the new model as a candidate.")
     var noPublish = false
+    @Option(name: .customLong("publish-margin"), help: "Quality gate: publish only if validation NDCG@100 ≥ (1 − margin) × the live model's on the same users.")
+    var publishMargin = 0.02
+    @Flag(name: .customLong("no-gate"), help: "Publish without comparing against the live model.")
+    var noGate = false
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
 
@@ -71,6 +75,7 @@ struct Train: ParsableCommand {
             config.model = m
             config.warmStart = warmStart
             config.publish = !noPublish
+            config.publishMargin = noGate ? nil : publishMargin
             if let threads { BLAS.threads = max(1, threads) }
             let stage = try TrainStage(config: config)
             let store = try Store(path: options.db, logger: logger)

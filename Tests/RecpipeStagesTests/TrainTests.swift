@@ -58,6 +58,23 @@ import Testing
         #expect(a.parameters == b.parameters)
     }
 
+    @Test func theQualityGateKeepsAWorseModelFromGoingLive() throws {
+        let (scratch, store) = try prepared()
+        _ = scratch
+        try StageRunner.run(try small { $0.model.epochs = 15 }, store: store, logger: quiet)
+        // Barely trained: one epoch at a tiny learning rate.
+        let report = try StageRunner.run(try small { $0.model.epochs = 1; $0.model.learningRate = 1e-6 },
+                                         store: store, logger: quiet)
+        #expect(report.summary.contains { $0.hasPrefix("not published: validation NDCG@100") })
+        #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
+                == ["published", "candidate"])
+        // Without the gate it goes live.
+        try StageRunner.run(try small { $0.model.epochs = 1; $0.model.learningRate = 1e-6; $0.publishMargin = nil },
+                            store: store, logger: quiet)
+        #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
+                == ["retired", "candidate", "published"])
+    }
+
     @Test func aModelLoadsBackBitForBit() throws {
         let (scratch, store) = try prepared()
         _ = scratch

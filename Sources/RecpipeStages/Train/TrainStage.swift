@@ -15,6 +15,10 @@ public struct TrainStage: Stage {
         public var warmStart = false
         /// Publish the new model (retiring the previous one of its kind) or keep it a candidate.
         public var publish = true
+        /// Quality gate: the new model is published only if its validation NDCG@100 is at
+        /// least (1 − margin) × the live model's on the same validation users; otherwise it
+        /// stays a candidate and the live model stays. nil: no gate.
+        public var publishMargin: Double? = 0.02
         public init() {}
     }
 
@@ -29,6 +33,9 @@ public struct TrainStage: Stage {
             throw StageError.badOption("--hidden, --latent, --batch-size and --epochs must be positive")
         }
         guard m.dropout >= 0 && m.dropout < 1 else { throw StageError.badOption("--dropout must be in [0, 1)") }
+        if let margin = config.publishMargin, !(0...1).contains(margin) {
+            throw StageError.badOption("--publish-margin must be between 0 and 1")
+        }
         guard m.learningRate > 0, m.learningRate.isFinite, m.betaCap >= 0 else {
             throw StageError.badOption("--learning-rate must be positive and --beta-cap not negative")
         }
@@ -66,14 +73,44 @@ public struct TrainStage: Stage {
             throw StageError.badData("train: \(error.localizedDescription); no model stored")
         }
         let seconds = Clock.monotonic() - started
+        var publish = config.publish
+        var gate: String?
+        if publish, let margin = config.publishMargin, let ndcg = result.bestNDCG,
+           let (liveID, liveNDCG) = try liveModelNDCG(data, context: context) {
+            let floor = (1 - margin) * liveNDCG
+            if ndcg < floor {
+                publish = false
+                gate = String(format: "not published: validation NDCG@100 %.4f is below %.4f, (1 − %g) × the live model %lld's %.4f on the same users; model %lld stays live",
+                              ndcg, floor, margin, liveID, liveNDCG, liveID)
+            } else {
+                gate = String(format: "quality gate passed: validation NDCG@100 %.4f against the live model %lld's %.4f",
+                              ndcg, liveID, liveNDCG)
+            }
+        }
         let modelID = try context.store.queue.write { db in
             try ModelStore.save(result, data: data, runID: context.runID, seconds: seconds, warmStartFrom: warmFrom,
-                                publish: config.publish, in: db)
+                                publish: publish, in: db)
         }
         var summary = ["model \(modelID) (\(config.model.kind.rawValue)): \(result.log.count) epochs, best epoch \(result.bestEpoch)"]
         if let ndcg = result.bestNDCG { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
-        summary.append(config.publish ? "published" : "kept as a candidate")
+        if let gate {
+            summary.append(gate)
+            if !publish { context.logger.warning("model not published", metadata: ["model": "\(modelID)", "reason": "\(gate)"]) }
+        }
+        summary.append(publish ? "published" : "kept as a candidate")
         return StageReport(rowsIn: data.train.nonZeros, rowsOut: result.model.parameters.count, summary: summary)
+    }
+
+    /// The live (published) model of this kind and its NDCG@100 on the current validation
+    /// users, its items matched to the current ones by key; nil when there is none.
+    func liveModelNDCG(_ data: TrainingData, context: StageContext) throws -> (Int64, Double)? {
+        guard data.validation.foldIn.rows > 0,
+              let liveID = try context.store.queue.read({ try ModelStore.published(kind: config.model.kind.rawValue, in: $0) })
+        else { return nil }
+        let (live, record) = try context.store.queue.read { try ModelStore.loadVAE(liveID, in: $0) }
+        let position = Dictionary(uniqueKeysWithValues: record.itemKeys.enumerated().map { ($1, Int32($0)) })
+        let remapped = Remapped(live, mapping: data.itemKeys.map { position[$0] })
+        return (liveID, Evaluation.meanNDCG(remapped, data.validation, k: 100))
     }
 
     /// The published model of this kind, its items re-indexed to the current items by key.
