@@ -106,3 +106,28 @@ struct Evaluate: ParsableCommand {
         }
     }
 }
+
+struct Feedback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score the live recommendations against what users did after they were published.",
+        discussion: """
+            New interactions are (user, item) pairs first seen in sources ingested after the \
+            live lists were published, positives by the latest clean run's rating rule. Stores \
+            hit rate@K and recall@K in closed_loop. Run it after ingest, before the next score.
+            """)
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(name: .customLong("k"), parsing: .upToNextOption, help: "Cut-offs.")
+    var cutoffs: [Int] = [10, 20, 100]
+
+    func run() throws {
+        let logger = options.logging.makeLogger()
+        try runReporting(logger) {
+            var config = FeedbackStage.Config()
+            config.cutoffs = cutoffs
+            let stage = try FeedbackStage(config: config)
+            let store = try Store(path: options.db, logger: logger)
+            try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+        }
+    }
+}

@@ -107,3 +107,31 @@ import Testing
         }
     }
 }
+
+@Suite struct FeedbackStageTests {
+    @Test func liveListsAreScoredAgainstWhatUsersDidNext() throws {
+        let (scratch, store) = try ScoreStageTests().trained()
+        try ScoreStageTests().score(store, k: 10)
+        let (hitUser, hitItem, missUser, missItem) = try store.queue.read { db -> (String, String, String, String) in
+            let users = try String.fetchAll(db, sql: "SELECT DISTINCT user_key FROM recommendations ORDER BY user_key LIMIT 2")
+            let top = try String.fetchOne(db, sql: "SELECT item_key FROM recommendations WHERE user_key = ? AND rank = 1",
+                                          arguments: [users[0]])!
+            // An item outside the second user's list and history.
+            let outside = try String.fetchOne(db, sql: """
+                SELECT item_key FROM items WHERE item_key NOT IN (SELECT item_key FROM recommendations WHERE user_key = ?)
+                AND item_key NOT IN (SELECT item_key FROM raw_interactions WHERE user_key = ?)
+                ORDER BY item_idx LIMIT 1
+                """, arguments: [users[1], users[1]])!
+            return (users[0], top, users[1], outside)
+        }
+        sleep(1)  // times are kept to the second: the new file must come after publishing
+        try ingest(store, [scratch.write("next-day.csv", "user_id,item_id\n\(hitUser),\(hitItem)\n\(missUser),\(missItem)\n")])
+        let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
+        #expect(report.summary.first?.contains("2 users with 2 new interactions") == true, "\(report.summary)")
+        try store.queue.read { db throws in
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM closed_loop WHERE k = 10")!
+            #expect(row["users"] as Int == 2 && row["new_interactions"] as Int == 2)
+            #expect(row["hit_rate"] as Double == 0.5 && row["recall"] as Double == 0.5)
+        }
+    }
+}
