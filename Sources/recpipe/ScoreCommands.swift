@@ -94,6 +94,8 @@ struct Evaluate: ParsableCommand {
     var part: EvaluateStage.Part = .test
     @Flag(name: .customLong("no-ease"), help: "Leave out the EASE baseline (its items × items matrix needs 4·items² bytes).")
     var noEASE = false
+    @Flag(name: .customLong("no-itemknn"), help: "Leave out the ItemKNN baseline.")
+    var noItemKNN = false
 
     func run() throws {
         let logger = options.logging.makeLogger()
@@ -101,6 +103,7 @@ struct Evaluate: ParsableCommand {
             var config = EvaluateStage.Config()
             config.part = part
             config.ease = !noEASE
+            config.itemKNN = !noItemKNN
             let store = try Store(path: options.db, logger: logger)
             try finish(try StageRunner.run(EvaluateStage(config: config), store: store, logger: logger), logger: logger)
         }

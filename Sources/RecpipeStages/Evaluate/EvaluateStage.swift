@@ -16,6 +16,8 @@ public struct EvaluateStage: Stage {
         public var part: Part = .test
         /// Include EASE, λ chosen on the validation users (dense items × items: 4·items² bytes).
         public var ease = true
+        /// Include ItemKNN (cosine with shrinkage), neighbours and shrinkage chosen on validation.
+        public var itemKNN = true
         public init() {}
     }
 
@@ -47,6 +49,13 @@ public struct EvaluateStage: Stage {
             } else {
                 context.logger.warning("EASE skipped: the split has no validation users to choose λ")
             }
+        }
+        if config.itemKNN && data.validation.foldIn.rows > 0 {
+            let (knn, ndcg) = ItemKNN.tuned(train: data.train, validation: data.validation)
+            context.logger.info("ItemKNN tuned on validation", metadata: [
+                "neighbours": "\(knn.neighbours)", "shrink": "\(knn.shrink)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
+            ])
+            candidates.append(("itemknn", nil, knn))
         }
         for kind in [MultVAE.Kind.vae, .dae] {
             let loaded = try store.queue.read { db -> (MultVAE, ModelStore.Record)? in
