@@ -9,3 +9,5 @@ char *openblas_get_corename(void);
 /// factorization of a symmetric positive definite matrix and the inverse from it.
 void spotrf_(const char *uplo, const int *n, float *a, const int *lda, int *info);
 void spotri_(const char *uplo, const int *n, float *a, const int *lda, int *info);
+void spotrs_(const char *uplo, const int *n, const int *nrhs, const float *a, const int *lda, float *b,
+             const int *ldb, int *info);

@@ -170,9 +170,10 @@ public func normalizeAndDropout(_ x: CSRMatrix, dropout: Float, rng: inout Seede
     return out
 }
 
-/// Runs body(r) for r in 0..<n on the available cores, in contiguous blocks.
+/// Runs body(r) for r in 0..<n on the available cores, in contiguous blocks (body must only
+/// touch row r's own data).
 @inline(__always)
-func parallelRows(_ n: Int, _ body: (Int) -> Void) {
+public func parallelRows(_ n: Int, _ body: (Int) -> Void) {
     let workers = min(n, ProcessInfo.processInfo.activeProcessorCount)
     if workers <= 1 || n < 16 {
         for r in 0..<n { body(r) }

@@ -96,6 +96,8 @@ struct Evaluate: ParsableCommand {
     var noEASE = false
     @Flag(name: .customLong("no-itemknn"), help: "Leave out the ItemKNN baseline.")
     var noItemKNN = false
+    @Flag(name: .customLong("no-ials"), help: "Leave out the iALS baseline (18 fits to tune it).")
+    var noIALS = false
 
     func run() throws {
         let logger = options.logging.makeLogger()
@@ -104,6 +106,7 @@ struct Evaluate: ParsableCommand {
             config.part = part
             config.ease = !noEASE
             config.itemKNN = !noItemKNN
+            config.ials = !noIALS
             let store = try Store(path: options.db, logger: logger)
             try finish(try StageRunner.run(EvaluateStage(config: config), store: store, logger: logger), logger: logger)
         }

@@ -90,14 +90,14 @@ import Testing
         let (scratch, store) = try ScoreStageTests().trained()
         _ = scratch
         let report = try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
-        for model in ["popularity", "ease", "itemknn", "multvae"] { #expect(report.summary.contains { $0.hasPrefix(model) }) }
+        for model in ["popularity", "ease", "itemknn", "ials", "multvae"] { #expect(report.summary.contains { $0.hasPrefix(model) }) }
         try store.queue.read { db throws in
-            #expect(try String.fetchAll(db, sql: "SELECT DISTINCT model FROM evaluation ORDER BY model") == ["ease", "itemknn", "multvae", "popularity"])
+            #expect(try String.fetchAll(db, sql: "SELECT DISTINCT model FROM evaluation ORDER BY model") == ["ease", "ials", "itemknn", "multvae", "popularity"])
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM evaluation WHERE model = 'multvae'") == 10)
             let users = try Int.fetchOne(db, sql: "SELECT users FROM evaluation_runs")!
             #expect(users > 0)
             // Eight per-user metrics for each evaluated user and model.
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM evaluation_users") == 4 * 8 * users)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM evaluation_users") == 5 * 8 * users)
             // The aggregate is the mean of the per-user values.
             #expect(try Int.fetchOne(db, sql: """
                 SELECT count(*) FROM evaluation e JOIN (

@@ -18,6 +18,9 @@ public struct EvaluateStage: Stage {
         public var ease = true
         /// Include ItemKNN (cosine with shrinkage), neighbours and shrinkage chosen on validation.
         public var itemKNN = true
+        /// Include iALS (conjugate gradient), factors, regularization and α chosen on
+        /// validation from 18 combinations.
+        public var ials = true
         public init() {}
     }
 
@@ -56,6 +59,14 @@ public struct EvaluateStage: Stage {
                 "neighbours": "\(knn.neighbours)", "shrink": "\(knn.shrink)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
             ])
             candidates.append(("itemknn", nil, knn))
+        }
+        if config.ials && data.validation.foldIn.rows > 0 {
+            let (ials, ndcg) = IALS.tuned(train: data.train, validation: data.validation)
+            context.logger.info("iALS tuned on validation", metadata: [
+                "factors": "\(ials.config.factors)", "regularization": "\(ials.config.regularization)",
+                "alpha": "\(ials.config.alpha)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
+            ])
+            candidates.append(("ials", nil, ials))
         }
         for kind in [MultVAE.Kind.vae, .dae] {
             let loaded = try store.queue.read { db -> (MultVAE, ModelStore.Record)? in
