@@ -137,3 +137,31 @@ struct Feedback: ParsableCommand {
         }
     }
 }
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write a self-contained HTML report: data, models and training curves, evaluation, long tail, run history.")
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "The HTML file to write.")
+    var out: String
+
+    func run() throws {
+        let logger = options.logging.makeLogger()
+        try runReporting(logger) {
+            let store = try Store(path: options.db, logger: logger)
+            let html = try Report.html(store)
+            let temporary = out + ".partial"
+            do {
+                try html.write(toFile: temporary, atomically: false, encoding: .utf8)
+                if rename(temporary, out) != 0 { throw CocoaError(.fileWriteUnknown) }
+            } catch {
+                unlink(temporary)
+                throw StageError.unreadable(path: out, reason: "cannot write the report")
+            }
+            logger.info("report written", metadata: ["file": "\(out)", "bytes": "\(html.utf8.count)"])
+            print(out)
+        }
+    }
+}

@@ -135,3 +135,31 @@ import Testing
         }
     }
 }
+
+@Suite struct ReportTests {
+    @Test func reportIsSelfContainedAndHasEverySection() throws {
+        let (scratch, store) = try ScoreStageTests().trained()
+        _ = scratch
+        try ScoreStageTests().score(store, k: 20)
+        var config = EvaluateStage.Config()
+        config.ials = false
+        try StageRunner.run(EvaluateStage(config: config), store: store, logger: quiet)
+        let html = try Report.html(store)
+        for section in ["<h2>Data</h2>", "<h2>Models</h2>", "<h2>Evaluation</h2>", "<h2>Popularity and the long tail</h2>",
+                        "<h2>Run history</h2>", "Validation NDCG@100", "Training loss", "KL weight β", "head | long tail",
+                        "Live recommendations by item popularity rank", "± "] {
+            #expect(html.contains(section), "missing \(section)")
+        }
+        #expect(html.components(separatedBy: "<svg").count - 1 >= 6)
+        // Nothing to fetch: no scripts, links or external sources.
+        for forbidden in ["<script", "src=", "href=", "@import", "url("] { #expect(!html.contains(forbidden)) }
+        // Every model evaluated appears in the table.
+        for model in ["popularity", "ease", "itemknn", "multvae"] { #expect(html.contains("<td>\(model)</td>")) }
+    }
+
+    @Test func reportOfAnEmptyDatabaseSaysSo() throws {
+        let scratch = Scratch()
+        let html = try Report.html(try scratch.store())
+        #expect(html.contains("No clean run yet.") && html.contains("No model trained yet.") && html.contains("No evaluation yet."))
+    }
+}

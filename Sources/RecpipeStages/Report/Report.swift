@@ -1,0 +1,162 @@
+import Foundation
+import GRDB
+import RecpipeModels
+import RecpipeStore
+
+/// One self-contained HTML page about a database: the split, the models and their training
+/// curves, the evaluation side by side with 95% confidence intervals, the popularity curve
+/// with the long tail and where recommendations fall on it, and the run history. Inline CSS
+/// and SVG only: it opens offline.
+public enum Report {
+    public static func html(_ store: Store) throws -> String {
+        try store.queue.read { db in
+            var body = "<h1>recpipe report</h1>"
+            body += "<p class=\"meta\">\(SVG.escape((store.path as NSString).lastPathComponent)), generated \(Clock.isoNow())</p>"
+            body += try splitSection(db)
+            body += try modelsSection(db)
+            body += try evaluationSection(db)
+            body += try popularitySection(db)
+            body += try historySection(db)
+            return """
+                <!DOCTYPE html>
+                <html lang="en"><head><meta charset="utf-8"><title>recpipe report</title>
+                <style>
+                body { font: 14px/1.4 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+                h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+                table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 8px; border-bottom: 1px solid #eee; }
+                th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+                .meta, .empty { color: #666; } svg { margin: 6px 12px 6px 0; }
+                svg .title { font-weight: 600; font-size: 13px; } svg .tick, svg .axis, svg .legend { font-size: 11px; }
+                svg .frame { fill: #fcfcfc; stroke: #bbb; } svg .mark { stroke: #c33; stroke-dasharray: 4 3; }
+                .failed { color: #b00; }
+                </style></head><body>
+                \(body)
+                </body></html>
+                """
+        }
+    }
+
+    static func table(_ header: [String], _ rows: [[String]], numeric: Set<Int> = []) -> String {
+        var html = "<table><tr>" + header.map { "<th>\(SVG.escape($0))</th>" }.joined() + "</tr>"
+        for row in rows {
+            html += "<tr>" + row.enumerated().map { i, cell in
+                "<td\(numeric.contains(i) ? " class=\"num\"" : "")>\(SVG.escape(cell))</td>"
+            }.joined() + "</tr>"
+        }
+        return html + "</table>"
+    }
+
+    static func splitSection(_ db: Database) throws -> String {
+        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM clean_runs ORDER BY run_id DESC LIMIT 1") else {
+            return "<h2>Data</h2><p class=\"empty\">No clean run yet.</p>"
+        }
+        let rows: [[String]] = [
+            ["split", run["split"]], ["users", "\(run["users"] as Int)"], ["items", "\(run["items"] as Int)"],
+            ["interactions", "\(run["interactions"] as Int)"], ["density", String(format: "%.4f", run["density"] as Double)],
+            ["training users / rows", "\(run["train_users"] as Int) / \(run["train_rows"] as Int)"],
+            ["validation users", "\(run["validation_users"] as Int)"], ["test users", "\(run["test_users"] as Int)"],
+            ["raw rows", "\(run["raw_rows"] as Int)"], ["created", run["created_at"]],
+        ]
+        return "<h2>Data</h2>" + table(["", "value"], rows, numeric: [1])
+    }
+
+    static func modelsSection(_ db: Database) throws -> String {
+        var html = "<h2>Models</h2>"
+        let models = try Row.fetchAll(db, sql: "SELECT * FROM models ORDER BY model_id DESC LIMIT 20")
+        guard !models.isEmpty else { return html + "<p class=\"empty\">No model trained yet.</p>" }
+        html += table(["model", "kind", "status", "epochs", "best epoch", "validation", "seconds", "created"], models.map {
+            ["\($0["model_id"] as Int64)", $0["kind"], $0["status"], "\($0["epochs"] as Int)",
+             ($0["best_epoch"] as Int?).map(String.init) ?? "", $0["validation_metrics"],
+             String(format: "%.1f", $0["training_seconds"] as Double), $0["created_at"]]
+        }, numeric: [0, 3, 4, 6])
+        // Training curves of the newest published model (else the newest).
+        let chosen = models.first { ($0["status"] as String) == "published" } ?? models[0]
+        let id: Int64 = chosen["model_id"]
+        let log = try Row.fetchAll(db, sql: "SELECT * FROM training_log WHERE model_id = ? ORDER BY epoch", arguments: [id])
+        guard !log.isEmpty else { return html }
+        func series(_ column: String, _ name: String, _ color: String) -> [SVG.Series] {
+            let points = log.compactMap { row -> (x: Double, y: Double)? in
+                (row[column] as Double?).map { (Double(row["epoch"] as Int), $0) }
+            }
+            return points.isEmpty ? [] : [SVG.Series(name: name, points: points, color: color)]
+        }
+        html += "<p>Training of model \(id) (\(SVG.escape(chosen["kind"]))):</p>"
+        html += SVG.lineChart(title: "Training loss", xLabel: "epoch", yLabel: "loss", series: series("loss", "loss", "#1f77b4"))
+        html += SVG.lineChart(title: "Validation NDCG@100", xLabel: "epoch", yLabel: "NDCG@100",
+                              series: series("validation_ndcg100", "NDCG@100", "#2ca02c"),
+                              verticalMarks: (chosen["best_epoch"] as Int?).map { [(Double($0), "best")] } ?? [])
+        let kl = series("kl", "KL", "#9467bd"), beta = series("beta", "β", "#ff7f0e")
+        if !kl.isEmpty { html += SVG.lineChart(title: "KL divergence", xLabel: "epoch", yLabel: "KL", series: kl) }
+        if !beta.isEmpty { html += SVG.lineChart(title: "KL weight β", xLabel: "epoch", yLabel: "β", series: beta) }
+        return html
+    }
+
+    static func evaluationSection(_ db: Database) throws -> String {
+        var html = "<h2>Evaluation</h2>"
+        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM evaluation_runs ORDER BY run_id DESC LIMIT 1") else {
+            return html + "<p class=\"empty\">No evaluation yet.</p>"
+        }
+        let runID: Int64 = run["run_id"]
+        html += "<p>\(SVG.escape(run["part"])) users: \(run["users"] as Int); head: the \(run["head_items"] as Int) most popular items holding 80% of training interactions. Per-user metrics: mean ± 1.96 standard errors (95% interval).</p>"
+        let rows = try Row.fetchAll(db, sql: "SELECT * FROM evaluation WHERE run_id = ? ORDER BY model, metric, k", arguments: [runID])
+        var metrics: [String] = []
+        var byModel: [String: [String: String]] = [:]
+        var models: [String] = []
+        for row in rows {
+            let name = "\(row["metric"] as String)@\(row["k"] as Int)"
+            if !metrics.contains(name) { metrics.append(name) }
+            let model: String = row["model"]
+            if !models.contains(model) { models.append(model) }
+            let value: Double = row["value"]
+            byModel[model, default: [:]][name] = String(format: "%.4f", value)
+                + ((row["stderr"] as Double?).map { String(format: " ± %.3f", 1.96 * $0) } ?? "")
+        }
+        return html + table(["model"] + metrics, models.map { m in [m] + metrics.map { byModel[m]?[$0] ?? "" } },
+                            numeric: Set(1...max(1, metrics.count)))
+    }
+
+    static func popularitySection(_ db: Database) throws -> String {
+        var html = "<h2>Popularity and the long tail</h2>"
+        let counts = try Row.fetchAll(db, sql: "SELECT item_key, train_interactions FROM items ORDER BY train_interactions DESC, item_idx")
+        guard !counts.isEmpty else { return html + "<p class=\"empty\">No items yet.</p>" }
+        let values = counts.map { Float($0["train_interactions"] as Int) }
+        let head = Evaluation.head(counts: values).filter { $0 }.count
+        var curve = SVG.Series(name: "training interactions", points: [], color: "#1f77b4")
+        let step = max(1, values.count / 400)
+        for rank in stride(from: 0, to: values.count, by: step) { curve.points.append((Double(rank + 1), Double(max(values[rank], 1)))) }
+        html += SVG.lineChart(title: "Item popularity (items by rank)", xLabel: "popularity rank", yLabel: "interactions",
+                              series: [curve], width: 540, logY: true, verticalMarks: [(Double(head), "head | long tail")])
+        // Where the live top-20 lists fall on that curve: share of recommendations per bucket
+        // of popularity ranks.
+        let rank = Dictionary(uniqueKeysWithValues: counts.enumerated().map { ($1["item_key"] as String, $0) })
+        let recommended = try String.fetchAll(db, sql: "SELECT item_key FROM recommendations WHERE rank <= 20")
+        if !recommended.isEmpty {
+            let buckets = 50
+            var share = [Double](repeating: 0, count: buckets)
+            var tail = 0
+            for item in recommended {
+                guard let r = rank[item] else { continue }
+                share[min(buckets - 1, r * buckets / values.count)] += 1
+                if r >= head { tail += 1 }
+            }
+            let total = Double(recommended.count)
+            let series = SVG.Series(name: "share of top-20 recommendations", points: share.enumerated().map {
+                (Double(($0.offset * values.count) / buckets + 1), $0.element / total)
+            }, color: "#d62728")
+            html += SVG.lineChart(title: "Live recommendations by item popularity rank", xLabel: "popularity rank",
+                                  yLabel: "share", series: [series], width: 540, verticalMarks: [(Double(head), "long tail")])
+            html += "<p>\(String(format: "%.1f%%", 100 * Double(tail) / total)) of the live top-20 recommendations are long-tail items (\(values.count - head) of \(values.count) items).</p>"
+        }
+        return html
+    }
+
+    static func historySection(_ db: Database) throws -> String {
+        let runs = try Row.fetchAll(db, sql: "SELECT * FROM stage_runs ORDER BY run_id DESC LIMIT 50")
+        return "<h2>Run history</h2>" + table(["run", "stage", "status", "started", "seconds", "rows in", "rows out", "error"], runs.map {
+            ["\($0["run_id"] as Int64)", $0["stage"], $0["status"], $0["started_at"],
+             ($0["seconds"] as Double?).map { String(format: "%.2f", $0) } ?? "",
+             ($0["rows_in"] as Int?).map(String.init) ?? "", ($0["rows_out"] as Int?).map(String.init) ?? "",
+             ($0["error"] as String?) ?? ""]
+        }, numeric: [0, 4, 5, 6])
+    }
+}
