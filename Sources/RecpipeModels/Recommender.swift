@@ -10,6 +10,49 @@ public protocol Recommender: Sendable {
 
 extension MultVAE: Recommender {}
 
+extension Recommender {
+    /// The top k items of every row of `foldIn`, its own items excluded, with their scores.
+    /// Rows of a batch are ranked on all cores. `body(row, items, scores)` is called in row
+    /// order.
+    public func rankedLists(_ foldIn: CSRMatrix, k: Int, batchSize: Int = 500,
+                            body: (Int, [Int32], [Float]) throws -> Void) throws {
+        var pendingRows: [Int] = []
+        var buffers: [[Float]] = []
+        func flush() throws {
+            var ranked = [[Int32]](repeating: [], count: pendingRows.count)
+            var values = [[Float]](repeating: [], count: pendingRows.count)
+            ranked.withUnsafeMutableBufferPointer { ranked in
+                values.withUnsafeMutableBufferPointer { values in
+                    let (ranked, values) = (ranked.baseAddress!, values.baseAddress!)
+                    parallelRows(pendingRows.count) { n in
+                        let row = pendingRows[n]
+                        buffers[n].withUnsafeMutableBufferPointer { scores in
+                            for j in foldIn.rowStart[row]..<foldIn.rowStart[row + 1] { scores[Int(foldIn.columns[j])] = -.infinity }
+                            let top = RecpipeNumerics.topK(UnsafeBufferPointer(scores), k: k)
+                            ranked[n] = top
+                            values[n] = top.map { scores[Int($0)] }
+                        }
+                    }
+                }
+            }
+            for (n, row) in pendingRows.enumerated() { try body(row, ranked[n], values[n]) }
+            pendingRows.removeAll(keepingCapacity: true)
+        }
+        var failure: Error?
+        scores(foldIn, batchSize: batchSize) { row, scores in
+            guard failure == nil else { return }
+            if buffers.count <= pendingRows.count { buffers.append([]) }
+            buffers[pendingRows.count] = Array(scores)
+            pendingRows.append(row)
+            if pendingRows.count == batchSize {
+                do { try flush() } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+        if !pendingRows.isEmpty { try flush() }
+    }
+}
+
 /// Most popular items first: the score of an item is its number of training users.
 public struct Popularity: Recommender {
     public let counts: [Float]

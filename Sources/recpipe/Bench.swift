@@ -9,7 +9,7 @@ import RecpipeStore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
-        subcommands: [BenchIngest.self, BenchTrain.self])
+        subcommands: [BenchIngest.self, BenchTrain.self, BenchScore.self])
 }
 
 struct BenchIngest: ParsableCommand {
@@ -194,5 +194,45 @@ struct BenchTrain: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return usage.ru_maxrss
+    }
+}
+
+struct BenchScore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Users/s of Mult-VAE scoring with top-K selection for every user, next to the sgemm ceiling measured in the same run.")
+
+    @Option var users = 136_000
+    @Option var items = 20_000
+    @Option(help: "Interactions in the synthetic log, about.")
+    var interactions = 10_000_000
+    @Option var k = 100
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) {
+            var synth = RecpipeStages.Synth.Config()
+            synth.users = users
+            synth.items = items
+            synth.interactions = interactions
+            var rows = [[Int32]](repeating: [], count: users)
+            for e in try RecpipeStages.Synth(config: synth).generate() { rows[Int(e.user)].append(e.item) }
+            let history = CSRMatrix(cols: items, rowsOfColumns: rows.map { $0.sorted() })
+            var model = MultVAE(items: items, config: MultVAE.Config())
+            var rng = SeededRandom(seed: 1)
+            model.initialize(rng: &rng)
+            let peak = BenchTrain.sgemmGFLOPS(m: 500, k: model.config.hidden, n: items)
+            let started = Clock.monotonic()
+            var checksum = 0
+            try model.rankedLists(history, k: k) { _, items, _ in checksum &+= Int(items[0]) }
+            let seconds = Clock.monotonic() - started
+            // The output layer's product dominates: 2·users·hidden·items.
+            let gflops = 2 * Double(users) * Double(model.config.hidden) * Double(items) / seconds / 1e9
+            print("Mult-VAE scoring: \(users) users × \(items) items, top-\(k), seen items excluded (checksum \(checksum))")
+            print(String(format: "%.1f s, %.0f users/s; output-layer GFLOPS %.1f of the sgemm ceiling %.1f measured now (%.0f%%)",
+                         seconds, Double(users) / seconds, gflops, peak, 100 * gflops / peak))
+            print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
+        }
     }
 }

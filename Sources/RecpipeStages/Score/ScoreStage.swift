@@ -67,17 +67,10 @@ public struct ScoreStage: Stage {
             written += rows.count
             pending.removeAll(keepingCapacity: true)
         }
-        var failure: Error?
-        model.scores(history) { user, scores in
-            guard failure == nil else { return }
-            for j in history.rowStart[user]..<history.rowStart[user + 1] { scores[Int(history.columns[j])] = -.infinity }
-            let ranked = topK(UnsafeBufferPointer(scores), k: k)
-            pending.append((user, ranked, ranked.map { scores[Int($0)] }))
-            if pending.count >= 5000 {
-                do { try flush() } catch { failure = error }
-            }
+        try model.rankedLists(history, k: k) { user, ranked, scores in
+            pending.append((user, ranked, scores))
+            if pending.count >= 5000 { try flush() }
         }
-        if let failure { throw failure }
         try flush()
         // The switch: one small transaction.
         try store.queue.write { db in
