@@ -111,16 +111,23 @@ extension MultVAE {
     /// Scores every item for each row of `foldIn` (logits; higher is better), in batches:
     /// `body(row, scores)` sees one user's scores, writable, valid during the call.
     public func scores(_ foldIn: CSRMatrix, batchSize: Int = 500, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
+        scoreBatches(foldIn, batchSize: batchSize) { first, count, logits in
+            for k in 0..<count {
+                body(first + k, UnsafeMutableBufferPointer(rebasing: logits[(k * items)..<((k + 1) * items)]))
+            }
+        }
+    }
+
+    /// Scores a batch at a time: the output layer's logits of `count` rows from `first`.
+    public func scoreBatches(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, Int, UnsafeMutableBufferPointer<Float>) -> Void) {
         var workspace = Workspace()
         var rng = SeededRandom(seed: 0)
         for start in stride(from: 0, to: foldIn.rows, by: batchSize) {
-            let rows = Array(start..<min(start + batchSize, foldIn.rows))
-            let input = normalizeAndDropout(foldIn.rows(rows[...]), dropout: 0, rng: &rng)
+            let rows = start..<min(start + batchSize, foldIn.rows)
+            let input = normalizeAndDropout(foldIn.rows(Array(rows)[...]), dropout: 0, rng: &rng)
             forward(input, &workspace, training: false, rng: &rng)
             workspace.logits.withUnsafeMutableBufferPointer { logits in
-                for (k, row) in rows.enumerated() {
-                    body(row, UnsafeMutableBufferPointer(rebasing: logits[(k * items)..<((k + 1) * items)]))
-                }
+                body(start, rows.count, UnsafeMutableBufferPointer(rebasing: logits[0..<(rows.count * items)]))
             }
         }
     }

@@ -6,6 +6,32 @@ public protocol Recommender: Sendable {
     /// Calls `body(row, scores)` with each row's item scores (writable, valid during the
     /// call; higher is better).
     func scores(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void)
+    /// The same scores a batch at a time: `body(firstRow, rows, scores)` with `scores`
+    /// (rows × items, row-major) writable and valid during the call.
+    func scoreBatches(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, Int, UnsafeMutableBufferPointer<Float>) -> Void)
+}
+
+extension Recommender {
+    /// Gathers per-row scores into batches (recommenders that score by batch override this).
+    public func scoreBatches(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, Int, UnsafeMutableBufferPointer<Float>) -> Void) {
+        var buffer = [Float](repeating: 0, count: batchSize * items)
+        var first = 0, count = 0
+        let width = items
+        scores(foldIn, batchSize: batchSize) { row, scores in
+            if count == 0 { first = row }
+            buffer.withUnsafeMutableBufferPointer { b in
+                UnsafeMutableBufferPointer(rebasing: b[(count * width)..<((count + 1) * width)]).update(fromContentsOf: scores)
+            }
+            count += 1
+            if count == batchSize {
+                buffer.withUnsafeMutableBufferPointer { body(first, count, $0) }
+                count = 0
+            }
+        }
+        if count > 0 {
+            buffer.withUnsafeMutableBufferPointer { b in body(first, count, UnsafeMutableBufferPointer(rebasing: b[0..<(count * width)])) }
+        }
+    }
 }
 
 extension MultVAE: Recommender {}
@@ -16,40 +42,31 @@ extension Recommender {
     /// order.
     public func rankedLists(_ foldIn: CSRMatrix, k: Int, batchSize: Int = 500,
                             body: (Int, [Int32], [Float]) throws -> Void) throws {
-        var pendingRows: [Int] = []
-        var buffers: [[Float]] = []
-        func flush() throws {
-            var ranked = [[Int32]](repeating: [], count: pendingRows.count)
-            var values = [[Float]](repeating: [], count: pendingRows.count)
+        var failure: Error?
+        let width = items
+        scoreBatches(foldIn, batchSize: batchSize) { first, count, scores in
+            guard failure == nil else { return }
+            var ranked = [[Int32]](repeating: [], count: count)
+            var values = [[Float]](repeating: [], count: count)
             ranked.withUnsafeMutableBufferPointer { ranked in
                 values.withUnsafeMutableBufferPointer { values in
-                    let (ranked, values) = (ranked.baseAddress!, values.baseAddress!)
-                    parallelRows(pendingRows.count) { n in
-                        let row = pendingRows[n]
-                        buffers[n].withUnsafeMutableBufferPointer { scores in
-                            for j in foldIn.rowStart[row]..<foldIn.rowStart[row + 1] { scores[Int(foldIn.columns[j])] = -.infinity }
-                            let top = RecpipeNumerics.topK(UnsafeBufferPointer(scores), k: k)
-                            ranked[n] = top
-                            values[n] = top.map { scores[Int($0)] }
-                        }
+                    let (ranked, values, all) = (ranked.baseAddress!, values.baseAddress!, scores.baseAddress!)
+                    parallelRows(count) { n in
+                        let row = first + n, s = all + n * width
+                        for j in foldIn.rowStart[row]..<foldIn.rowStart[row + 1] { s[Int(foldIn.columns[j])] = -.infinity }
+                        let top = RecpipeNumerics.topK(UnsafeBufferPointer(start: s, count: width), k: k)
+                        ranked[n] = top
+                        values[n] = top.map { s[Int($0)] }
                     }
                 }
             }
-            for (n, row) in pendingRows.enumerated() { try body(row, ranked[n], values[n]) }
-            pendingRows.removeAll(keepingCapacity: true)
-        }
-        var failure: Error?
-        scores(foldIn, batchSize: batchSize) { row, scores in
-            guard failure == nil else { return }
-            if buffers.count <= pendingRows.count { buffers.append([]) }
-            buffers[pendingRows.count] = Array(scores)
-            pendingRows.append(row)
-            if pendingRows.count == batchSize {
-                do { try flush() } catch { failure = error }
+            do {
+                for n in 0..<count { try body(first + n, ranked[n], values[n]) }
+            } catch {
+                failure = error
             }
         }
         if let failure { throw failure }
-        if !pendingRows.isEmpty { try flush() }
     }
 }
 
