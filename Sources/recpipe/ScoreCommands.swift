@@ -82,7 +82,7 @@ extension EvaluateStage.Part: ExpressibleByArgument {}
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate the published models and the popularity baseline on the split's held-out users.",
+        abstract: "Evaluate the published models and the baselines (popularity, EASE, ItemKNN, iALS) on the split's held-out users.",
         discussion: """
             Every model is evaluated on the same users in the same run: Recall@20/50, NDCG@100, \
             Precision@10, HitRate@10, MRR, APLT@20, novelty@20 (mean and standard error over \
