@@ -69,10 +69,7 @@ public struct EvaluateStage: Stage {
             candidates.append(("ials", nil, ials))
         }
         for kind in [MultVAE.Kind.vae, .dae] {
-            let loaded = try store.queue.read { db -> (MultVAE, ModelStore.Record)? in
-                guard let id = try ModelStore.published(kind: kind.rawValue, in: db) else { return nil }
-                return try ModelStore.loadVAE(id, in: db)
-            }
+            let loaded = try store.queue.read { try ModelStore.publishedVAE(kind: kind, in: $0) }
             guard let (model, record) = loaded else { continue }
             guard record.itemKeys == data.itemKeys else {
                 context.logger.warning("model skipped: trained on another item set; retrain it on the current split",

@@ -39,7 +39,7 @@ public struct ScoreStage: Stage {
             }
             return try ModelStore.loadVAE(id, in: db)
         }
-        let (userKeys, history) = try Self.histories(store, modelItems: record.itemKeys)
+        let (userKeys, history) = try Self.histories(store, model: record)
         let k = min(config.k, model.items)
         context.logger.info("scoring started", metadata: [
             "model": "\(record.modelID)", "users": "\(userKeys.count)", "items": "\(model.items)", "k": "\(k)",
@@ -87,17 +87,16 @@ public struct ScoreStage: Stage {
 
     /// Every user's known items (all parts of the split), as positions in the model's item
     /// index; items the model does not know are left out.
-    static func histories(_ store: Store, modelItems: [String]) throws -> ([String], CSRMatrix) {
+    static func histories(_ store: Store, model: ModelStore.Record) throws -> ([String], CSRMatrix) {
         try store.queue.read { db in
-            let position = Dictionary(uniqueKeysWithValues: modelItems.enumerated().map { ($1, Int32($0)) })
-            let itemPosition = try String.fetchAll(db, sql: "SELECT item_key FROM items ORDER BY item_idx").map { position[$0] }
+            let itemPosition = model.positions(of: try String.fetchAll(db, sql: "SELECT item_key FROM items ORDER BY item_idx"))
             let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM users ORDER BY user_idx")
             var rows = [[Int32]](repeating: [], count: userKeys.count)
             try forEachRow(db.sqliteConnection!, "SELECT user_idx, item_idx FROM interactions") { statement in
                 let user = Int(sqlite3_column_int64(statement, 0)), item = Int(sqlite3_column_int64(statement, 1))
                 if let p = itemPosition[item] { rows[user].append(p) }
             }
-            return (userKeys, CSRMatrix(cols: modelItems.count, rowsOfColumns: rows.map { $0.sorted() }))
+            return (userKeys, CSRMatrix(cols: model.itemKeys.count, rowsOfColumns: rows.map { $0.sorted() }))
         }
     }
 }

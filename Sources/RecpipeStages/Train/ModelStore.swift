@@ -12,6 +12,13 @@ public enum ModelStore {
         public var status: String
         public var hyperparameters: String
         public var itemKeys: [String]
+
+        /// For each of `keys` (the current items), its position in this model's item index;
+        /// nil for items the model does not know.
+        public func positions(of keys: [String]) -> [Int32?] {
+            let position = Dictionary(uniqueKeysWithValues: itemKeys.enumerated().map { ($1, Int32($0)) })
+            return keys.map { position[$0] }
+        }
     }
 
     /// Saves a trained VAE/DAE; publishes it (retiring the kind's previous published model)
@@ -65,6 +72,11 @@ public enum ModelStore {
     /// The published model of a kind, if any.
     public static func published(kind: String, in db: Database) throws -> Int64? {
         try Int64.fetchOne(db, sql: "SELECT model_id FROM models WHERE kind = ? AND status = 'published'", arguments: [kind])
+    }
+
+    /// The published VAE/DAE of a kind, loaded; nil when none is published.
+    public static func publishedVAE(kind: MultVAE.Kind, in db: Database) throws -> (MultVAE, Record)? {
+        try published(kind: kind.rawValue, in: db).map { try loadVAE($0, in: db) }
     }
 
     /// Loads a VAE/DAE exactly as it was saved.

@@ -47,10 +47,14 @@ public struct TrainStage: Stage {
         let started = Clock.monotonic()
         let data = try TrainingData.load(context.store)
         guard data.train.rows > 0 else { throw StageError.missingInput("the split has no training interactions") }
+        // The live model serves both the warm start and the quality gate: load it once.
+        let gated = config.publish && config.publishMargin != nil && data.validation.foldIn.rows > 0
+        let live = config.warmStart || gated
+            ? try context.store.queue.read { try ModelStore.publishedVAE(kind: config.model.kind, in: $0) } : nil
         var initial: MultVAE?
         var warmFrom: Int64?
         if config.warmStart {
-            (initial, warmFrom) = try warmStartModel(data, context: context)
+            (initial, warmFrom) = try warmStartModel(from: live, data, context: context)
         }
         context.logger.info("training started", metadata: [
             "model": "\(config.model.kind.rawValue)", "users": "\(data.train.rows)", "items": "\(data.itemKeys.count)",
@@ -76,7 +80,7 @@ public struct TrainStage: Stage {
         var publish = config.publish
         var gate: String?
         if publish, let margin = config.publishMargin, let ndcg = result.bestNDCG,
-           let (liveID, liveNDCG) = try liveModelNDCG(data, context: context) {
+           let (liveID, liveNDCG) = liveModelNDCG(live, data) {
             let floor = (1 - margin) * liveNDCG
             if ndcg < floor {
                 publish = false
@@ -101,34 +105,30 @@ public struct TrainStage: Stage {
         return StageReport(rowsIn: data.train.nonZeros, rowsOut: result.model.parameters.count, summary: summary)
     }
 
-    /// The live (published) model of this kind and its NDCG@100 on the current validation
-    /// users, its items matched to the current ones by key; nil when there is none.
-    func liveModelNDCG(_ data: TrainingData, context: StageContext) throws -> (Int64, Double)? {
-        guard data.validation.foldIn.rows > 0,
-              let liveID = try context.store.queue.read({ try ModelStore.published(kind: config.model.kind.rawValue, in: $0) })
-        else { return nil }
-        let (live, record) = try context.store.queue.read { try ModelStore.loadVAE(liveID, in: $0) }
-        let position = Dictionary(uniqueKeysWithValues: record.itemKeys.enumerated().map { ($1, Int32($0)) })
-        let remapped = Remapped(live, mapping: data.itemKeys.map { position[$0] })
-        return (liveID, Evaluation.meanNDCG(remapped, data.validation, k: 100))
+    /// The live model's id and its NDCG@100 on the current validation users, its items
+    /// matched to the current ones by key; nil when there is none.
+    func liveModelNDCG(_ live: (MultVAE, ModelStore.Record)?, _ data: TrainingData) -> (Int64, Double)? {
+        guard data.validation.foldIn.rows > 0, let (model, record) = live else { return nil }
+        let remapped = Remapped(model, mapping: record.positions(of: data.itemKeys))
+        return (record.modelID, Evaluation.meanNDCG(remapped, data.validation, k: 100))
     }
 
-    /// The published model of this kind, its items re-indexed to the current items by key.
-    func warmStartModel(_ data: TrainingData, context: StageContext) throws -> (MultVAE?, Int64?) {
-        let kind = config.model.kind.rawValue
-        guard let previousID = try context.store.queue.read({ try ModelStore.published(kind: kind, in: $0) }) else {
-            context.logger.warning("no published model to warm-start from; training from scratch", metadata: ["model": "\(kind)"])
+    /// A new model starting from the live one's weights, items re-indexed by key.
+    func warmStartModel(from live: (MultVAE, ModelStore.Record)?, _ data: TrainingData,
+                        context: StageContext) throws -> (MultVAE?, Int64?) {
+        guard let (previous, record) = live else {
+            context.logger.warning("no published model to warm-start from; training from scratch",
+                                   metadata: ["model": "\(config.model.kind.rawValue)"])
             return (nil, nil)
         }
-        let (previous, record) = try context.store.queue.read { try ModelStore.loadVAE(previousID, in: $0) }
+        let previousID = record.modelID
         guard previous.config.hidden == config.model.hidden, previous.config.latent == config.model.latent else {
             throw StageError.badOption("--warm-start: model \(previousID) has hidden \(previous.config.hidden), latent \(previous.config.latent); the options ask for \(config.model.hidden), \(config.model.latent)")
         }
         var rng = SeededRandom(seed: config.model.seed)
         var model = MultVAE(items: data.itemKeys.count, config: config.model)
         model.initialize(rng: &rng)
-        let position = Dictionary(uniqueKeysWithValues: record.itemKeys.enumerated().map { ($1, $0) })
-        let mapping = data.itemKeys.map { position[$0] }
+        let mapping = record.positions(of: data.itemKeys).map { $0.map(Int.init) }
         model.copyWeights(from: previous, itemMapping: mapping)
         let kept = mapping.compactMap { $0 }.count
         context.logger.info("warm start", metadata: [
