@@ -78,9 +78,7 @@ struct Ingest: ParsableCommand {
                 format: fromSQLite != nil ? .sqlite : format,
                 columns: SourceColumns(user: userColumn, item: itemColumn, rating: ratingColumn, timestamp: timeColumn),
                 query: query, maxRejectedShare: maxRejected, maxFieldBytes: maxFieldBytes)
-            let stage = try IngestStage(config: config)
-            let store = try Store(path: options.db, logger: logger)
-            try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+            try runStage(try IngestStage(config: config), db: options.db, logger: logger)
         }
     }
 }
@@ -145,9 +143,7 @@ struct Clean: ParsableCommand {
                 }
                 config.testCutoff = seconds
             }
-            let stage = try CleanStage(config: config)
-            let store = try Store(path: options.db, logger: logger)
-            try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+            try runStage(try CleanStage(config: config), db: options.db, logger: logger)
         }
     }
 }

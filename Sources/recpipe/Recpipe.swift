@@ -80,6 +80,13 @@ func runReporting(_ logger: Logger, _ body: () throws -> Void) throws {
     }
 }
 
+/// Opens (and migrates) the database, runs the stage, prints its summary: the body of every
+/// stage command.
+func runStage<S: Stage>(_ stage: S, db: String, logger: Logger) throws {
+    let store = try Store(path: db, logger: logger)
+    try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+}
+
 /// Prints a stage's summary on stdout and turns its failures into the exit code.
 func finish(_ report: StageReport, logger: Logger) throws {
     for line in report.summary { print(line) }

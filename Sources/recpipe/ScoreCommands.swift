@@ -29,9 +29,7 @@ struct Score: ParsableCommand {
             config.k = k
             config.kind = model
             config.modelID = modelID
-            let stage = try ScoreStage(config: config)
-            let store = try Store(path: options.db, logger: logger)
-            try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+            try runStage(try ScoreStage(config: config), db: options.db, logger: logger)
         }
     }
 }
@@ -107,8 +105,7 @@ struct Evaluate: ParsableCommand {
             config.ease = !noEASE
             config.itemKNN = !noItemKNN
             config.ials = !noIALS
-            let store = try Store(path: options.db, logger: logger)
-            try finish(try StageRunner.run(EvaluateStage(config: config), store: store, logger: logger), logger: logger)
+            try runStage(EvaluateStage(config: config), db: options.db, logger: logger)
         }
     }
 }
@@ -131,9 +128,7 @@ struct Feedback: ParsableCommand {
         try runReporting(logger) {
             var config = FeedbackStage.Config()
             config.cutoffs = cutoffs
-            let stage = try FeedbackStage(config: config)
-            let store = try Store(path: options.db, logger: logger)
-            try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+            try runStage(try FeedbackStage(config: config), db: options.db, logger: logger)
         }
     }
 }

@@ -77,9 +77,7 @@ struct Train: ParsableCommand {
             config.publish = !noPublish
             config.publishMargin = noGate ? nil : publishMargin
             if let threads { BLAS.threads = max(1, threads) }
-            let stage = try TrainStage(config: config)
-            let store = try Store(path: options.db, logger: logger)
-            try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+            try runStage(try TrainStage(config: config), db: options.db, logger: logger)
         }
     }
 }
