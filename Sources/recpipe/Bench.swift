@@ -126,10 +126,7 @@ struct BenchTrain: ParsableCommand {
         commandName: "train",
         abstract: "Seconds per Mult-VAE epoch on synthetic data, with GFLOPS next to the sgemm ceiling measured in the same run.")
 
-    @Option var users = 136_000
-    @Option var items = 20_000
-    @Option(help: "Interactions in the synthetic log, about.")
-    var interactions = 10_000_000
+    @OptionGroup var data: SyntheticData
     @Option(help: "Users held out for validation and for test (each), as the strong split would.")
     var heldout = 9_000
     @Option var epochs = 1
@@ -140,14 +137,8 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         let logger = logging.makeLogger()
         try runReporting(logger) {
-            var synth = RecpipeStages.Synth.Config()
-            synth.users = users
-            synth.items = items
-            synth.interactions = interactions
-            let events = try RecpipeStages.Synth(config: synth).generate()
-            var rows = [[Int32]](repeating: [], count: users)
-            for e in events { rows[Int(e.user)].append(e.item) }
-            let train = CSRMatrix(cols: items, rowsOfColumns: Array(rows[0..<max(1, users - 2 * heldout)]).map { $0.sorted() })
+            let (users, items) = (data.users, data.items)
+            let train = try data.matrix(users: max(1, users - 2 * heldout))
             logger.info("benchmark data ready", metadata: ["users": "\(train.rows)", "items": "\(items)", "interactions": "\(train.nonZeros)"])
 
             var config = MultVAE.Config(kind: model)
@@ -202,23 +193,15 @@ struct BenchScore: ParsableCommand {
         commandName: "score",
         abstract: "Users/s of Mult-VAE scoring with top-K selection for every user, next to the sgemm ceiling measured in the same run.")
 
-    @Option var users = 136_000
-    @Option var items = 20_000
-    @Option(help: "Interactions in the synthetic log, about.")
-    var interactions = 10_000_000
+    @OptionGroup var data: SyntheticData
     @Option var k = 100
     @OptionGroup var logging: LoggingOptions
 
     func run() throws {
         let logger = logging.makeLogger()
         try runReporting(logger) {
-            var synth = RecpipeStages.Synth.Config()
-            synth.users = users
-            synth.items = items
-            synth.interactions = interactions
-            var rows = [[Int32]](repeating: [], count: users)
-            for e in try RecpipeStages.Synth(config: synth).generate() { rows[Int(e.user)].append(e.item) }
-            let history = CSRMatrix(cols: items, rowsOfColumns: rows.map { $0.sorted() })
+            let (users, items) = (data.users, data.items)
+            let history = try data.matrix(users: users)
             var model = MultVAE(items: items, config: MultVAE.Config())
             var rng = SeededRandom(seed: 1)
             model.initialize(rng: &rng)
@@ -234,5 +217,24 @@ struct BenchScore: ParsableCommand {
                          seconds, Double(users) / seconds, gflops, peak, 100 * gflops / peak))
             print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
         }
+    }
+}
+
+/// The size of the synthetic data the model benchmarks run on (ML-20M by default).
+struct SyntheticData: ParsableArguments {
+    @Option var users = 136_000
+    @Option var items = 20_000
+    @Option(help: "Interactions in the synthetic log, about.")
+    var interactions = 10_000_000
+
+    /// The binary user × item matrix of the first `users` users of the synthetic log.
+    func matrix(users count: Int) throws -> CSRMatrix {
+        var config = RecpipeStages.Synth.Config()
+        config.users = users
+        config.items = items
+        config.interactions = interactions
+        var rows = [[Int32]](repeating: [], count: users)
+        for e in try RecpipeStages.Synth(config: config).generate() { rows[Int(e.user)].append(e.item) }
+        return CSRMatrix(cols: items, rowsOfColumns: rows[0..<count].map { $0.sorted() })
     }
 }
