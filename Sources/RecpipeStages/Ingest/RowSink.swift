@@ -21,9 +21,6 @@ public enum RejectReason: String, Sendable, CaseIterable {
 final class RowSink: RowConsumer {
     private let connection: OpaquePointer
     private var insertRow: OpaquePointer?
-    /// Inserts `chunk` rows per step: fewer statement executions per row.
-    private var insertChunk: OpaquePointer?
-    static let chunk = 32
     private var insertReject: OpaquePointer?
     let batchID: Int64
     private(set) var accepted = 0
@@ -36,9 +33,6 @@ final class RowSink: RowConsumer {
         try prepare(&insertRow, """
             INSERT INTO raw_interactions (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
             """)
-        let values = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: Self.chunk).joined(separator: ", ")
-        try prepare(&insertChunk, "INSERT INTO raw_interactions (batch_id, line, user_key, item_key, rating, ts) VALUES \(values)")
-        for row in 0..<Self.chunk { sqlite3_bind_int64(insertChunk, Int32(6 * row + 1), batchID) }
         try prepare(&insertReject, "INSERT INTO ingest_rejects (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
         // Bindings survive sqlite3_reset: the batch is bound once.
         sqlite3_bind_int64(insertRow, 1, batchID)
@@ -47,7 +41,6 @@ final class RowSink: RowConsumer {
 
     deinit {
         sqlite3_finalize(insertRow)
-        sqlite3_finalize(insertChunk)
         sqlite3_finalize(insertReject)
     }
 
@@ -74,36 +67,22 @@ final class RowSink: RowConsumer {
         accepted += 1
     }
 
-    /// Writes a batch of parsed rows and rejects.
+    /// Writes a batch of parsed rows and rejects (the rows in multi-row INSERTs).
     func write(_ batch: RowBatch) throws {
         try batch.keys.withUnsafeBufferPointer { arena in
             let base = UnsafeRawPointer(arena.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var k = 0
-            let statement = insertChunk
-            while k + Self.chunk <= batch.count {
-                for row in 0..<Self.chunk {
-                    let r = k + row, p = Int32(6 * row)
-                    sqlite3_bind_int64(statement, p + 2, Int64(batch.line[r]))
-                    sqlite3_bind_text(statement, p + 3, base + Int(batch.userStart[r]), batch.userCount[r], nil)
-                    sqlite3_bind_text(statement, p + 4, base + Int(batch.itemStart[r]), batch.itemCount[r], nil)
-                    let rating = batch.rating[r], timestamp = batch.timestamp[r]
-                    if rating.isNaN { sqlite3_bind_null(statement, p + 5) } else { sqlite3_bind_double(statement, p + 5, rating) }
-                    if timestamp == Int64.min { sqlite3_bind_null(statement, p + 6) } else { sqlite3_bind_int64(statement, p + 6, timestamp) }
-                }
-                guard sqlite3_step(statement) == SQLITE_DONE else { throw sqliteError() }
-                sqlite3_reset(statement)
-                accepted += Self.chunk
-                k += Self.chunk
-            }
-            while k < batch.count {
-                let rating = batch.rating[k], timestamp = batch.timestamp[k]
-                try accept(line: batch.line[k],
-                           user: UnsafeBufferPointer(start: arena.baseAddress! + Int(batch.userStart[k]), count: Int(batch.userCount[k])),
-                           item: UnsafeBufferPointer(start: arena.baseAddress! + Int(batch.itemStart[k]), count: Int(batch.itemCount[k])),
-                           rating: rating.isNaN ? nil : rating, timestamp: timestamp == Int64.min ? nil : timestamp)
-                k += 1
+            try Bulk.insert(connection, table: "raw_interactions",
+                            columns: ["batch_id", "line", "user_key", "item_key", "rating", "ts"], count: batch.count) { statement, p, r in
+                sqlite3_bind_int64(statement, p, batchID)
+                sqlite3_bind_int64(statement, p + 1, Int64(batch.line[r]))
+                sqlite3_bind_text(statement, p + 2, base + Int(batch.userStart[r]), batch.userCount[r], nil)
+                sqlite3_bind_text(statement, p + 3, base + Int(batch.itemStart[r]), batch.itemCount[r], nil)
+                let rating = batch.rating[r], timestamp = batch.timestamp[r]
+                if rating.isNaN { sqlite3_bind_null(statement, p + 4) } else { sqlite3_bind_double(statement, p + 4, rating) }
+                if timestamp == Int64.min { sqlite3_bind_null(statement, p + 5) } else { sqlite3_bind_int64(statement, p + 5, timestamp) }
             }
         }
+        accepted += batch.count
         for reject in batch.rejects { try self.reject(line: reject.line, reason: reject.reason, detail: reject.detail, raw: reject.raw) }
     }
 
