@@ -21,8 +21,13 @@ public struct EASE: Recommender {
     }
 
     public static func fit(train: CSRMatrix, lambda: Float) throws -> EASE {
-        let n = train.cols
-        var p = gram(train)
+        try fit(gram: gram(train), items: train.cols, lambda: lambda)
+    }
+
+    /// The closed form from a precomputed Gram matrix XᵀX (items × items), which it takes
+    /// over as its working memory.
+    public static func fit(gram: consuming [Float], items n: Int, lambda: Float) throws -> EASE {
+        var p = gram
         for i in 0..<n { p[i * n + i] += lambda }
         // Row-major symmetric = column-major symmetric: 'U' in LAPACK is the lower triangle here.
         var size = Int32(n), info: Int32 = 0
@@ -42,7 +47,7 @@ public struct EASE: Recommender {
     }
 
     /// XᵀX of a binary matrix: co-occurrence counts, dense items × items.
-    static func gram(_ x: CSRMatrix) -> [Float] {
+    public static func gram(_ x: CSRMatrix) -> [Float] {
         let n = x.cols
         var g = [Float](repeating: 0, count: n * n)
         g.withUnsafeMutableBufferPointer { g in
@@ -73,15 +78,15 @@ public struct EASE: Recommender {
         }
     }
 
-    /// λ with the best mean NDCG@100 on `validation`, from `grid`, refitted on `train`.
-    public static func tuned(train: CSRMatrix, validation: ValidationSet,
-                             grid: [Float] = [50, 100, 200, 300, 500, 800, 1200, 2000, 5000]) throws -> (EASE, Double) {
-        var best: (EASE, Double)?
-        for lambda in grid {
-            let model = try fit(train: train, lambda: lambda)
-            let ndcg = Evaluation.meanNDCG(model, validation, k: 100)
-            if best == nil || ndcg > best!.1 { best = (model, ndcg) }
-        }
-        return best!
+    /// The λ values tried when none is given.
+    public static let defaultLambdas: [Float] = [50, 100, 200, 300, 500, 800, 1200, 2000, 5000]
+
+    /// λ with the best mean NDCG@100 on `validation`, from `grid` (XᵀX computed once).
+    public static func tuned(train: CSRMatrix, validation: ValidationSet, grid: [Float] = defaultLambdas,
+                             trial: (Float, Double) -> Void = { _, _ in }) throws -> (EASE, Double) {
+        let g = gram(train)
+        let best = try Tuning.best(grid, validation: validation, fit: { try fit(gram: g, items: train.cols, lambda: $0) },
+                                   trial: trial)
+        return (best.model, best.ndcg ?? 0)
     }
 }

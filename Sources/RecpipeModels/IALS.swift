@@ -143,24 +143,34 @@ public struct IALS: Recommender {
         }
     }
 
-    /// Factors, regularization and α with the best mean NDCG@100 on `validation`.
-    public static func tuned(train: CSRMatrix, validation: ValidationSet, factors: [Int] = [32, 64, 128],
-                             regularizations: [Float] = [0.01, 0.1, 1], alphas: [Float] = [1, 10]) -> (IALS, Double) {
-        var best: (IALS, Double)?
-        for f in factors {
-            for reg in regularizations {
-                for alpha in alphas {
-                    var config = Config()
+    /// The settings tried when none are given.
+    public static let defaultFactors = [32, 64, 128]
+    public static let defaultRegularizations: [Float] = [0.01, 0.1, 1]
+    public static let defaultAlphas: [Float] = [1, 10]
+
+    /// The grid of settings: every combination of the given values, the rest of `base` kept.
+    public static func grid(base: Config = Config(), factors: [Int] = defaultFactors,
+                            regularizations: [Float] = defaultRegularizations, alphas: [Float] = defaultAlphas) -> [Config] {
+        factors.flatMap { f in
+            regularizations.flatMap { reg in
+                alphas.map { alpha in
+                    var config = base
                     config.factors = f
                     config.regularization = reg
                     config.alpha = alpha
-                    let model = fit(train: train, config: config)
-                    let ndcg = Evaluation.meanNDCG(model, validation, k: 100)
-                    if best == nil || ndcg > best!.1 { best = (model, ndcg) }
+                    return config
                 }
             }
         }
-        return best!
+    }
+
+    /// Factors, regularization and α with the best mean NDCG@100 on `validation`.
+    public static func tuned(train: CSRMatrix, validation: ValidationSet, factors: [Int] = defaultFactors,
+                             regularizations: [Float] = defaultRegularizations, alphas: [Float] = defaultAlphas,
+                             trial: (Config, Double) -> Void = { _, _ in }) -> (IALS, Double) {
+        let best = Tuning.best(grid(factors: factors, regularizations: regularizations, alphas: alphas),
+                               validation: validation, fit: { fit(train: train, config: $0) }, trial: trial)
+        return (best.model, best.ndcg ?? 0)
     }
 }
 

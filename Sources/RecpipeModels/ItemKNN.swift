@@ -12,8 +12,11 @@ public struct ItemKNN: Recommender {
     public let similarity: CSRMatrix
 
     public static func fit(train: CSRMatrix, neighbours: Int, shrink: Float) -> ItemKNN {
-        let n = train.cols
-        let cooccurrence = EASE.gram(train)
+        fit(cooccurrence: EASE.gram(train), items: train.cols, neighbours: neighbours, shrink: shrink)
+    }
+
+    /// The same from the co-occurrence counts XᵀX (items × items, row-major).
+    public static func fit(cooccurrence: [Float], items n: Int, neighbours: Int, shrink: Float) -> ItemKNN {
         var norms = [Float](repeating: 0, count: n)
         for i in 0..<n { norms[i] = cooccurrence[i * n + i].squareRoot() }
         var start = [0], columns: [Int32] = [], values: [Float] = []
@@ -46,17 +49,19 @@ public struct ItemKNN: Recommender {
         }
     }
 
-    /// Neighbours and shrinkage with the best mean NDCG@100 on `validation`.
-    public static func tuned(train: CSRMatrix, validation: ValidationSet, neighbours: [Int] = [10, 20, 50, 100, 200, 500],
-                             shrinks: [Float] = [0, 10, 50, 100]) -> (ItemKNN, Double) {
-        var best: (ItemKNN, Double)?
-        for k in neighbours {
-            for shrink in shrinks {
-                let model = fit(train: train, neighbours: k, shrink: shrink)
-                let ndcg = Evaluation.meanNDCG(model, validation, k: 100)
-                if best == nil || ndcg > best!.1 { best = (model, ndcg) }
-            }
-        }
-        return best!
+    /// The settings tried when none are given.
+    public static let defaultNeighbours = [10, 20, 50, 100, 200, 500]
+    public static let defaultShrinks: [Float] = [0, 10, 50, 100]
+
+    /// Neighbours and shrinkage with the best mean NDCG@100 on `validation` (XᵀX computed once).
+    public static func tuned(train: CSRMatrix, validation: ValidationSet, neighbours: [Int] = defaultNeighbours,
+                             shrinks: [Float] = defaultShrinks,
+                             trial: ((neighbours: Int, shrink: Float), Double) -> Void = { _, _ in }) -> (ItemKNN, Double) {
+        let cooccurrence = EASE.gram(train)
+        let grid = neighbours.flatMap { k in shrinks.map { (neighbours: k, shrink: $0) } }
+        let best = Tuning.best(grid, validation: validation, fit: {
+            fit(cooccurrence: cooccurrence, items: train.cols, neighbours: $0.neighbours, shrink: $0.shrink)
+        }, trial: trial)
+        return (best.model, best.ndcg ?? 0)
     }
 }

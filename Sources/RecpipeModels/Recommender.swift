@@ -81,6 +81,8 @@ public struct Popularity: Recommender {
         self.counts = counts
     }
 
+    public init(counts: [Float]) { self.counts = counts }
+
     public func scores(_ foldIn: CSRMatrix, batchSize: Int = 500, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
         var row = counts
         for r in 0..<foldIn.rows {

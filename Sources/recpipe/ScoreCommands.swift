@@ -9,7 +9,7 @@ struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compute top-K recommendations for every user and publish them atomically.",
         discussion: """
-            Scores every user in the users table with the published model (items the user \
+            Scores every user in the users table with a stored model (items the user \
             already has are excluded) and switches the recommendations view to the new set \
             in one transaction. A failed run leaves the live set untouched.
             """)
@@ -17,18 +17,24 @@ struct Score: ParsableCommand {
     @OptionGroup var options: DatabaseOptions
     @Option(help: "Recommendations per user.")
     var k = 100
-    @Option(help: "Kind of the published model to use: multvae or multdae.")
-    var model: MultVAE.Kind = .vae
-    @Option(name: .customLong("model-id"), help: "Use this model instead of the published one.")
-    var modelID: Int64?
+    @Option(help: """
+        A model id (models.model_id), or a kind (multvae, multdae, ease, itemknn, ials, popularity) \
+        for the published model of that kind: the newest that passed the quality gate.
+        """)
+    var model = "multvae"
 
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger) {
             var config = ScoreStage.Config()
             config.k = k
-            config.kind = model
-            config.modelID = modelID
+            if let id = Int64(model) {
+                config.modelID = id
+            } else if let kind = ModelKind(rawValue: model) {
+                config.kind = kind
+            } else {
+                throw StageError.badOption("--model must be a model id or one of \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model)'")
+            }
             try runStage(try ScoreStage(config: config), db: options.db, logger: logger)
         }
     }
@@ -80,31 +86,26 @@ extension EvaluateStage.Part: ExpressibleByArgument {}
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate the published models and the baselines (popularity, EASE, ItemKNN, iALS) on the split's held-out users.",
+        abstract: "Evaluate every model trained on the current split, side by side, on its held-out users.",
         discussion: """
-            Every model is evaluated on the same users in the same run: Recall@20/50, NDCG@100, \
-            Precision@10, HitRate@10, MRR, APLT@20, novelty@20 (mean and standard error over \
-            users), coverage@20 and Gini@20. Results go to evaluation and evaluation_users.
+            Of each kind (multvae, multdae and the baselines ease, itemknn, ials, popularity; \
+            train them with recpipe train --model KIND) the published model is evaluated when \
+            it was trained on the current split, else the newest one that was; popularity is \
+            computed on the spot when none was trained. Every model is evaluated on the same \
+            users in the same run: Recall@20/50, NDCG@100, Precision@10, HitRate@10, MRR, \
+            APLT@20, novelty@20 (mean and standard error over users), coverage@20 and \
+            Gini@20. Results go to evaluation and evaluation_users.
             """)
 
     @OptionGroup var options: DatabaseOptions
     @Option(help: "test or validation users.")
     var part: EvaluateStage.Part = .test
-    @Flag(name: .customLong("no-ease"), help: "Leave out the EASE baseline (its items × items matrix needs 4·items² bytes).")
-    var noEASE = false
-    @Flag(name: .customLong("no-itemknn"), help: "Leave out the ItemKNN baseline.")
-    var noItemKNN = false
-    @Flag(name: .customLong("no-ials"), help: "Leave out the iALS baseline (18 fits to tune it).")
-    var noIALS = false
 
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger) {
             var config = EvaluateStage.Config()
             config.part = part
-            config.ease = !noEASE
-            config.itemKNN = !noItemKNN
-            config.ials = !noIALS
             try runStage(EvaluateStage(config: config), db: options.db, logger: logger)
         }
     }

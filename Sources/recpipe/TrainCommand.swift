@@ -6,29 +6,49 @@ import RecpipeStages
 import RecpipeStore
 
 extension MultVAE.Kind: ExpressibleByArgument {}
+extension ModelKind: ExpressibleByArgument {}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a Mult-VAE (or Mult-DAE) on the current split and store it in the database.",
+        abstract: "Train a model on the current split and store it in the database.",
         discussion: """
-            Trains on the training users, keeps the epoch with the best validation NDCG@100 and \
-            stores the model, its weights and its training log (models, model_items, \
-            model_weights, training_log). The new model is published unless --no-publish.
+            multvae, multdae: trains on the training users, keeps the epoch with the best \
+            validation NDCG@100 and stores the model, its weights and its training log \
+            (models, model_items, model_weights, training_log). \
+            ease, itemknn, ials, popularity: the baselines; where an option below lists \
+            several values, every setting is fitted and the one with the best validation \
+            NDCG@100 is stored (the settings tried go into the model's hyperparameters). \
+            The new model is published (and the previous one of its kind retired) if it \
+            passes the quality gate, unless --no-publish.
             """)
 
     @OptionGroup var options: DatabaseOptions
 
-    @Option(help: "multvae or multdae.")
-    var model: MultVAE.Kind = .vae
+    @Option(help: "multvae, multdae, ease, itemknn, ials or popularity.")
+    var model: ModelKind = .multvae
     @Option(help: "Most epochs to train.")
     var epochs = MultVAE.Config().epochs
-    @Option(help: "Hidden width (default 600 for multvae, 200 for multdae).")
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("EASE: L2 regularization λ, one or more values.", valueName: "λ"))
+    var lambda: [Float] = EASE.defaultLambdas
+    @Option(parsing: .upToNextOption, help: "ItemKNN: neighbours kept per item, one or more values.")
+    var neighbours: [Int] = ItemKNN.defaultNeighbours
+    @Option(parsing: .upToNextOption, help: "ItemKNN: shrinkage of the cosine similarity, one or more values.")
+    var shrink: [Float] = ItemKNN.defaultShrinks
+    @Option(parsing: .upToNextOption, help: "iALS: latent factors, one or more values.")
+    var factors: [Int] = IALS.defaultFactors
+    @Option(parsing: .upToNextOption, help: "iALS: L2 regularization, one or more values.")
+    var regularization: [Float] = IALS.defaultRegularizations
+    @Option(parsing: .upToNextOption, help: "iALS: confidence weight α of an observed pair (confidence 1 + α), one or more values.")
+    var alpha: [Float] = IALS.defaultAlphas
+    @Option(help: "iALS: alternating iterations.")
+    var iterations = IALS.Config().iterations
+    @Option(help: "Multvae, multdae: hidden width (default 600 for multvae, 200 for multdae).")
     var hidden: Int?
     @Option(help: "Latent width (multvae).")
     var latent = MultVAE.Config().latent
-    @Option(name: .customLong("batch-size"))
+    @Option(name: .customLong("batch-size"), help: "Users per training batch.")
     var batchSize = MultVAE.Config().batchSize
-    @Option(name: .customLong("learning-rate"))
+    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate.")
     var learningRate = MultVAE.Config().learningRate
     @Option(help: "Dropout on the input.")
     var dropout = MultVAE.Config().dropout
@@ -38,7 +58,7 @@ struct Train: ParsableCommand {
     var annealSteps: Int?
     @Option(help: "Stop after this many epochs without a better validation NDCG@100 ('none': never).")
     var patience = "30"
-    @Option(help: "Seed of initialisation, shuffling, dropout and sampling.")
+    @Option(help: "Seed of initialisation, shuffling, dropout and sampling (iALS: of its initial factors).")
     var seed = MultVAE.Config().seed
     @Flag(name: .customLong("warm-start"), help: "Start from the published model of the same kind.")
     var warmStart = false
@@ -55,7 +75,16 @@ struct Train: ParsableCommand {
         let logger = options.logging.makeLogger()
         try runReporting(logger) {
             var config = TrainStage.Config()
-            var m = MultVAE.Config(kind: model)
+            config.kind = model
+            config.ease.lambdas = lambda
+            config.itemKNN.neighbours = neighbours
+            config.itemKNN.shrinks = shrink
+            config.ials.factors = factors
+            config.ials.regularizations = regularization
+            config.ials.alphas = alpha
+            config.ials.iterations = iterations
+            config.ials.seed = seed
+            var m = MultVAE.Config(kind: model == .multdae ? .dae : .vae)
             if let hidden { m.hidden = hidden }
             m.epochs = epochs
             m.latent = latent

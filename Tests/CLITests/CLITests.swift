@@ -100,6 +100,26 @@ func scratchDirectory() -> String {
         let decoded = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect((decoded?["items"] as? [Any])?.count == 10 && decoded?["user"] as? String == user)
         #expect(try recpipe(["recommend", "--db", "recs.sqlite", "--user", "nobody"], in: dir).status == 65)
+
+        // A baseline is trained, tuned on validation, scored and evaluated like the VAE.
+        let ease = try recpipe(["train", "--db", "recs.sqlite", "--model", "ease", "--lambda", "20", "200"], in: dir)
+        #expect(ease.status == 0, "\(ease.stderr)")
+        #expect(ease.stdout.contains("chosen from 2 settings") && ease.stdout.contains("published"), "\(ease.stdout)")
+        #expect(ease.stderr.split(separator: "\n").filter { $0.contains("setting tried") }.count == 2)
+        let easeID = try db.read { try Int64.fetchOne($0, sql: "SELECT model_id FROM models WHERE kind = 'ease'")! }
+        let byID = try recpipe(["score", "--db", "recs.sqlite", "--k", "5", "--model", "\(easeID)"], in: dir)
+        #expect(byID.status == 0, "\(byID.stderr)")
+        try db.read { db throws in
+            #expect(try Int64.fetchAll(db, sql: "SELECT DISTINCT model_id FROM recommendations") == [easeID])
+        }
+        #expect(try recpipe(["score", "--db", "recs.sqlite", "--model", "bogus"], in: dir).status == 64)
+        #expect(try recpipe(["score", "--db", "recs.sqlite", "--model", "ials"], in: dir).status == 65)
+        #expect(try recpipe(["train", "--db", "recs.sqlite", "--model", "ease", "--lambda", "-1"], in: dir).status == 64)
+        let evaluate = try recpipe(["evaluate", "--db", "recs.sqlite"], in: dir)
+        #expect(evaluate.status == 0, "\(evaluate.stderr)")
+        for model in ["popularity", "ease", "multvae"] { #expect(evaluate.stdout.contains("\n" + model)) }
+        #expect(evaluate.stdout.contains("not evaluated (no model trained on this split): itemknn, ials"))
+        #expect(evaluate.stderr.contains("baselines missing"))
     }
 
     @Test func badDataExitsWithDataErrorAndStoresNothing() throws {

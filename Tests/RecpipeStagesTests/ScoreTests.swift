@@ -85,10 +85,27 @@ import Testing
     }
 }
 
+/// Trains each of `kinds` as a baseline with a small grid, on the store's current split.
+func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ials]) throws {
+    for kind in kinds {
+        var config = TrainStage.Config()
+        config.kind = kind
+        config.ease.lambdas = [10, 100]
+        config.itemKNN.neighbours = [5, 20]
+        config.itemKNN.shrinks = [0, 10]
+        config.ials.factors = [8]
+        config.ials.regularizations = [0.1, 1]
+        config.ials.alphas = [1]
+        config.ials.iterations = 4
+        try StageRunner.run(try TrainStage(config: config), store: store, logger: quiet)
+    }
+}
+
 @Suite struct EvaluateStageTests {
     @Test func modelsAreEvaluatedSideBySideWithPerUserValues() throws {
         let (scratch, store) = try ScoreStageTests().trained()
         _ = scratch
+        try trainBaselines(store)
         let report = try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
         for model in ["popularity", "ease", "itemknn", "ials", "multvae"] { #expect(report.summary.contains { $0.hasPrefix(model) }) }
         try store.queue.read { db throws in
@@ -141,9 +158,8 @@ import Testing
         let (scratch, store) = try ScoreStageTests().trained()
         _ = scratch
         try ScoreStageTests().score(store, k: 20)
-        var config = EvaluateStage.Config()
-        config.ials = false
-        try StageRunner.run(EvaluateStage(config: config), store: store, logger: quiet)
+        try trainBaselines(store, [.ease, .itemknn])
+        try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
         let html = try Report.html(store)
         for section in ["<h2>Data</h2>", "<h2>Models</h2>", "<h2>Evaluation</h2>", "<h2>Popularity and the long tail</h2>",
                         "<h2>Run history</h2>", "Validation NDCG@100", "Training loss", "KL weight β", "head | long tail",

@@ -48,7 +48,7 @@ import Testing
                     == (try Int.fetchOne(db, sql: "SELECT count(*) FROM items")))
         }
         // A second model is published and the first retired.
-        try StageRunner.run(try small { $0.model.kind = .dae; $0.model.hidden = 16 }, store: store, logger: quiet)
+        try StageRunner.run(try small { $0.kind = .multdae; $0.model.hidden = 16 }, store: store, logger: quiet)
         try StageRunner.run(try small(), store: store, logger: quiet)
         let statuses = try store.queue.read { try String.fetchAll($0, sql: "SELECT kind || ':' || status FROM models ORDER BY model_id") }
         #expect(statuses == ["multvae:retired", "multdae:published", "multvae:published"])

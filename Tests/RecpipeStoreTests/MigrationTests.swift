@@ -42,6 +42,35 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         #expect(again.isEmpty)
     }
 
+    @Test func chunkedModelWeightsKeepTheWeightsStoredBefore() throws {
+        let path = temporaryPath()
+        let shipped = try Migration.shipped()
+        let queue = try Store.connect(path: path)
+        try Migrator(migrations: shipped.filter { $0.version <= 5 }).migrate(queue, path: path)
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO stage_runs (run_id, stage, status, started_at) VALUES (1, 'train', 'succeeded', 'x')")
+            try db.execute(sql: """
+                INSERT INTO models (model_id, run_id, kind, created_at, hyperparameters, data_fingerprint, items,
+                    training_users, training_seconds, epochs, status)
+                VALUES (1, 1, 'multvae', 'x', '{}', 'f', 2, 1, 0, 1, 'published')
+                """)
+            try db.execute(sql: "INSERT INTO model_weights (model_id, tensor, shape, data) VALUES (1, 'w', '[2]', x'0000803f00000040')")
+        }
+        try Migrator.shipped().migrate(queue, path: path)
+        try queue.read { db throws in
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM model_weights")!
+            #expect(row["chunk"] as Int == 0 && row["dtype"] as String == "float32" && row["shape"] as String == "[2]")
+            #expect(row["data"] as Data == Data([0, 0, 0x80, 0x3f, 0, 0, 0, 0x40]))
+        }
+        try queue.write { db in
+            // int32 tensors and further chunks are accepted now; other types are not.
+            try db.execute(sql: "INSERT INTO model_weights (model_id, tensor, chunk, shape, dtype, data) VALUES (1, 'w', 1, '[2]', 'int32', x'00')")
+            #expect(throws: DatabaseError.self) {
+                try db.execute(sql: "INSERT INTO model_weights (model_id, tensor, chunk, shape, dtype, data) VALUES (1, 'v', 0, '[1]', 'float64', x'00')")
+            }
+        }
+    }
+
     @Test func changedMigrationIsRefused() throws {
         let path = temporaryPath()
         let original = try Migration(file: "0001_first.sql", sql: "CREATE TABLE a (x INTEGER);")

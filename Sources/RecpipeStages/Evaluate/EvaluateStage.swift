@@ -6,23 +6,21 @@ import RecpipeModels
 import RecpipeNumerics
 import RecpipeStore
 
-/// Evaluates the published models and the popularity baseline on the same held-out users
-/// of the current split, side by side, into `evaluation` (aggregates with standard errors)
-/// and `evaluation_users` (per-user values).
+/// Evaluates every kind of model trained on the current split on the same held-out users,
+/// side by side, into `evaluation` (aggregates with standard errors) and `evaluation_users`
+/// (per-user values). Of each kind it takes the published model when it was trained on the
+/// current split, else the newest one that was; popularity is computed on the spot when no
+/// popularity model was trained.
 public struct EvaluateStage: Stage {
     public enum Part: String, Codable, Sendable, CaseIterable { case validation, test }
 
     public struct Config: Codable, Sendable, Equatable {
         public var part: Part = .test
-        /// Include EASE, λ chosen on the validation users (dense items × items: 4·items² bytes).
-        public var ease = true
-        /// Include ItemKNN (cosine with shrinkage), neighbours and shrinkage chosen on validation.
-        public var itemKNN = true
-        /// Include iALS (conjugate gradient), factors, regularization and α chosen on
-        /// validation from 18 combinations.
-        public var ials = true
         public init() {}
     }
+
+    /// The order of the side-by-side table: baselines first.
+    static let order: [ModelKind] = [.popularity, .ease, .itemknn, .ials, .multvae, .multdae]
 
     public static let name = "evaluate"
     public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights]
@@ -41,53 +39,47 @@ public struct EvaluateStage: Stage {
         }
         let userKeys = try store.queue.read { try String.fetchAll($0, sql: "SELECT user_key FROM users ORDER BY user_idx") }
         let popularity = Popularity(train: data.train)
-        var candidates: [(name: String, id: Int64?, recommender: Recommender)] = [("popularity", nil, popularity)]
-        if config.ease {
-            if data.validation.foldIn.rows > 0 {
-                let (ease, ndcg) = try EASE.tuned(train: data.train, validation: data.validation)
-                context.logger.info("EASE tuned on validation", metadata: [
-                    "lambda": "\(ease.lambda)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
-                ])
-                candidates.append(("ease", nil, ease))
-            } else {
-                context.logger.warning("EASE skipped: the split has no validation users to choose λ")
+        // (kind, model_id): the models to evaluate, loaded one at a time below.
+        var chosen: [(kind: ModelKind, id: Int64?)] = []
+        var missing: [ModelKind] = []
+        try store.queue.read { db in
+            for kind in Self.order {
+                let id = try Int64.fetchOne(db, sql: """
+                    SELECT model_id FROM models WHERE kind = ? AND data_fingerprint = ?
+                    ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
+                    """, arguments: [kind.rawValue, data.fingerprint])
+                if let stale = try ModelStore.published(kind: kind, in: db), id == nil {
+                    context.logger.warning("published model skipped: trained on another split; retrain it on the current split",
+                                           metadata: ["model": "\(stale)", "kind": "\(kind.rawValue)"])
+                }
+                if let id {
+                    chosen.append((kind, id))
+                } else if kind == .popularity {
+                    chosen.append((kind, nil))
+                } else if kind.isBaseline {
+                    missing.append(kind)
+                }
             }
         }
-        if config.itemKNN && data.validation.foldIn.rows > 0 {
-            let (knn, ndcg) = ItemKNN.tuned(train: data.train, validation: data.validation)
-            context.logger.info("ItemKNN tuned on validation", metadata: [
-                "neighbours": "\(knn.neighbours)", "shrink": "\(knn.shrink)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
+        if !missing.isEmpty {
+            context.logger.warning("baselines missing: no model of these kinds was trained on the current split", metadata: [
+                "kinds": "\(missing.map(\.rawValue).joined(separator: ","))",
+                "hint": "recpipe train --model \(missing[0].rawValue)",
             ])
-            candidates.append(("itemknn", nil, knn))
-        }
-        if config.ials && data.validation.foldIn.rows > 0 {
-            let (ials, ndcg) = IALS.tuned(train: data.train, validation: data.validation)
-            context.logger.info("iALS tuned on validation", metadata: [
-                "factors": "\(ials.config.factors)", "regularization": "\(ials.config.regularization)",
-                "alpha": "\(ials.config.alpha)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
-            ])
-            candidates.append(("ials", nil, ials))
-        }
-        for kind in [MultVAE.Kind.vae, .dae] {
-            let loaded = try store.queue.read { try ModelStore.publishedVAE(kind: kind, in: $0) }
-            guard let (model, record) = loaded else { continue }
-            guard record.itemKeys == data.itemKeys else {
-                context.logger.warning("model skipped: trained on another item set; retrain it on the current split",
-                                       metadata: ["model": "\(record.modelID)"])
-                continue
-            }
-            candidates.append((kind.rawValue, record.modelID, model))
         }
         let head = Evaluation.head(counts: popularity.counts).filter { $0 }.count
         var summary: [String] = []
         var rows = 0
         var results: [(name: String, id: Int64?, metrics: [Evaluation.Metric], users: [Int])] = []
-        for candidate in candidates {
-            let (metrics, users) = Evaluation.evaluate(candidate.recommender, on: heldOut, trainCounts: popularity.counts,
+        for candidate in chosen {
+            let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, in: $0).0 } }
+                ?? popularity
+            let (metrics, users) = Evaluation.evaluate(recommender, on: heldOut, trainCounts: popularity.counts,
                                                        trainUsers: data.train.rows)
-            results.append((candidate.name, candidate.id, metrics, users))
+            let name = candidate.kind.rawValue
+            results.append((name, candidate.id, metrics, users))
             context.logger.info("model evaluated", metadata: [
-                "model": "\(candidate.name)", "users": "\(users.count)",
+                "model": "\(name)", "model_id": "\(candidate.id.map(String.init) ?? "none")", "users": "\(users.count)",
                 "ndcg100": "\(String(format: "%.4f", metrics.first { $0.name == "ndcg" }?.value ?? 0))",
             ])
         }
@@ -125,6 +117,9 @@ public struct EvaluateStage: Stage {
                     (String(format: "%.4f", m.value) + (m.standardError.map { String(format: " ±%.3f", $0) } ?? "")).leftPadded(to: 18)
                 }
                 summary.append(result.name.padding(toLength: 12, withPad: " ", startingAt: 0) + cells.joined())
+            }
+            if !missing.isEmpty {
+                summary.append("not evaluated (no model trained on this split): " + missing.map(\.rawValue).joined(separator: ", "))
             }
         }
         return StageReport(rowsIn: heldOut.foldIn.nonZeros, rowsOut: rows, summary: summary)

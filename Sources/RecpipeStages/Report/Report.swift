@@ -69,8 +69,12 @@ public enum Report {
              ($0["best_epoch"] as Int?).map(String.init) ?? "", $0["validation_metrics"],
              String(format: "%.1f", $0["training_seconds"] as Double), $0["created_at"]]
         }, numeric: [0, 3, 4, 6])
-        // Training curves of the newest published model (else the newest).
-        let chosen = models.first { ($0["status"] as String) == "published" } ?? models[0]
+        // Training curves of the newest published model trained by epochs (else the newest
+        // such model); the baselines have none.
+        guard let chosen = try Row.fetchOne(db, sql: """
+            SELECT * FROM models m WHERE EXISTS (SELECT 1 FROM training_log t WHERE t.model_id = m.model_id)
+            ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
+            """) else { return html }
         let id: Int64 = chosen["model_id"]
         let log = try Row.fetchAll(db, sql: "SELECT * FROM training_log WHERE model_id = ? ORDER BY epoch", arguments: [id])
         guard !log.isEmpty else { return html }

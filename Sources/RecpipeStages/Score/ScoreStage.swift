@@ -14,8 +14,9 @@ import RecpipeStore
 public struct ScoreStage: Stage {
     public struct Config: Codable, Sendable, Equatable {
         public var k = 100
-        /// The published model of this kind, unless `modelID` names one.
-        public var kind: MultVAE.Kind = .vae
+        /// The published model of this kind (the newest of the kind that passed the
+        /// quality gate), unless `modelID` names one.
+        public var kind: ModelKind = .multvae
         public var modelID: Int64?
         public init() {}
     }
@@ -33,16 +34,16 @@ public struct ScoreStage: Stage {
     public func run(_ context: StageContext) throws -> StageReport {
         let started = Clock.monotonic()
         let store = context.store
-        let (model, record) = try store.queue.read { db -> (MultVAE, ModelStore.Record) in
-            guard let id = try config.modelID ?? ModelStore.published(kind: config.kind.rawValue, in: db) else {
-                throw StageError.missingInput("\(store.path): no published \(config.kind.rawValue) model; run train first")
+        let (model, record) = try store.queue.read { db -> (any StorableModel, ModelStore.Record) in
+            guard let id = try config.modelID ?? ModelStore.published(kind: config.kind, in: db) else {
+                throw StageError.missingInput("\(store.path): no published \(config.kind.rawValue) model; run train --model \(config.kind.rawValue) first")
             }
-            return try ModelStore.loadVAE(id, in: db)
+            return try ModelStore.load(id, in: db)
         }
         let (userKeys, history) = try Self.histories(store, model: record)
         let k = min(config.k, model.items)
         context.logger.info("scoring started", metadata: [
-            "model": "\(record.modelID)", "users": "\(userKeys.count)", "items": "\(model.items)", "k": "\(k)",
+            "model": "\(record.modelID)", "kind": "\(record.kind.rawValue)", "users": "\(userKeys.count)", "items": "\(model.items)", "k": "\(k)",
         ])
         try store.queue.write { db in
             try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
@@ -81,7 +82,7 @@ public struct ScoreStage: Stage {
         // Earlier sets (and rows of runs that never finished) are no longer visible: drop them.
         try connection.execute("DELETE FROM recommendation_rows WHERE run_id != \(context.runID)")
         return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
-            "\(written) recommendations for \(userKeys.count) users from model \(record.modelID), published as run \(context.runID)",
+            "\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)",
         ])
     }
 

@@ -3,14 +3,20 @@ import GRDB
 import RecpipeModels
 import RecpipeStore
 
-/// Reads and writes models: a `models` row, the item index, the weights as float32 BLOBs and
-/// the training log.
+/// Reads and writes models of every kind: a `models` row, the item index, the tensors as
+/// chunked little-endian BLOBs and the training log.
 public enum ModelStore {
+    /// Largest BLOB written for one chunk of a tensor (SQLite's limit on one value is 1 GB).
+    public static let defaultChunkBytes = 64 << 20
+
     public struct Record: Sendable, Equatable {
         public var modelID: Int64
-        public var kind: String
+        public var kind: ModelKind
         public var status: String
         public var hyperparameters: String
+        /// SHA-256 of the item keys and training interactions it was trained on
+        /// (`TrainingData.fingerprint`): equal means trained on the same split.
+        public var dataFingerprint: String
         public var itemKeys: [String]
 
         /// For each of `keys` (the current items), its position in this model's item index;
@@ -21,17 +27,46 @@ public enum ModelStore {
         }
     }
 
-    /// Saves a trained VAE/DAE; publishes it (retiring the kind's previous published model)
-    /// when `publish` is set. One transaction. Returns the new model_id.
+    /// What a training run produced besides the model itself.
+    public struct Outcome: Sendable {
+        public var epochs = 0
+        public var bestEpoch: Int?
+        public var validationMetrics: [String: Double] = [:]
+        public var log: [EpochLog] = []
+        /// How the hyperparameters were chosen, stored under "selection" beside them: the
+        /// settings tried and their validation NDCG@100.
+        public var selection: [(settings: String, ndcg: Double)] = []
+        public init() {}
+    }
+
+    /// Saves a trained VAE/DAE. See `save(_:outcome:...)`.
     public static func save(_ result: FitResult, data: TrainingData, runID: Int64, seconds: Double,
                             warmStartFrom: Int64?, publish: Bool, in db: Database) throws -> Int64 {
-        let model = result.model
+        var outcome = Outcome()
+        outcome.epochs = result.log.count
+        outcome.bestEpoch = result.bestEpoch
+        if let ndcg = result.bestNDCG { outcome.validationMetrics["ndcg@100"] = ndcg }
+        outcome.log = result.log
+        return try save(result.model, outcome: outcome, data: data, runID: runID, seconds: seconds,
+                        warmStartFrom: warmStartFrom, publish: publish, in: db)
+    }
+
+    /// Saves a model of any kind trained on `data`, its item index being `data.itemKeys`;
+    /// publishes it (retiring the kind's previous published model) when `publish` is set.
+    /// One transaction (the caller's). Returns the new model_id.
+    public static func save(_ model: some StorableModel, outcome: Outcome, data: TrainingData, runID: Int64,
+                            seconds: Double, warmStartFrom: Int64?, publish: Bool,
+                            chunkBytes: Int = defaultChunkBytes, in db: Database) throws -> Int64 {
+        precondition(model.items == data.itemKeys.count, "the model's items are the split's items")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let hyperparameters = String(decoding: try encoder.encode(model.config), as: UTF8.self)
-        var metrics: [String: Double] = [:]
-        if let ndcg = result.bestNDCG { metrics["ndcg@100"] = ndcg }
-        let kind = model.config.kind.rawValue
+        var hyperparameters = try model.hyperparametersJSON()
+        if !outcome.selection.isEmpty {
+            let tried = outcome.selection.map { #"{"ndcg@100":\#(rounded($0.ndcg)),"settings":\#($0.settings)}"# }
+            hyperparameters = String(hyperparameters.dropLast()) + (hyperparameters == "{}" ? "" : ",")
+                + #""selection":[\#(tried.joined(separator: ","))]}"#
+        }
+        let kind = model.kind.rawValue
         if publish {
             try db.execute(sql: "UPDATE models SET status = 'retired' WHERE kind = ? AND status = 'published'", arguments: [kind])
         }
@@ -42,73 +77,139 @@ public enum ModelStore {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [runID, kind, Clock.isoNow(), hyperparameters, data.cleanRunID, data.fingerprint, model.items,
-                        data.train.rows, seconds, result.log.count, result.bestEpoch,
-                        String(decoding: try encoder.encode(metrics), as: UTF8.self), warmStartFrom,
+                        data.train.rows, seconds, outcome.epochs, outcome.bestEpoch,
+                        String(decoding: try encoder.encode(outcome.validationMetrics), as: UTF8.self), warmStartFrom,
                         publish ? "published" : "candidate"])
         let modelID = db.lastInsertedRowID
         let items = try db.makeStatement(sql: "INSERT INTO model_items (model_id, position, item_key) VALUES (?, ?, ?)")
         for (position, key) in data.itemKeys.enumerated() {
             try items.execute(arguments: [modelID, position, key])
         }
-        for tensor in model.tensors {
-            let bytes = model.parameters[tensor.offset..<(tensor.offset + tensor.count)].withUnsafeBytes { raw in
-                Data(raw)
+        let chunk = max(4, chunkBytes / 4 * 4)
+        let insert = try db.makeStatement(sql: """
+            INSERT INTO model_weights (model_id, tensor, chunk, shape, dtype, data) VALUES (?, ?, ?, ?, ?, ?)
+            """)
+        try model.forEachTensor { info, bytes in
+            precondition(bytes.count == info.bytes, "tensor \(info.name): \(bytes.count) bytes for shape \(info.shape)")
+            let shape = "[" + info.shape.map(String.init).joined(separator: ",") + "]"
+            var n = 0
+            for start in stride(from: 0, to: max(bytes.count, 1), by: chunk) {
+                let part = Data(UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + chunk, bytes.count)]))
+                try insert.execute(arguments: [modelID, info.name, n, shape, info.type.rawValue, littleEndian(part)])
+                n += 1
             }
-            try db.execute(
-                sql: "INSERT INTO model_weights (model_id, tensor, shape, data) VALUES (?, ?, ?, ?)",
-                arguments: [modelID, tensor.name, "[" + tensor.shape.map(String.init).joined(separator: ",") + "]",
-                            littleEndian(bytes)])
         }
         let log = try db.makeStatement(sql: """
             INSERT INTO training_log (model_id, epoch, loss, kl, beta, validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
-        for entry in result.log {
-            try log.execute(arguments: [modelID, entry.epoch, entry.loss, model.config.kind == .vae ? entry.kl : nil,
-                                        model.config.kind == .vae ? entry.beta : nil, entry.validationNDCG, entry.seconds])
+        let variational = model.kind == .multvae
+        for entry in outcome.log {
+            try log.execute(arguments: [modelID, entry.epoch, entry.loss, variational ? entry.kl : nil,
+                                        variational ? entry.beta : nil, entry.validationNDCG, entry.seconds])
         }
         return modelID
     }
 
+    static func rounded(_ x: Double) -> String { String(format: "%.6f", x) }
+
     /// The published model of a kind, if any.
-    public static func published(kind: String, in db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT model_id FROM models WHERE kind = ? AND status = 'published'", arguments: [kind])
+    public static func published(kind: ModelKind, in db: Database) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT model_id FROM models WHERE kind = ? AND status = 'published'",
+                           arguments: [kind.rawValue])
+    }
+
+    /// The published model of a kind, loaded; nil when none is published.
+    public static func loadPublished(kind: ModelKind, in db: Database) throws -> (any StorableModel, Record)? {
+        try published(kind: kind, in: db).map { try load($0, in: db) }
     }
 
     /// The published VAE/DAE of a kind, loaded; nil when none is published.
     public static func publishedVAE(kind: MultVAE.Kind, in db: Database) throws -> (MultVAE, Record)? {
-        try published(kind: kind.rawValue, in: db).map { try loadVAE($0, in: db) }
+        try published(kind: kind == .vae ? .multvae : .multdae, in: db).map { try loadVAE($0, in: db) }
     }
 
     /// Loads a VAE/DAE exactly as it was saved.
     public static func loadVAE(_ modelID: Int64, in db: Database) throws -> (MultVAE, Record) {
-        guard let row = try Row.fetchOne(db, sql: "SELECT kind, status, hyperparameters FROM models WHERE model_id = ?",
-                                         arguments: [modelID]) else {
-            throw StageError.missingInput("no model \(modelID)")
+        let (model, record) = try load(modelID, in: db)
+        guard let vae = model as? MultVAE else {
+            throw StageError.badOption("model \(modelID) is a \(record.kind.rawValue) model, not a Mult-VAE or Mult-DAE")
         }
-        let hyperparameters: String = row["hyperparameters"]
-        let config = try JSONDecoder().decode(MultVAE.Config.self, from: Data(hyperparameters.utf8))
-        let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM model_items WHERE model_id = ? ORDER BY position",
-                                           arguments: [modelID])
-        var model = MultVAE(items: itemKeys.count, config: config)
-        for tensor in model.tensors {
-            guard let stored = try Row.fetchOne(db, sql: "SELECT shape, data FROM model_weights WHERE model_id = ? AND tensor = ?",
-                                                arguments: [modelID, tensor.name]) else {
-                throw StageError.badData("model \(modelID): tensor \(tensor.name) is missing")
-            }
-            let shape: String = stored["shape"], data: Data = stored["data"]
-            guard shape == "[" + tensor.shape.map(String.init).joined(separator: ",") + "]", data.count == tensor.count * 4 else {
-                throw StageError.badData("model \(modelID): tensor \(tensor.name) has shape \(shape), expected \(tensor.shape)")
-            }
-            let native = littleEndian(data)
-            model.parameters.withUnsafeMutableBytes { raw in
-                native.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: raw[(tensor.offset * 4)..<((tensor.offset + tensor.count) * 4)]))
-            }
-        }
-        return (model, Record(modelID: modelID, kind: row["kind"], status: row["status"],
-                              hyperparameters: hyperparameters, itemKeys: itemKeys))
+        return (vae, record)
     }
 
-    /// Float bytes are stored little-endian; on a big-endian host they are swapped.
+    /// The model's row without its tensors.
+    public static func record(_ modelID: Int64, in db: Database) throws -> Record {
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT kind, status, hyperparameters, data_fingerprint FROM models WHERE model_id = ?
+            """, arguments: [modelID]) else {
+            throw StageError.missingInput("no model \(modelID)")
+        }
+        let kindName: String = row["kind"]
+        guard let kind = ModelKind(rawValue: kindName) else {
+            throw StageError.badData("model \(modelID) is of kind '\(kindName)', which this recpipe does not know")
+        }
+        let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM model_items WHERE model_id = ? ORDER BY position",
+                                           arguments: [modelID])
+        return Record(modelID: modelID, kind: kind, status: row["status"], hyperparameters: row["hyperparameters"],
+                      dataFingerprint: row["data_fingerprint"], itemKeys: itemKeys)
+    }
+
+    /// Loads a model of any kind exactly as it was saved.
+    public static func load(_ modelID: Int64, in db: Database) throws -> (any StorableModel, Record) {
+        let record = try record(modelID, in: db)
+        do {
+            let model = try StoredModels.restore(kind: record.kind, items: record.itemKeys.count,
+                                                 hyperparameters: record.hyperparameters,
+                                                 from: DatabaseTensors(db: db, modelID: modelID))
+            return (model, record)
+        } catch let error as ModelError {
+            throw StageError.badData("model \(modelID): \(error.localizedDescription)")
+        }
+    }
+
+    /// A model's tensors as stored in `model_weights`.
+    struct DatabaseTensors: TensorReader {
+        let db: Database
+        let modelID: Int64
+
+        func info(_ name: String) throws -> TensorInfo {
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT shape, dtype FROM model_weights WHERE model_id = ? AND tensor = ? ORDER BY chunk LIMIT 1
+                """, arguments: [modelID, name]) else {
+                throw ModelError.shapeMismatch("tensor \(name) is missing")
+            }
+            let shapeText: String = row["shape"], dtype: String = row["dtype"]
+            let inner = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+            let shape = inner.isEmpty ? [] : inner.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard let type = TensorType(rawValue: dtype), shape.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                throw ModelError.shapeMismatch("tensor \(name) has an unreadable shape \(shapeText) or type \(dtype)")
+            }
+            return TensorInfo(name, shape.map { $0! }, type)
+        }
+
+        func read(_ name: String, into buffer: UnsafeMutableRawBufferPointer) throws {
+            var offset = 0, expected = 0
+            let chunks = try Row.fetchCursor(db, sql: """
+                SELECT chunk, data FROM model_weights WHERE model_id = ? AND tensor = ? ORDER BY chunk
+                """, arguments: [modelID, name])
+            while let row = try chunks.next() {
+                let chunk: Int = row["chunk"]
+                let data: Data = row["data"]
+                guard chunk == expected, offset + data.count <= buffer.count else {
+                    throw ModelError.shapeMismatch("tensor \(name): chunk \(chunk) is missing, repeated or too long")
+                }
+                littleEndian(data).copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + data.count)]))
+                offset += data.count
+                expected += 1
+            }
+            guard offset == buffer.count else {
+                throw ModelError.shapeMismatch("tensor \(name) holds \(offset) bytes, its shape needs \(buffer.count)")
+            }
+        }
+    }
+
+    /// Values are stored little-endian; on a big-endian host they are swapped (both
+    /// element types are 4 bytes).
     static func littleEndian(_ data: Data) -> Data {
         #if _endian(big)
         var swapped = data

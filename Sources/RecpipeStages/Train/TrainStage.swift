@@ -5,11 +5,41 @@ import RecpipeModels
 import RecpipeNumerics
 import RecpipeStore
 
-/// Trains a Mult-VAE (or Mult-DAE) on the current split's training users, picks the epoch
-/// by validation NDCG@100 and stores the model with its weights and training log.
+/// Trains a model on the current split's training users and stores it with its weights:
+/// a Mult-VAE or Mult-DAE (epoch chosen by validation NDCG@100, training log kept), or a
+/// baseline (popularity, EASE, ItemKNN, iALS; hyperparameters chosen on the validation users
+/// from a grid).
 public struct TrainStage: Stage {
+    /// EASE's λ: one value is used as is; several are tried on the validation users.
+    public struct EASESettings: Codable, Sendable, Equatable {
+        public var lambdas: [Float] = EASE.defaultLambdas
+        public init() {}
+    }
+
+    /// ItemKNN's neighbours per item and shrinkage: every combination is tried.
+    public struct ItemKNNSettings: Codable, Sendable, Equatable {
+        public var neighbours: [Int] = ItemKNN.defaultNeighbours
+        public var shrinks: [Float] = ItemKNN.defaultShrinks
+        public init() {}
+    }
+
+    /// iALS's factors, regularization and confidence α: every combination is tried.
+    public struct IALSSettings: Codable, Sendable, Equatable {
+        public var factors: [Int] = IALS.defaultFactors
+        public var regularizations: [Float] = IALS.defaultRegularizations
+        public var alphas: [Float] = IALS.defaultAlphas
+        public var iterations = IALS.Config().iterations
+        public var seed = IALS.Config().seed
+        public init() {}
+    }
+
     public struct Config: Codable, Sendable, Equatable {
+        public var kind: ModelKind = .multvae
+        /// Mult-VAE / Mult-DAE settings (its `kind` follows `kind`).
         public var model: MultVAE.Config = MultVAE.Config()
+        public var ease = EASESettings()
+        public var itemKNN = ItemKNNSettings()
+        public var ials = IALSSettings()
         /// Start from the published model of the same kind (items matched by key; new items
         /// start from fresh weights).
         public var warmStart = false
@@ -28,6 +58,26 @@ public struct TrainStage: Stage {
     public let config: Config
 
     public init(config: Config) throws {
+        var config = config
+        switch config.kind {
+        case .multvae: config.model.kind = .vae
+        case .multdae: config.model.kind = .dae
+        case .ease, .itemknn, .ials, .popularity:
+            if config.warmStart { throw StageError.badOption("--warm-start applies to multvae and multdae only") }
+        }
+        guard !config.ease.lambdas.isEmpty, config.ease.lambdas.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw StageError.badOption("--lambda needs one or more positive values")
+        }
+        guard !config.itemKNN.neighbours.isEmpty, config.itemKNN.neighbours.allSatisfy({ $0 > 0 }),
+              !config.itemKNN.shrinks.isEmpty, config.itemKNN.shrinks.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw StageError.badOption("--neighbours needs positive values and --shrink values not negative")
+        }
+        let a = config.ials
+        guard !a.factors.isEmpty, a.factors.allSatisfy({ $0 > 0 }), !a.regularizations.isEmpty,
+              a.regularizations.allSatisfy({ $0 >= 0 && $0.isFinite }), !a.alphas.isEmpty,
+              a.alphas.allSatisfy({ $0 >= 0 && $0.isFinite }), a.iterations > 0 else {
+            throw StageError.badOption("--factors and --iterations need positive values, --regularization and --alpha values not negative")
+        }
         let m = config.model
         guard m.hidden > 0, m.latent > 0, m.batchSize > 0, m.epochs > 0 else {
             throw StageError.badOption("--hidden, --latent, --batch-size and --epochs must be positive")
@@ -47,6 +97,7 @@ public struct TrainStage: Stage {
         let started = Clock.monotonic()
         let data = try TrainingData.load(context.store)
         guard data.train.rows > 0 else { throw StageError.missingInput("the split has no training interactions") }
+        if config.kind.isBaseline { return try runBaseline(context, data: data, started: started) }
         // The live model serves both the warm start and the quality gate: load it once.
         let gated = config.publish && config.publishMargin != nil && data.validation.foldIn.rows > 0
         let live = config.warmStart || gated
@@ -57,7 +108,7 @@ public struct TrainStage: Stage {
             (initial, warmFrom) = try warmStartModel(from: live, data, context: context)
         }
         context.logger.info("training started", metadata: [
-            "model": "\(config.model.kind.rawValue)", "users": "\(data.train.rows)", "items": "\(data.itemKeys.count)",
+            "model": "\(config.kind.rawValue)", "users": "\(data.train.rows)", "items": "\(data.itemKeys.count)",
             "interactions": "\(data.train.nonZeros)", "validation_users": "\(data.validation.foldIn.rows)",
             "blas_threads": "\(BLAS.threads)",
         ])
@@ -77,37 +128,117 @@ public struct TrainStage: Stage {
             throw StageError.badData("train: \(error.localizedDescription); no model stored")
         }
         let seconds = Clock.monotonic() - started
-        var publish = config.publish
-        var gate: String?
-        if publish, let margin = config.publishMargin, let ndcg = result.bestNDCG,
-           let (liveID, liveNDCG) = liveModelNDCG(live, data) {
-            let floor = (1 - margin) * liveNDCG
-            if ndcg < floor {
-                publish = false
-                gate = String(format: "not published: validation NDCG@100 %.4f is below %.4f, (1 − %g) × the live model %lld's %.4f on the same users; model %lld stays live",
-                              ndcg, floor, margin, liveID, liveNDCG, liveID)
-            } else {
-                gate = String(format: "quality gate passed: validation NDCG@100 %.4f against the live model %lld's %.4f",
-                              ndcg, liveID, liveNDCG)
-            }
-        }
+        let (publish, gate) = qualityGate(ndcg: result.bestNDCG, live: live.map { ($0.0 as Recommender, $0.1) }, data)
         let modelID = try context.store.queue.write { db in
             try ModelStore.save(result, data: data, runID: context.runID, seconds: seconds, warmStartFrom: warmFrom,
                                 publish: publish, in: db)
         }
-        var summary = ["model \(modelID) (\(config.model.kind.rawValue)): \(result.log.count) epochs, best epoch \(result.bestEpoch)"]
+        var summary = ["model \(modelID) (\(config.kind.rawValue)): \(result.log.count) epochs, best epoch \(result.bestEpoch)"]
         if let ndcg = result.bestNDCG { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
+        return finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
+                      rowsIn: data.train.nonZeros, rowsOut: result.model.parameters.count)
+    }
+
+    /// Fits a baseline, choosing its hyperparameters on the validation users, and stores it.
+    func runBaseline(_ context: StageContext, data: TrainingData, started: Double) throws -> StageReport {
+        let validation = data.validation.foldIn.rows > 0 ? data.validation : nil
+        context.logger.info("training started", metadata: [
+            "model": "\(config.kind.rawValue)", "users": "\(data.train.rows)", "items": "\(data.itemKeys.count)",
+            "interactions": "\(data.train.nonZeros)", "validation_users": "\(data.validation.foldIn.rows)",
+        ])
+        var outcome = ModelStore.Outcome()
+        func tried(_ settings: String, _ ndcg: Double) {
+            outcome.selection.append((settings, ndcg))
+            context.logger.info("setting tried", metadata: [
+                "model": "\(config.kind.rawValue)", "settings": "\(settings)", "validation_ndcg100": "\(String(format: "%.4f", ndcg))",
+            ])
+        }
+        func json<T: Encodable>(_ value: T) -> String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        }
+        let model: any StorableModel
+        let ndcg: Double?
+        switch config.kind {
+        case .popularity:
+            (model, ndcg) = (Popularity(train: data.train), validation.map { Evaluation.meanNDCG(Popularity(train: data.train), $0, k: 100) })
+        case .ease:
+            let gram = EASE.gram(data.train)
+            do {
+                let best = try Tuning.best(config.ease.lambdas, validation: config.ease.lambdas.count > 1 ? validation : nil,
+                                           fit: { try EASE.fit(gram: gram, items: data.itemKeys.count, lambda: $0) },
+                                           trial: { tried(json(EASE.Hyperparameters(lambda: $0)), $1) })
+                (model, ndcg) = (best.model, best.ndcg ?? validation.map { Evaluation.meanNDCG(best.model, $0, k: 100) })
+            } catch let error as EASE.Failure {
+                throw StageError.badData("train: \(error.localizedDescription); raise --lambda")
+            }
+        case .itemknn:
+            let s = config.itemKNN
+            let cooccurrence = EASE.gram(data.train)
+            let grid = s.neighbours.flatMap { k in s.shrinks.map { ItemKNN.Hyperparameters(neighbours: k, shrink: $0) } }
+            let best = Tuning.best(grid, validation: grid.count > 1 ? validation : nil, fit: {
+                ItemKNN.fit(cooccurrence: cooccurrence, items: data.itemKeys.count, neighbours: $0.neighbours, shrink: $0.shrink)
+            }, trial: { tried(json($0), $1) })
+            (model, ndcg) = (best.model, best.ndcg ?? validation.map { Evaluation.meanNDCG(best.model, $0, k: 100) })
+        case .ials:
+            var base = IALS.Config()
+            base.iterations = config.ials.iterations
+            base.seed = config.ials.seed
+            let grid = IALS.grid(base: base, factors: config.ials.factors, regularizations: config.ials.regularizations,
+                                 alphas: config.ials.alphas)
+            let best = Tuning.best(grid, validation: grid.count > 1 ? validation : nil,
+                                   fit: { IALS.fit(train: data.train, config: $0) }, trial: { tried(json($0), $1) })
+            (model, ndcg) = (best.model, best.ndcg ?? validation.map { Evaluation.meanNDCG(best.model, $0, k: 100) })
+        case .multvae, .multdae:
+            preconditionFailure("not a baseline")
+        }
+        if let ndcg { outcome.validationMetrics["ndcg@100"] = ndcg }
+        let gated = config.publish && config.publishMargin != nil && validation != nil
+        let live = gated ? try context.store.queue.read { try ModelStore.loadPublished(kind: config.kind, in: $0) } : nil
+        let (publish, gate) = qualityGate(ndcg: ndcg, live: live.map { ($0.0 as Recommender, $0.1) }, data)
+        let seconds = Clock.monotonic() - started
+        let modelID = try context.store.queue.write { db in
+            try ModelStore.save(model, outcome: outcome, data: data, runID: context.runID, seconds: seconds,
+                                warmStartFrom: nil, publish: publish, in: db)
+        }
+        var summary = ["model \(modelID) (\(config.kind.rawValue)): \(try model.hyperparametersJSON())"
+                       + (outcome.selection.count > 1 ? ", chosen from \(outcome.selection.count) settings on the validation users" : "")]
+        if let ndcg { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
+        return finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
+                      rowsIn: data.train.nonZeros, rowsOut: model.tensorInfos.reduce(0) { $0 + $1.count })
+    }
+
+    /// Whether a model with validation NDCG@100 `ndcg` may go live against the live model of
+    /// its kind, and the line that says why.
+    func qualityGate(ndcg: Double?, live: (Recommender, ModelStore.Record)?, _ data: TrainingData) -> (Bool, String?) {
+        guard config.publish else { return (false, nil) }
+        guard let margin = config.publishMargin, let ndcg, let (liveID, liveNDCG) = liveModelNDCG(live, data) else {
+            return (true, nil)
+        }
+        let floor = (1 - margin) * liveNDCG
+        if ndcg < floor {
+            return (false, String(format: "not published: validation NDCG@100 %.4f is below %.4f, (1 − %g) × the live model %lld's %.4f on the same users; model %lld stays live",
+                                  ndcg, floor, margin, liveID, liveNDCG, liveID))
+        }
+        return (true, String(format: "quality gate passed: validation NDCG@100 %.4f against the live model %lld's %.4f",
+                             ndcg, liveID, liveNDCG))
+    }
+
+    func finish(_ summary: [String], modelID: Int64, publish: Bool, gate: String?, context: StageContext,
+                rowsIn: Int, rowsOut: Int) -> StageReport {
+        var summary = summary
         if let gate {
             summary.append(gate)
             if !publish { context.logger.warning("model not published", metadata: ["model": "\(modelID)", "reason": "\(gate)"]) }
         }
         summary.append(publish ? "published" : "kept as a candidate")
-        return StageReport(rowsIn: data.train.nonZeros, rowsOut: result.model.parameters.count, summary: summary)
+        return StageReport(rowsIn: rowsIn, rowsOut: rowsOut, summary: summary)
     }
 
     /// The live model's id and its NDCG@100 on the current validation users, its items
     /// matched to the current ones by key; nil when there is none.
-    func liveModelNDCG(_ live: (MultVAE, ModelStore.Record)?, _ data: TrainingData) -> (Int64, Double)? {
+    func liveModelNDCG(_ live: (Recommender, ModelStore.Record)?, _ data: TrainingData) -> (Int64, Double)? {
         guard data.validation.foldIn.rows > 0, let (model, record) = live else { return nil }
         let remapped = Remapped(model, mapping: record.positions(of: data.itemKeys))
         return (record.modelID, Evaluation.meanNDCG(remapped, data.validation, k: 100))
@@ -118,7 +249,7 @@ public struct TrainStage: Stage {
                         context: StageContext) throws -> (MultVAE?, Int64?) {
         guard let (previous, record) = live else {
             context.logger.warning("no published model to warm-start from; training from scratch",
-                                   metadata: ["model": "\(config.model.kind.rawValue)"])
+                                   metadata: ["model": "\(config.kind.rawValue)"])
             return (nil, nil)
         }
         let previousID = record.modelID
