@@ -21,17 +21,18 @@ public enum Evaluation {
         public var perUser: [Double]
     }
 
-    /// The head: the most popular items that together hold `share` of the training
-    /// interactions. Returns a flag per item.
+    /// The head: the most popular items whose cumulative share of the training interactions
+    /// is at most `share` (and always the most popular one). Returns a flag per item.
     public static func head(counts: [Float], share: Double = 0.8) -> [Bool] {
         let total = counts.reduce(0) { $0 + Double($1) }
         var order = Array(counts.indices)
         order.sort { counts[$0] != counts[$1] ? counts[$0] > counts[$1] : $0 < $1 }
         var head = [Bool](repeating: false, count: counts.count)
         var running = 0.0
-        for i in order where running < share * total {
-            head[i] = true
+        for (position, i) in order.enumerated() {
             running += Double(counts[i])
+            guard position == 0 || running / total <= share else { break }
+            head[i] = true
         }
         return head
     }
@@ -40,8 +41,14 @@ public enum Evaluation {
     /// targets are what it should find. `trainCounts[i]` is item i's number of training users.
     public static func evaluate(_ recommender: Recommender, on heldOut: ValidationSet, trainCounts: [Float],
                                 trainUsers: Int) -> (metrics: [Metric], users: [Int]) {
-        let cutoff = 100
-        let isHead = head(counts: trainCounts)
+        let (users, lists) = topLists(recommender, on: heldOut)
+        return (evaluate(lists: lists, users: users, on: heldOut, trainCounts: trainCounts, trainUsers: trainUsers), users)
+    }
+
+    /// The top-`k` list of every held-out user with targets (rows of `heldOut`), fold-in
+    /// items excluded.
+    public static func topLists(_ recommender: Recommender, on heldOut: ValidationSet,
+                                k: Int = 100) -> (users: [Int], lists: [[Int32]]) {
         var users: [Int] = []
         var lists: [[Int32]] = []
         recommender.scores(heldOut.foldIn, batchSize: 500) { row, scores in
@@ -49,8 +56,16 @@ public enum Evaluation {
             let f = heldOut.foldIn
             for j in f.rowStart[row]..<f.rowStart[row + 1] { scores[Int(f.columns[j])] = -.infinity }
             users.append(row)
-            lists.append(topK(UnsafeBufferPointer(scores), k: cutoff))
+            lists.append(topK(UnsafeBufferPointer(scores), k: k))
         }
+        return (users, lists)
+    }
+
+    /// The metrics of given lists (best first) for `users` (rows of `heldOut`).
+    public static func evaluate(lists: [[Int32]], users: [Int], on heldOut: ValidationSet, trainCounts: [Float],
+                                trainUsers: Int) -> [Metric] {
+        let cutoff = 100
+        let isHead = head(counts: trainCounts)
         var metrics: [Metric] = []
         func perUser(_ name: String, _ k: Int, _ value: (_ list: ArraySlice<Int32>, _ targets: Set<Int32>) -> Double) {
             let values = zip(users, lists).map { value($1.prefix(k), heldOut.targets[$0]) }
@@ -78,7 +93,7 @@ public enum Evaluation {
         metrics.append(Metric(name: "coverage", k: 20, value: Double(covered) / Double(max(catalogue.count, 1)),
                               standardError: nil, perUser: []))
         metrics.append(Metric(name: "gini", k: 20, value: gini(catalogue.map { frequency[$0] }), standardError: nil, perUser: []))
-        return (metrics, users)
+        return metrics
     }
 
     /// Mean NDCG@k over the held-out users that have targets, fold-in items excluded.

@@ -9,6 +9,9 @@ import Testing
         #expect(abs(Evaluation.gini([0, 0, 0, 8]) - 0.75) < 1e-12)
         #expect(Evaluation.head(counts: [5, 3, 1, 1]) == [true, true, false, false])
         #expect(Evaluation.head(counts: [1, 1, 1, 1, 1]) == [true, true, true, true, false])
+        // The item that crosses 80% is in the tail; the most popular one is always head.
+        #expect(Evaluation.head(counts: [5, 2, 2, 1]) == [true, true, false, false])
+        #expect(Evaluation.head(counts: [9, 1]) == [true, false])
     }
 
     /// A recommender with fixed scores, for checking the metrics by hand.
@@ -61,6 +64,85 @@ import Testing
         #expect(abs(value("recall", 50) - 0.298) < 0.0015)
         #expect(value("aplt", 20) == 0)
         #expect(abs(value("coverage", 20) - 0.038) < 0.0015)
+    }
+}
+
+/// Runs the team's reference evaluation (`../shared/reference/evaluate.py`) when it and a
+/// Python with numpy and pandas are there.
+func referenceEvaluation(split: String, recommendations csv: String) throws -> [String: Double]? {
+    let script = URL(fileURLWithPath: split).deletingLastPathComponent().appendingPathComponent("evaluate.py").path
+    guard FileManager.default.fileExists(atPath: script) else { return nil }
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("recpipe-recs-\(UUID().uuidString).csv")
+    try csv.write(to: file, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(at: file) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", script, split, file.path]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    var values: [String: Double] = [:]
+    for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        if fields.count == 3, let value = Double(fields[1]) { values[String(fields[0])] = value }
+    }
+    return values
+}
+
+/// Python with the reference evaluation's packages.
+let hasReferencePython: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import numpy, pandas"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+@Suite struct ReferenceEvaluationTests {
+    /// The same lists, evaluated here and by the reference evaluation, give the same metrics
+    /// (the reference prints 6 decimals).
+    @Test(.enabled(if: referenceSplit() != nil && hasReferencePython, "needs ../shared/reference and python3 with numpy, pandas"),
+          arguments: ["popularity", "ease", "itemknn"])
+    func metricsAgreeWithTheReferenceEvaluation(model: String) throws {
+        let split = try SplitFiles(directory: referenceSplit()!)
+        let popularity = Popularity(train: split.train)
+        let recommender: Recommender = switch model {
+        case "ease": try EASE.fit(train: split.train, lambda: 200)
+        case "itemknn": ItemKNN.fit(train: split.train, neighbours: 20, shrink: 10)
+        default: popularity
+        }
+        let (users, lists) = Evaluation.topLists(recommender, on: split.test)
+        var csv = "user,item,rank\n"
+        for (row, list) in zip(users, lists) {
+            for (rank, item) in list.enumerated() { csv += "\(split.testUsers[row]),\(split.itemKeys[Int(item)]),\(rank + 1)\n" }
+        }
+        let reference = try #require(try referenceEvaluation(split: referenceSplit()!, recommendations: csv))
+        let metrics = Evaluation.evaluate(lists: lists, users: users, on: split.test, trainCounts: popularity.counts,
+                                          trainUsers: split.train.rows)
+        let names = ["recall@20": ("recall", 20), "recall@50": ("recall", 50), "ndcg@100": ("ndcg", 100),
+                     "precision@10": ("precision", 10), "hit@10": ("hit_rate", 10), "aplt@20": ("aplt", 20),
+                     "coverage@20": ("coverage", 20), "gini@20": ("gini", 20)]
+        // Items tied in popularity with the last head item may fall on either side of the
+        // head boundary: here by item order, in the reference by its sort's order of ties. APLT
+        // may differ by at most the share of top-20 places such items take.
+        let isHead = Evaluation.head(counts: popularity.counts)
+        let boundary = popularity.counts.indices.filter { isHead[$0] }.map { popularity.counts[$0] }.min()!
+        let tiedPlaces = lists.map { list in Double(list.prefix(20).filter { popularity.counts[Int($0)] == boundary }.count) / 20 }
+        let apltSlack = tiedPlaces.reduce(0, +) / Double(lists.count)
+        #expect(reference["users"] == Double(users.count))
+        for (name, (metric, k)) in names {
+            let ours = try #require(metrics.first { $0.name == metric && $0.k == k })
+            let theirs = try #require(reference[name], "reference has no \(name)")
+            let tolerance = 1e-6 + (name == "aplt@20" ? apltSlack : 0)
+            #expect(abs(ours.value - theirs) <= tolerance, "\(model) \(name): \(ours.value) vs reference \(theirs)")
+        }
     }
 }
 

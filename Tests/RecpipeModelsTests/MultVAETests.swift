@@ -15,6 +15,11 @@ struct SplitFiles {
     var train: CSRMatrix
     var validation: ValidationSet
     var test: ValidationSet
+    /// Source key of each column.
+    var itemKeys: [String]
+    /// Source key of each row of `validation` and `test`.
+    var validationUsers: [String]
+    var testUsers: [String]
 
     init(directory: String) throws {
         func rows(_ name: String) throws -> [(String, String)] {
@@ -36,14 +41,16 @@ struct SplitFiles {
             return (CSRMatrix(cols: itemIndex.count, rowsOfColumns: users.map { byUser[$0]!.sorted() }), users)
         }
         train = matrix(trainRows).0
-        func heldOut(_ part: String) throws -> ValidationSet {
+        itemKeys = [String](repeating: "", count: itemIndex.count)
+        for (key, i) in itemIndex { itemKeys[Int(i)] = key }
+        func heldOut(_ part: String) throws -> (ValidationSet, [String]) {
             let (foldIn, users) = matrix(try rows(part + "_tr"))
             var targets: [String: Set<Int32>] = [:]
             for (user, item) in try rows(part + "_te") { if let i = itemIndex[item] { targets[user, default: []].insert(i) } }
-            return ValidationSet(foldIn: foldIn, targets: users.map { targets[$0] ?? [] })
+            return (ValidationSet(foldIn: foldIn, targets: users.map { targets[$0] ?? [] }), users)
         }
-        validation = try heldOut("validation")
-        test = try heldOut("test")
+        (validation, validationUsers) = try heldOut("validation")
+        (test, testUsers) = try heldOut("test")
     }
 }
 

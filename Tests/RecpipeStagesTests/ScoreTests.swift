@@ -75,6 +75,23 @@ import Testing
             #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT run_id) FROM recommendation_rows") == 1,
                     "earlier and unfinished runs' rows are removed")
         }
+        // The consumer views follow the live set.
+        try store.queue.write { db in
+            let item = try String.fetchOne(db, sql: "SELECT item_key FROM recommendations WHERE rank = 1 LIMIT 1")!
+            try db.execute(sql: "INSERT INTO item_metadata (item_key, title, category) VALUES (?, 'A title', 'drama')",
+                           arguments: [item])
+            let live = try Row.fetchOne(db, sql: "SELECT * FROM live_recommendation_run")!
+            #expect(live["run_id"] as Int64 == (try Int64.fetchOne(db, sql: "SELECT run_id FROM live_recommendations")))
+            #expect(live["model_kind"] as String == "multvae")
+            #expect(live["k"] as Int == 7)
+            let rows = try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations")!
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations_with_items") == rows)
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations_with_items WHERE title = 'A title'")
+                    == Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations WHERE item_key = ?", arguments: [item]))
+            #expect(try Int.fetchOne(db, sql: "SELECT sum(users) FROM recommended_items") == rows)
+            #expect(try Int.fetchOne(db, sql: "SELECT users FROM recommended_items WHERE item_key = ?", arguments: [item])
+                    == Int.fetchOne(db, sql: "SELECT count(DISTINCT user_key) FROM recommendations WHERE item_key = ?", arguments: [item]))
+        }
     }
 
     @Test func scoringWithoutAModelFails() throws {
