@@ -4,6 +4,7 @@ import RecpipeNumerics
 /// Errors of model fitting.
 public enum ModelError: Error, LocalizedError, Equatable {
     case diverged(epoch: Int, update: Int, loss: Double)
+    case collapsed(epoch: Int, spread: Double)
     case noTrainingData
     case shapeMismatch(String)
 
@@ -11,6 +12,8 @@ public enum ModelError: Error, LocalizedError, Equatable {
         switch self {
         case let .diverged(epoch, update, loss):
             return "training diverged at epoch \(epoch), update \(update): loss \(loss); lower --learning-rate"
+        case let .collapsed(epoch, spread):
+            return "the generator collapsed at epoch \(epoch): its output hardly depends on the user (spread \(spread) < \(CFGAN.collapseSpread)); lower the learning rates or raise the ZR coefficient"
         case .noTrainingData: return "no training users with interactions"
         case let .shapeMismatch(message): return message
         }

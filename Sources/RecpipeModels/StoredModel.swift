@@ -4,9 +4,11 @@ import RecpipeNumerics
 /// Every kind of recommender recpipe trains, stores and scores with.
 public enum ModelKind: String, Codable, Sendable, CaseIterable {
     case multvae, multdae, ease, itemknn, ials, popularity
+    /// The augment stage's generative model (trained by `recpipe augment`).
+    case cfgan
 
     /// The baselines the neural models are compared against.
-    public var isBaseline: Bool { self != .multvae && self != .multdae }
+    public var isBaseline: Bool { [.ease, .itemknn, .ials, .popularity].contains(self) }
 }
 
 /// The element type of a stored tensor.
@@ -117,6 +119,7 @@ public enum StoredModels {
         case .itemknn: return try ItemKNN.decode(items: items, json: json, from: reader)
         case .ials: return try IALS.decode(items: items, json: json, from: reader)
         case .popularity: return try Popularity.decode(items: items, json: json, from: reader)
+        case .cfgan: return try CFGAN.decode(items: items, json: json, from: reader)
         }
     }
 }
@@ -234,5 +237,46 @@ extension Popularity: StorableModel {
 
     public static func restore(items: Int, hyperparameters: Hyperparameters, from reader: TensorReader) throws -> Popularity {
         Popularity(counts: try reader.floats("counts", shape: [items]))
+    }
+}
+
+extension CFGAN: StorableModel {
+    public var kind: ModelKind { .cfgan }
+    public var hyperparameters: Config { config }
+
+    /// generator.L.weight (in, out), generator.L.bias (out), then the discriminator's.
+    public var tensorInfos: [TensorInfo] { layout.map(\.info) }
+
+    var layout: [(info: TensorInfo, generator: Bool, offset: Int)] {
+        var out: [(TensorInfo, Bool, Int)] = []
+        for (name, stack, isGenerator) in [("generator", g, true), ("discriminator", d, false)] {
+            for l in 0..<stack.layers {
+                out.append((TensorInfo("\(name).\(l).weight", [stack.sizes[l], stack.sizes[l + 1]]), isGenerator, stack.weight[l]))
+                out.append((TensorInfo("\(name).\(l).bias", [stack.sizes[l + 1]]), isGenerator, stack.bias[l]))
+            }
+        }
+        return out
+    }
+
+    public func forEachTensor(_ body: (TensorInfo, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        for (info, isGenerator, offset) in layout {
+            try (isGenerator ? generator : discriminator).withUnsafeBytes { raw in
+                try body(info, UnsafeRawBufferPointer(rebasing: raw[(offset * 4)..<((offset + info.count) * 4)]))
+            }
+        }
+    }
+
+    public static func restore(items: Int, hyperparameters: Config, from reader: TensorReader) throws -> CFGAN {
+        var model = CFGAN(items: items, config: hyperparameters)
+        for (info, isGenerator, offset) in model.layout {
+            _ = try reader.checked(info.name, .float32, info.shape)
+            func fill(_ values: inout [Float]) throws {
+                try values.withUnsafeMutableBytes { raw in
+                    try reader.read(info.name, into: UnsafeMutableRawBufferPointer(rebasing: raw[(offset * 4)..<((offset + info.count) * 4)]))
+                }
+            }
+            if isGenerator { try fill(&model.generator) } else { try fill(&model.discriminator) }
+        }
+        return model
     }
 }

@@ -192,3 +192,26 @@ struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
+
+/// y = 1 / (1 + e^(−x)), elementwise over n values (y may be x).
+public func sigmoidForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
+    var k = 0
+    while k + 16 <= n {
+        let v = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(y + k).storeBytes(of: 1 / (1 + exp16(-v)), as: SIMD16<Float>.self)
+        k += 16
+    }
+    while k < n { y[k] = 1 / (1 + expf(-x[k])); k += 1 }
+}
+
+/// log(1 + e^x) without overflow.
+@inline(__always)
+public func softplus(_ x: Float) -> Double {
+    let x = Double(x)
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x))
+}
+
+/// dy ← dy · y·(1 − y) in place: from ∂/∂(sigmoid output) to ∂/∂(its input).
+public func sigmoidGradientInPlace(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
+    for k in 0..<n { dy[k] *= y[k] * (1 - y[k]) }
+}

@@ -35,6 +35,16 @@ import Testing
             config.iterations = 8
             return IALS.fit(train: train, config: config)
         case .popularity: return Popularity(train: train)
+        case .cfgan:
+            var config = CFGAN.Config()
+            config.generatorHidden = [16]
+            config.discriminatorHidden = [8]
+            config.epochs = 200
+            config.batchSize = 20
+            config.generatorLearningRate = 1e-3
+            config.discriminatorLearningRate = 1e-3
+            config.patience = nil
+            return try CFGAN.fit(train: train, validation: nil, config: config).model
         }
     }
 

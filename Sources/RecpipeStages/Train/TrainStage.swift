@@ -62,6 +62,8 @@ public struct TrainStage: Stage {
         switch config.kind {
         case .multvae: config.model.kind = .vae
         case .multdae: config.model.kind = .dae
+        case .cfgan:
+            throw StageError.badOption("cfgan is the augment stage's model: run recpipe augment")
         case .ease, .itemknn, .ials, .popularity:
             if config.warmStart { throw StageError.badOption("--warm-start applies to multvae and multdae only") }
         }
@@ -190,7 +192,7 @@ public struct TrainStage: Stage {
             let best = Tuning.best(grid, validation: grid.count > 1 ? validation : nil,
                                    fit: { IALS.fit(train: data.train, config: $0) }, trial: { tried(json($0), $1) })
             (model, ndcg) = (best.model, best.ndcg ?? validation.map { Evaluation.meanNDCG(best.model, $0, k: 100) })
-        case .multvae, .multdae:
+        case .multvae, .multdae, .cfgan:
             preconditionFailure("not a baseline")
         }
         if let ndcg { outcome.validationMetrics["ndcg@100"] = ndcg }

@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+@testable import RecpipeModels
+@testable import RecpipeNumerics
+
+@Suite struct CFGANTests {
+    /// A small model with random biases too, so every path carries signal.
+    func model(saturating: Bool) -> CFGAN {
+        var config = CFGAN.Config()
+        config.generatorHidden = [5]
+        config.discriminatorHidden = [4, 3]
+        config.zrRatio = 0.5
+        config.pmRatio = 0.5
+        config.zrCoefficient = 0.4
+        config.generatorL2 = 0.05
+        config.discriminatorL2 = 0.03
+        config.saturatingLoss = saturating
+        var model = CFGAN(items: 8, config: config)
+        var rng = SeededRandom(seed: 4)
+        model.initialize(rng: &rng)
+        for k in model.generator.indices { model.generator[k] += 0.5 * (2 * rng.uniformFloat() - 1) }
+        for k in model.discriminator.indices { model.discriminator[k] += 0.5 * (2 * rng.uniformFloat() - 1) }
+        return model
+    }
+
+    let users = CSRMatrix(cols: 8, rowsOfColumns: [[0, 2, 5], [1, 7], [3, 4, 6, 7]])
+
+    /// The batch's masks and the generator's output, as a training step sets them up.
+    func prepared(_ model: CFGAN) -> CFGAN.Workspace {
+        let w = CFGAN.Workspace()
+        w.reserve(batch: users.rows, g: model.g, d: model.d)
+        model.sampleMasks(users, users: [10, 11, 12], seed: 5, w)
+        model.generate(users, w)
+        model.maskFake(w, rows: users.rows)
+        return w
+    }
+
+    /// D's loss including its L2 penalty, and its gradient.
+    func discriminatorLoss(_ model: CFGAN) -> (Double, [Float]) {
+        let w = prepared(model)
+        var gradients = [Float](repeating: 0, count: model.discriminator.count)
+        let loss = model.discriminatorStep(users, w, gradients: &gradients)
+        return (loss + model.l2Penalty().discriminator, gradients)
+    }
+
+    /// G's loss (adversarial + ZR + L2), and its gradient.
+    func generatorLoss(_ model: CFGAN) -> (Double, [Float]) {
+        let w = prepared(model)
+        var gradients = [Float](repeating: 0, count: model.generator.count)
+        let (adversarial, zr) = model.generatorStep(users, w, gradients: &gradients)
+        return (adversarial + zr + model.l2Penalty().generator, gradients)
+    }
+
+    /// Central differences at every parameter against the analytic gradient.
+    func check(_ name: String, _ values: inout [Float], analytic: [Float], loss: ([Float]) -> Double) {
+        var worst = 0.0
+        let step: Float = 1e-2
+        for k in values.indices {
+            let saved = values[k]
+            values[k] = saved + step
+            let up = loss(values)
+            values[k] = saved - step
+            let down = loss(values)
+            values[k] = saved
+            let numeric = (up - down) / (2 * Double(step))
+            worst = max(worst, abs(numeric - Double(analytic[k])) / max(1e-2, abs(numeric)))
+        }
+        #expect(worst < 2e-2, "\(name): worst relative error \(worst)")
+    }
+
+    @Test(arguments: [true, false])
+    func gradientsMatchFiniteDifferences(saturating: Bool) {
+        var model = model(saturating: saturating)
+        let (_, dGradient) = discriminatorLoss(model)
+        #expect(dGradient.contains { abs($0) > 1e-3 })
+        var d = model.discriminator
+        check("discriminator", &d, analytic: dGradient) { values in
+            var m = model
+            m.discriminator = values
+            return discriminatorLoss(m).0
+        }
+        let (_, gGradient) = generatorLoss(model)
+        #expect(gGradient.contains { abs($0) > 1e-3 })
+        var g = model.generator
+        check("generator (\(saturating ? "saturating" : "non-saturating"))", &g, analytic: gGradient) { values in
+            var m = model
+            m.generator = values
+            return generatorLoss(m).0
+        }
+        model.generator = g
+    }
+
+    @Test func masksCoverTheUsersItemsAndSampleTheRest() {
+        var config = CFGAN.Config()
+        config.generatorHidden = [4]
+        config.discriminatorHidden = [4]
+        let model = CFGAN(items: 2000, config: config)
+        let x = CSRMatrix(cols: 2000, rowsOfColumns: [[3, 500, 1999], []])
+        let w = CFGAN.Workspace()
+        w.reserve(batch: 2, g: model.g, d: model.d)
+        model.sampleMasks(x, users: [7, 8], seed: 1, w)
+        for item in [3, 500, 1999] {
+            #expect(w.pm.p[item] == 1)
+            #expect(w.zr.p[item] == 0)
+        }
+        // About 70% of the other items in each mask, drawn independently.
+        for mask in [w.pm.p, w.zr.p] {
+            let share = Double((0..<4000).filter { mask[$0] == 1 }.count) / 4000
+            #expect(abs(share - 0.7) < 0.03, "share \(share)")
+        }
+        let both = Double((0..<4000).filter { w.pm.p[$0] == 1 && w.zr.p[$0] == 1 }.count) / 4000
+        #expect(abs(both - 0.49) < 0.04, "ZR and PM samples should be independent: \(both)")
+        // The same seed and users give the same masks.
+        let again = CFGAN.Workspace()
+        again.reserve(batch: 2, g: model.g, d: model.d)
+        model.sampleMasks(x, users: [7, 8], seed: 1, again)
+        #expect((0..<4000).allSatisfy { w.pm.p[$0] == again.pm.p[$0] && w.zr.p[$0] == again.zr.p[$0] })
+    }
+
+    @Test func aCollapsedGeneratorIsDetected() throws {
+        var config = CFGAN.Config()
+        config.generatorHidden = [4]
+        config.discriminatorHidden = [4]
+        var model = CFGAN(items: 10, config: config)
+        var rng = SeededRandom(seed: 2)
+        model.initialize(rng: &rng)
+        let x = CSRMatrix(cols: 10, rowsOfColumns: [[0, 1], [5, 6], [2, 9]])
+        #expect(model.outputSpread(x) > CFGAN.collapseSpread)
+        // Zero first-layer weights: the output no longer depends on the input.
+        for k in model.g.weight[0]..<model.g.bias[0] { model.generator[k] = 0 }
+        #expect(model.outputSpread(x) < CFGAN.collapseSpread)
+    }
+
+    @Test func trainingIsSeededAndLogsEveryEpoch() throws {
+        var config = CFGAN.Config()
+        config.generatorHidden = [8]
+        config.discriminatorHidden = [6]
+        config.epochs = 4
+        config.batchSize = 16
+        config.evaluateEvery = 2
+        let train = RecommenderSuiteTests.communities()
+        let validation = ValidationSet(foldIn: CSRMatrix(cols: 20, rowsOfColumns: [[0, 1, 2], [12, 14]]),
+                                       targets: [[3, 4], [11, 19]])
+        let a = try CFGAN.fit(train: train, validation: validation, config: config)
+        let b = try CFGAN.fit(train: train, validation: validation, config: config)
+        #expect(a.model.generator == b.model.generator)
+        #expect(a.log.map(\.epoch) == [1, 2, 3, 4])
+        #expect(a.log.map { $0.validationNDCG != nil } == [false, true, false, true])
+        #expect(a.log.allSatisfy { $0.discriminatorLoss.isFinite && $0.generatorLoss.isFinite && $0.zrLoss >= 0 })
+        #expect([2, 4].contains(a.bestEpoch))
+    }
+}
