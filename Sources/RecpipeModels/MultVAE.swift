@@ -28,6 +28,8 @@ public struct MultVAE: Sendable {
         /// Stop when validation NDCG@100 has not improved for this many epochs (nil: never).
         public var patience: Int? = 30
         public var seed: UInt64 = 98765
+        /// Synthetic interactions added to the training users' data (nil: real data only).
+        public var augmentation: AugmentationSource?
 
         public init(kind: Kind = .vae) {
             self.kind = kind
@@ -36,6 +38,25 @@ public struct MultVAE: Sendable {
 
         func annealSteps(updatesPerEpoch: Int) -> Int {
             annealSteps ?? max(1, Int((0.8 * Double(updatesPerEpoch * epochs) / Double(max(betaCap, 1e-6))).rounded()))
+        }
+    }
+
+    /// Where a model's synthetic training interactions came from: an augment run, how many
+    /// rows it added and the weight they had (real interactions weigh 1).
+    public struct AugmentationSource: Codable, Sendable, Equatable {
+        public var runID: Int64
+        public var rows: Int
+        public var weight: Float
+
+        public init(runID: Int64, rows: Int, weight: Float) {
+            self.runID = runID
+            self.rows = rows
+            self.weight = weight
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case runID = "run_id"
+            case rows, weight
         }
     }
 

@@ -17,6 +17,8 @@ public enum StageError: Error, LocalizedError, Equatable, Sendable {
     case badData(String)
     /// A stage ran on tables that lack what it needs.
     case missingInput(String)
+    /// A model's training failed (diverged, collapsed); nothing was stored.
+    case trainingFailed(String)
 
     public var errorDescription: String? {
         switch self {
@@ -30,12 +32,14 @@ public enum StageError: Error, LocalizedError, Equatable, Sendable {
         case let .badOption(message): return message
         case let .badData(message): return message
         case let .missingInput(message): return message
+        case let .trainingFailed(message): return message
         }
     }
 
     /// The process exit code (sysexits) a command should end with for this error.
     public var exitCode: Int32 {
         switch self {
+        case .trainingFailed: return 1
         case .badOption: return 64  // EX_USAGE
         case .unreadable: return 66  // EX_NOINPUT
         case .emptySource, .badHeader, .tooManyRejects, .badData, .missingInput: return 65  // EX_DATAERR

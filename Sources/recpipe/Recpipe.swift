@@ -15,7 +15,7 @@ struct Recpipe: ParsableCommand {
             66 an input file cannot be read; 70 internal or SQLite error; 78 the database \
             schema does not match this recpipe.
             """,
-        subcommands: [Migrate.self, Ingest.self, Clean.self, Train.self, Score.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, SynthCommand.self, Bench.self])
+        subcommands: [Migrate.self, Ingest.self, Clean.self, Augment.self, Train.self, Score.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, SynthCommand.self, Bench.self])
 
     static func main() {
         selectBLASKernel()

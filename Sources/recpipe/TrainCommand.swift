@@ -68,6 +68,10 @@ struct Train: ParsableCommand {
     var publishMargin = 0.02
     @Flag(name: .customLong("no-gate"), help: "Publish without comparing against the live model.")
     var noGate = false
+    @Flag(help: "Multvae, multdae: add the current split's synthetic interactions (recpipe augment) to the training users' data.")
+    var augmented = false
+    @Option(name: .customLong("augmented-weight"), help: "With --augmented: the weight of a synthetic interaction (a real one weighs 1).")
+    var augmentedWeight: Float = 0.5
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
 
@@ -94,17 +98,12 @@ struct Train: ParsableCommand {
             m.betaCap = betaCap
             m.annealSteps = annealSteps
             m.seed = seed
-            if patience == "none" {
-                m.patience = nil
-            } else if let value = Int(patience), value > 0 {
-                m.patience = value
-            } else {
-                throw StageError.badOption("--patience must be a positive number or 'none', got '\(patience)'")
-            }
+            m.patience = try parsePatience(patience)
             config.model = m
             config.warmStart = warmStart
             config.publish = !noPublish
             config.publishMargin = noGate ? nil : publishMargin
+            config.augmentedWeight = augmented ? augmentedWeight : nil
             if let threads { BLAS.threads = max(1, threads) }
             try runStage(try TrainStage(config: config), db: options.db, logger: logger)
         }

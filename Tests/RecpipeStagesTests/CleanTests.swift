@@ -289,6 +289,12 @@ struct SeededRandomForTests {
         try clean(store) { $0.minRating = nil; $0.heldOutUsers = 20 }
         after = try fingerprint(store)
         #expect(changed(before, after) == ["stage_runs", "clean_runs"], "a rerun of clean gives the same tables")
+
+        before = after
+        try StageRunner.run(try smallAugment(), store: store, logger: quiet)
+        after = try fingerprint(store)
+        #expect(changed(before, after).isSubset(of: Set(AugmentStage.writes.map(\.rawValue) + ["stage_runs"])))
+        #expect(changed(before, after).contains("augmented_interactions"))
     }
 }
 

@@ -6,7 +6,7 @@ import Testing
 @testable import RecpipeStore
 
 @Suite struct ModelStoreTests {
-    @Test(arguments: [ModelKind.ease, .itemknn, .ials, .popularity, .multdae])
+    @Test(arguments: [ModelKind.ease, .itemknn, .ials, .popularity, .multdae, .cfgan])
     func everyKindRoundTripsThroughChunkedTensors(kind: ModelKind) throws {
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch
@@ -26,6 +26,12 @@ import Testing
             config.hidden = 12
             config.epochs = 2
             model = try MultVAE.fit(train: data.train, validation: nil, config: config).model
+        case .cfgan:
+            var config = CFGAN.Config()
+            config.generatorHidden = [10]
+            config.discriminatorHidden = [6]
+            config.epochs = 2
+            model = try CFGAN.fit(train: data.train, validation: nil, config: config).model
         }
         // 1 KB chunks: every tensor over 256 values is split.
         let id = try store.queue.write { db in

@@ -20,7 +20,7 @@ public struct EvaluateStage: Stage {
     }
 
     /// The order of the side-by-side table: baselines first.
-    static let order: [ModelKind] = [.popularity, .ease, .itemknn, .ials, .multvae, .multdae]
+    static let order: [ModelKind] = [.popularity, .ease, .itemknn, .ials, .multvae, .multdae, .cfgan]
 
     public static let name = "evaluate"
     public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights]
@@ -28,6 +28,9 @@ public struct EvaluateStage: Stage {
     public let config: Config
 
     public init(config: Config) { self.config = config }
+
+    /// The name under which a model trained with synthetic interactions is evaluated.
+    public static let augmentedSuffix = "+augmented"
 
     public func run(_ context: StageContext) throws -> StageReport {
         let store = context.store
@@ -39,24 +42,32 @@ public struct EvaluateStage: Stage {
         }
         let userKeys = try store.queue.read { try String.fetchAll($0, sql: "SELECT user_key FROM users ORDER BY user_idx") }
         let popularity = Popularity(train: data.train)
-        // (kind, model_id): the models to evaluate, loaded one at a time below.
-        var chosen: [(kind: ModelKind, id: Int64?)] = []
+        // (name, model_id): the models to evaluate, loaded one at a time below. The Mult-VAE
+        // and Mult-DAE are taken twice where they can be: trained on real data only, and
+        // with synthetic interactions ("multvae+augmented"), for the augmentation ablation.
+        var chosen: [(name: String, id: Int64?)] = []
         var missing: [ModelKind] = []
         try store.queue.read { db in
             for kind in Self.order {
-                let id = try Int64.fetchOne(db, sql: """
-                    SELECT model_id FROM models WHERE kind = ? AND data_fingerprint = ?
-                    ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
-                    """, arguments: [kind.rawValue, data.fingerprint])
-                if let stale = try ModelStore.published(kind: kind, in: db), id == nil {
+                let variants = kind == .multvae || kind == .multdae
+                    ? [(kind.rawValue, "IS NULL"), (kind.rawValue + Self.augmentedSuffix, "IS NOT NULL")] : [(kind.rawValue, "")]
+                var found = false
+                for (name, augmented) in variants {
+                    let filter = augmented.isEmpty ? "" : "AND json_extract(hyperparameters, '$.augmentation') \(augmented)"
+                    guard let id = try Int64.fetchOne(db, sql: """
+                        SELECT model_id FROM models WHERE kind = ? AND data_fingerprint = ? \(filter)
+                        ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
+                        """, arguments: [kind.rawValue, data.fingerprint]) else { continue }
+                    chosen.append((name, id))
+                    found = true
+                }
+                if let stale = try ModelStore.published(kind: kind, in: db), !found {
                     context.logger.warning("published model skipped: trained on another split; retrain it on the current split",
                                            metadata: ["model": "\(stale)", "kind": "\(kind.rawValue)"])
                 }
-                if let id {
-                    chosen.append((kind, id))
-                } else if kind == .popularity {
-                    chosen.append((kind, nil))
-                } else if kind.isBaseline {
+                if !found && kind == .popularity {
+                    chosen.append((kind.rawValue, nil))
+                } else if !found && kind.isBaseline {
                     missing.append(kind)
                 }
             }
@@ -76,7 +87,7 @@ public struct EvaluateStage: Stage {
                 ?? popularity
             let (metrics, users) = Evaluation.evaluate(recommender, on: heldOut, trainCounts: popularity.counts,
                                                        trainUsers: data.train.rows)
-            let name = candidate.kind.rawValue
+            let name = candidate.name
             results.append((name, candidate.id, metrics, users))
             context.logger.info("model evaluated", metadata: [
                 "model": "\(name)", "model_id": "\(candidate.id.map(String.init) ?? "none")", "users": "\(users.count)",
@@ -110,16 +121,28 @@ public struct EvaluateStage: Stage {
         if let first = results.first {
             let names = first.metrics.map { "\($0.name)@\($0.k)" }
             summary.append("\(config.part.rawValue) users: \(first.users.count); head items: \(head) of \(data.itemKeys.count)")
-            summary.append("model".padding(toLength: 12, withPad: " ", startingAt: 0)
+            summary.append("model".padding(toLength: 18, withPad: " ", startingAt: 0)
                            + names.map { $0.leftPadded(to: 18) }.joined())
             for result in results {
                 let cells = result.metrics.map { m in
                     (String(format: "%.4f", m.value) + (m.standardError.map { String(format: " ±%.3f", $0) } ?? "")).leftPadded(to: 18)
                 }
-                summary.append(result.name.padding(toLength: 12, withPad: " ", startingAt: 0) + cells.joined())
+                summary.append(result.name.padding(toLength: 18, withPad: " ", startingAt: 0) + cells.joined())
             }
             if !missing.isEmpty {
                 summary.append("not evaluated (no model trained on this split): " + missing.map(\.rawValue).joined(separator: ", "))
+            }
+            for kind in [ModelKind.multvae, .multdae] {
+                guard let plain = results.first(where: { $0.name == kind.rawValue }),
+                      let augmented = results.first(where: { $0.name == kind.rawValue + Self.augmentedSuffix }) else { continue }
+                let ablation = AugmentationAblation(without: plain.metrics, with: augmented.metrics)
+                summary.append(contentsOf: ablation.lines(model: kind.rawValue))
+                context.logger.info("augmentation ablation", metadata: [
+                    "model": "\(kind.rawValue)",
+                    "ndcg100_change": "\(String(format: "%+.4f", ablation.ndcg.relative))",
+                    "aplt20_change": "\(String(format: "%+.4f", ablation.aplt.relative))",
+                    "goal_met": "\(ablation.goalMet)",
+                ])
             }
         }
         return StageReport(rowsIn: heldOut.foldIn.nonZeros, rowsOut: rows, summary: summary)

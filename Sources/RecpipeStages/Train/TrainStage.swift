@@ -49,11 +49,16 @@ public struct TrainStage: Stage {
         /// least (1 − margin) × the live model's on the same validation users; otherwise it
         /// stays a candidate and the live model stays. nil: no gate.
         public var publishMargin: Double? = 0.02
+        /// Multvae, multdae: add the current split's latest synthetic interactions (from
+        /// `recpipe augment`) to the training users' data at this weight (real ones weigh 1).
+        /// nil: real data only.
+        public var augmentedWeight: Float?
         public init() {}
     }
 
     public static let name = "train"
-    public static let reads: [TableName] = [.cleanRuns, .items, .interactions, .models, .modelItems, .modelWeights]
+    public static let reads: [TableName] = [.cleanRuns, .items, .interactions, .models, .modelItems, .modelWeights,
+                                            .augmentRuns, .augmentedInteractions]
     public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog]
     public let config: Config
 
@@ -92,6 +97,12 @@ public struct TrainStage: Stage {
             throw StageError.badOption("--learning-rate must be positive and --beta-cap not negative")
         }
         if let steps = m.annealSteps, steps < 1 { throw StageError.badOption("--anneal-steps must be positive") }
+        if let weight = config.augmentedWeight {
+            guard config.kind == .multvae || config.kind == .multdae else {
+                throw StageError.badOption("--augmented applies to multvae and multdae only")
+            }
+            guard weight > 0, weight.isFinite else { throw StageError.badOption("--augmented-weight must be positive") }
+        }
         self.config = config
     }
 
@@ -104,6 +115,16 @@ public struct TrainStage: Stage {
         let gated = config.publish && config.publishMargin != nil && data.validation.foldIn.rows > 0
         let live = config.warmStart || gated
             ? try context.store.queue.read { try ModelStore.publishedVAE(kind: config.model.kind, in: $0) } : nil
+        var modelConfig = config.model
+        var train = data.train
+        if let weight = config.augmentedWeight {
+            let (rows, runID) = try context.store.queue.read { try Self.augmentation(data, in: $0) }
+            train = Augmentation.merged(data.train, rows, weight: weight)
+            modelConfig.augmentation = MultVAE.AugmentationSource(runID: runID, rows: rows.count, weight: weight)
+            context.logger.info("augmented training data", metadata: [
+                "augment_run": "\(runID)", "rows": "\(rows.count)", "weight": "\(weight)",
+            ])
+        }
         var initial: MultVAE?
         var warmFrom: Int64?
         if config.warmStart {
@@ -116,8 +137,8 @@ public struct TrainStage: Stage {
         ])
         let result: FitResult
         do {
-            result = try MultVAE.fit(train: data.train, validation: data.validation.foldIn.rows > 0 ? data.validation : nil,
-                                     config: config.model, initial: initial) { epoch in
+            result = try MultVAE.fit(train: train, validation: data.validation.foldIn.rows > 0 ? data.validation : nil,
+                                     config: modelConfig, initial: initial) { epoch in
                 var metadata: Logger.Metadata = [
                     "epoch": "\(epoch.epoch)", "loss": "\(String(format: "%.4f", epoch.loss))",
                     "seconds": "\(String(format: "%.2f", epoch.seconds))",
@@ -139,6 +160,30 @@ public struct TrainStage: Stage {
         if let ndcg = result.bestNDCG { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
         return finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
                       rowsIn: data.train.nonZeros, rowsOut: result.model.parameters.count)
+    }
+
+    /// The synthetic interactions of the current split's latest augment run, as rows of the
+    /// training matrix, and that run's id.
+    static func augmentation(_ data: TrainingData, in db: Database) throws -> ([Augmentation.Row], Int64) {
+        guard let runID = try Int64.fetchOne(db, sql: """
+            SELECT run_id FROM augment_runs WHERE clean_run_id = ? ORDER BY run_id DESC LIMIT 1
+            """, arguments: [data.cleanRunID]) else {
+            throw StageError.missingInput("--augmented: no augment run on the current split; run recpipe augment first")
+        }
+        let rowOf = Dictionary(uniqueKeysWithValues: data.trainUsers.enumerated().map { ($1, $0) })
+        var rows: [Augmentation.Row] = []
+        let cursor = try Row.fetchCursor(db, sql: "SELECT user_idx, item_idx, score FROM augmented_interactions WHERE run_id = ?",
+                                         arguments: [runID])
+        while let row = try cursor.next() {
+            let user: Int = row[0], item: Int32 = row[1]
+            // Only training users' rows, never on a real interaction (the stage writes none such).
+            guard let r = rowOf[user], item >= 0, Int(item) < data.train.cols,
+                  !data.train.columns[data.train.rowStart[r]..<data.train.rowStart[r + 1]].contains(item) else {
+                throw StageError.badData("augment run \(runID): user_idx \(user), item_idx \(item) is not a new interaction of a training user; rerun recpipe augment")
+            }
+            rows.append(Augmentation.Row(row: r, item: item, score: row[2]))
+        }
+        return (rows, runID)
     }
 
     /// Fits a baseline, choosing its hyperparameters on the validation users, and stores it.

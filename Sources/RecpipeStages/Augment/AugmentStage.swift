@@ -1,0 +1,138 @@
+import Foundation
+import GRDB
+import Logging
+import RecpipeModels
+import RecpipeNumerics
+import RecpipeStore
+
+/// Trains a CFGAN on the training users' interactions and writes, for the training users it
+/// selects, the unobserved items its generator scores highest as synthetic interactions
+/// (`augmented_interactions`), apart from the real data. Held-out users are never seen: the
+/// generator's epoch is chosen on a probe set carved out of training users (a share of their
+/// items hidden from training).
+public struct AugmentStage: Stage {
+    public struct Config: Codable, Sendable, Equatable {
+        public var gan = CFGAN.Config()
+        public var selection = Augmentation.Selection()
+        /// Training users whose items are partly hidden to choose the generator's epoch.
+        public var probeUsers = 500
+        public init() {}
+    }
+
+    public static let name = "augment"
+    public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions]
+    public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .ganTrainingLog, .augmentRuns,
+                                             .augmentedInteractions]
+    public let config: Config
+
+    public init(config: Config) throws {
+        let g = config.gan, s = config.selection
+        guard !g.generatorHidden.isEmpty, !g.discriminatorHidden.isEmpty,
+              (g.generatorHidden + g.discriminatorHidden).allSatisfy({ $0 > 0 }) else {
+            throw StageError.badOption("--generator-hidden and --discriminator-hidden need one or more positive widths")
+        }
+        guard g.epochs > 0, g.batchSize > 0, g.generatorSteps > 0, g.discriminatorSteps > 0, g.evaluateEvery > 0 else {
+            throw StageError.badOption("--epochs, --batch-size, --generator-steps, --discriminator-steps and --evaluate-every must be positive")
+        }
+        guard g.generatorLearningRate > 0, g.discriminatorLearningRate > 0, g.generatorLearningRate.isFinite,
+              g.discriminatorLearningRate.isFinite else {
+            throw StageError.badOption("learning rates must be positive")
+        }
+        guard (0...1).contains(g.zrRatio), (0...1).contains(g.pmRatio) else {
+            throw StageError.badOption("--zr-ratio and --pm-ratio must be between 0 and 1")
+        }
+        guard g.zrCoefficient >= 0, g.generatorL2 >= 0, g.discriminatorL2 >= 0 else {
+            throw StageError.badOption("--zr-coefficient and the L2 weights must not be negative")
+        }
+        guard s.usersBelow > 0, s.fraction > 0, s.fraction.isFinite, s.minScore.isFinite else {
+            throw StageError.badOption("--users-below and --fraction must be positive")
+        }
+        guard config.probeUsers >= 0 else { throw StageError.badOption("--probe-users must not be negative") }
+        if let patience = g.patience, patience < 1 { throw StageError.badOption("--patience must be positive") }
+        self.config = config
+    }
+
+    public func run(_ context: StageContext) throws -> StageReport {
+        let started = Clock.monotonic()
+        let data = try TrainingData.load(context.store)
+        guard data.train.rows > 0 else { throw StageError.missingInput("the split has no training interactions") }
+        let (ganTrain, probe) = Augmentation.internalValidation(data.train, users: config.probeUsers, seed: config.gan.seed)
+        context.logger.info("training started", metadata: [
+            "model": "cfgan", "users": "\(data.train.rows)", "items": "\(data.itemKeys.count)",
+            "interactions": "\(ganTrain.nonZeros)", "probe_users": "\(probe?.foldIn.rows ?? 0)",
+        ])
+        let result: GANFitResult
+        do {
+            result = try CFGAN.fit(train: ganTrain, validation: probe, config: config.gan) { epoch in
+                var metadata: Logger.Metadata = [
+                    "epoch": "\(epoch.epoch)", "g_loss": "\(String(format: "%.4f", epoch.generatorLoss))",
+                    "d_loss": "\(String(format: "%.4f", epoch.discriminatorLoss))",
+                    "zr_loss": "\(String(format: "%.4f", epoch.zrLoss))", "spread": "\(String(format: "%.4f", epoch.outputSpread))",
+                    "seconds": "\(String(format: "%.2f", epoch.seconds))",
+                ]
+                if let ndcg = epoch.validationNDCG { metadata["probe_ndcg100"] = "\(String(format: "%.4f", ndcg))" }
+                context.logger.info("epoch finished", metadata: metadata)
+            }
+        } catch let error as ModelError {
+            throw StageError.trainingFailed("augment: \(error.localizedDescription); nothing stored")
+        }
+        let popularity = Popularity(train: data.train)
+        let isHead = Evaluation.head(counts: popularity.counts)
+        let rows = Augmentation.select(result.model, train: data.train, selection: config.selection, isHead: isHead)
+        let eligible = (0..<data.train.rows).filter { data.train.count(row: $0) < config.selection.usersBelow }.count
+        let users = Set(rows.map(\.row)).count
+        let seconds = Clock.monotonic() - started
+        var outcome = ModelStore.Outcome()
+        outcome.epochs = result.log.count
+        outcome.bestEpoch = result.bestEpoch
+        if let ndcg = result.bestNDCG { outcome.validationMetrics["probe_ndcg@100"] = ndcg }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let parameters = String(decoding: try encoder.encode(config.selection), as: UTF8.self)
+        let modelID = try context.store.queue.write { db -> Int64 in
+            let modelID = try ModelStore.save(result.model, outcome: outcome, data: data, runID: context.runID, seconds: seconds,
+                                              warmStartFrom: nil, publish: true, in: db)
+            let log = try db.makeStatement(sql: """
+                INSERT INTO gan_training_log (model_id, epoch, generator_loss, discriminator_loss, zr_loss, output_spread,
+                    validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for e in result.log {
+                try log.execute(arguments: [modelID, e.epoch, e.generatorLoss, e.discriminatorLoss, e.zrLoss, e.outputSpread,
+                                            e.validationNDCG, e.seconds])
+            }
+            try db.execute(sql: """
+                INSERT INTO augment_runs (run_id, model_id, clean_run_id, parameters, users, rows, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [context.runID, modelID, data.cleanRunID, parameters, users, rows.count, Clock.isoNow()])
+            // Rows of earlier splits refer to indices that no longer mean anything.
+            try db.execute(sql: """
+                DELETE FROM augmented_interactions WHERE run_id IN (SELECT run_id FROM augment_runs WHERE clean_run_id <> ?)
+                """, arguments: [data.cleanRunID])
+            let insert = try db.makeStatement(sql: """
+                INSERT INTO augmented_interactions (user_idx, item_idx, score, model_id, run_id) VALUES (?, ?, ?, ?, ?)
+                """)
+            for row in rows {
+                try insert.execute(arguments: [data.trainUsers[row.row], row.item, row.score, modelID, context.runID])
+            }
+            return modelID
+        }
+        let tail = rows.filter { !isHead[Int($0.item)] }.count
+        let meanScore = rows.isEmpty ? 0 : rows.reduce(0.0) { $0 + Double($1.score) } / Double(rows.count)
+        context.logger.info("augmented", metadata: [
+            "model": "\(modelID)", "users": "\(users)", "eligible_users": "\(eligible)", "rows": "\(rows.count)",
+            "tail_share": "\(String(format: "%.3f", rows.isEmpty ? 0 : Double(tail) / Double(rows.count)))",
+        ])
+        var summary = ["model \(modelID) (cfgan): \(result.log.count) epochs, best epoch \(result.bestEpoch)"
+                       + (result.bestNDCG.map { String(format: ", probe NDCG@100 %.4f", $0) } ?? "")]
+        summary.append("\(rows.count) synthetic interactions for \(users) of the \(eligible) training users with fewer than "
+                       + "\(config.selection.usersBelow) interactions; "
+                       + String(format: "%.1f%% long-tail items, mean generator score %.3f",
+                                rows.isEmpty ? 0 : 100 * Double(tail) / Double(rows.count), meanScore))
+        if rows.isEmpty {
+            context.logger.warning("no synthetic interactions written", metadata: [
+                "hint": "raise --users-below or --fraction, or lower --min-score",
+            ])
+        }
+        return StageReport(rowsIn: data.train.nonZeros, rowsOut: rows.count, summary: summary)
+    }
+}
