@@ -22,6 +22,11 @@ public struct AugmentationAblation: Sendable, Equatable {
     public var aplt: Change
     public var goalMet: Bool { aplt.relative >= Self.apltGoal && ndcg.relative >= -Self.ndcgTolerance }
 
+    public init(ndcg: Change, aplt: Change) {
+        self.ndcg = ndcg
+        self.aplt = aplt
+    }
+
     /// From the two models' metrics on the same users (as `Evaluation.evaluate` gives them).
     public init(without: [Evaluation.Metric], with: [Evaluation.Metric]) {
         func change(_ name: String, _ k: Int) -> Change {

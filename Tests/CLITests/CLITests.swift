@@ -49,7 +49,7 @@ func scratchDirectory() -> String {
         let dir = scratchDirectory()
         let help = try recpipe(["--help"], in: dir)
         #expect(help.status == 0)
-        for command in ["migrate", "ingest", "clean", "train", "score", "recommend", "synth", "bench"] { #expect(help.stdout.contains(command)) }
+        for command in ["migrate", "ingest", "clean", "augment", "train", "score", "recommend", "synth", "bench"] { #expect(help.stdout.contains(command)) }
         #expect(try recpipe(["ingest", "--db", "x.sqlite"], in: dir).status == 64)
         #expect(try recpipe(["frobnicate"], in: dir).status == 64)
         #expect(try recpipe(["clean", "--db", "x.sqlite", "--min-rating", "lots"], in: dir).status == 64)
@@ -115,9 +115,24 @@ func scratchDirectory() -> String {
         #expect(try recpipe(["score", "--db", "recs.sqlite", "--model", "bogus"], in: dir).status == 64)
         #expect(try recpipe(["score", "--db", "recs.sqlite", "--model", "ials"], in: dir).status == 65)
         #expect(try recpipe(["train", "--db", "recs.sqlite", "--model", "ease", "--lambda", "-1"], in: dir).status == 64)
+
+        // Augmentation, and the VAE trained with it, compared in evaluate.
+        let augment = try recpipe(["augment", "--db", "recs.sqlite", "--epochs", "3", "--generator-hidden", "32",
+                                   "--discriminator-hidden", "16", "--batch-size", "64", "--long-tail"], in: dir)
+        #expect(augment.status == 0, "\(augment.stderr)")
+        #expect(augment.stdout.contains("synthetic interactions for") && augment.stdout.contains("100.0% long-tail items"),
+                "\(augment.stdout)")
+        #expect(augment.stderr.split(separator: "\n").filter { $0.contains("epoch finished") }.count == 3)
+        #expect(try recpipe(["augment", "--db", "recs.sqlite", "--zr-ratio", "2"], in: dir).status == 64)
+        let augmented = try recpipe(["train", "--db", "recs.sqlite", "--epochs", "3", "--hidden", "32", "--latent", "8",
+                                     "--augmented", "--augmented-weight", "0.3", "--no-publish"], in: dir)
+        #expect(augmented.status == 0, "\(augmented.stderr)")
         let evaluate = try recpipe(["evaluate", "--db", "recs.sqlite"], in: dir)
         #expect(evaluate.status == 0, "\(evaluate.stderr)")
-        for model in ["popularity", "ease", "multvae"] { #expect(evaluate.stdout.contains("\n" + model)) }
+        for model in ["popularity", "ease", "multvae", "multvae+augmented", "cfgan"] {
+            #expect(evaluate.stdout.contains("\n" + model + " "), "\(model)")
+        }
+        #expect(evaluate.stdout.contains("augmentation ablation (multvae with vs without"))
         #expect(evaluate.stdout.contains("not evaluated (no model trained on this split): itemknn, ials"))
         #expect(evaluate.stderr.contains("baselines missing"))
     }

@@ -176,23 +176,30 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         _ = scratch
         try ScoreStageTests().score(store, k: 20)
         try trainBaselines(store, [.ease, .itemknn])
+        try StageRunner.run(try smallAugment(), store: store, logger: quiet)
+        try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false }, store: store, logger: quiet)
         try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
         let html = try Report.html(store)
         for section in ["<h2>Data</h2>", "<h2>Models</h2>", "<h2>Evaluation</h2>", "<h2>Popularity and the long tail</h2>",
                         "<h2>Run history</h2>", "Validation NDCG@100", "Training loss", "KL weight β", "head | long tail",
-                        "Live recommendations by item popularity rank", "± "] {
+                        "Live recommendations by item popularity rank", "± ", "<h2>Augmentation</h2>",
+                        "Generator training losses", "Output spread across users", "Ablation, multvae with and without",
+                        "augmentation goal"] {
             #expect(html.contains(section), "missing \(section)")
         }
         #expect(html.components(separatedBy: "<svg").count - 1 >= 6)
         // Nothing to fetch: no scripts, links or external sources.
         for forbidden in ["<script", "src=", "href=", "@import", "url("] { #expect(!html.contains(forbidden)) }
         // Every model evaluated appears in the table.
-        for model in ["popularity", "ease", "itemknn", "multvae"] { #expect(html.contains("<td>\(model)</td>")) }
+        for model in ["popularity", "ease", "itemknn", "multvae", "multvae+augmented", "cfgan"] {
+            #expect(html.contains("<td>\(model)</td>"))
+        }
     }
 
     @Test func reportOfAnEmptyDatabaseSaysSo() throws {
         let scratch = Scratch()
         let html = try Report.html(try scratch.store())
-        #expect(html.contains("No clean run yet.") && html.contains("No model trained yet.") && html.contains("No evaluation yet."))
+        #expect(html.contains("No clean run yet.") && html.contains("No model trained yet.") && html.contains("No evaluation yet.")
+                && html.contains("No augment run yet."))
     }
 }

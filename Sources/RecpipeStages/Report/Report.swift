@@ -15,6 +15,7 @@ public enum Report {
             body += try splitSection(db)
             body += try modelsSection(db)
             body += try evaluationSection(db)
+            body += try augmentationSection(db)
             body += try popularitySection(db)
             body += try historySection(db)
             return """
@@ -117,6 +118,63 @@ public enum Report {
         }
         return html + table(["model"] + metrics, models.map { m in [m] + metrics.map { byModel[m]?[$0] ?? "" } },
                             numeric: Set(1...max(1, metrics.count)))
+    }
+
+    /// The generator's training curves, the latest augment run, and the ablation: the VAE
+    /// with and without synthetic interactions in the latest evaluation.
+    static func augmentationSection(_ db: Database) throws -> String {
+        var html = "<h2>Augmentation</h2>"
+        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM augment_runs ORDER BY run_id DESC LIMIT 1") else {
+            return html + "<p class=\"empty\">No augment run yet.</p>"
+        }
+        let modelID: Int64 = run["model_id"]
+        html += "<p>Augment run \(run["run_id"] as Int64) (generator: model \(modelID)): \(run["rows"] as Int) synthetic interactions for \(run["users"] as Int) training users; selection \(SVG.escape(run["parameters"])).</p>"
+        let log = try Row.fetchAll(db, sql: "SELECT * FROM gan_training_log WHERE model_id = ? ORDER BY epoch", arguments: [modelID])
+        func series(_ column: String, _ name: String, _ color: String) -> SVG.Series {
+            SVG.Series(name: name, points: log.compactMap { row in
+                (row[column] as Double?).map { (Double(row["epoch"] as Int), $0) }
+            }, color: color)
+        }
+        if !log.isEmpty {
+            let best = try Int.fetchOne(db, sql: "SELECT best_epoch FROM models WHERE model_id = ?", arguments: [modelID])
+            html += SVG.lineChart(title: "Generator training losses", xLabel: "epoch", yLabel: "loss", series: [
+                series("generator_loss", "G (adversarial)", "#1f77b4"), series("discriminator_loss", "D", "#d62728"),
+                series("zr_loss", "ZR", "#2ca02c"),
+            ])
+            let probe = series("validation_ndcg100", "probe NDCG@100", "#2ca02c")
+            if !probe.points.isEmpty {
+                html += SVG.lineChart(title: "Generator as a recommender (probe users)", xLabel: "epoch", yLabel: "NDCG@100",
+                                      series: [probe], verticalMarks: best.map { [(Double($0), "kept")] } ?? [])
+            }
+            html += SVG.lineChart(title: "Output spread across users (collapse check)", xLabel: "epoch", yLabel: "spread",
+                                  series: [series("output_spread", "spread", "#9467bd")])
+        }
+        guard let evaluation = try Int64.fetchOne(db, sql: "SELECT max(run_id) FROM evaluation_runs") else { return html }
+        for kind in [ModelKind.multvae, .multdae] {
+            let plain = kind.rawValue, augmented = kind.rawValue + EvaluateStage.augmentedSuffix
+            func perUser(_ model: String, _ metric: String, _ k: Int) throws -> [String: Double] {
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT user_key, value FROM evaluation_users WHERE run_id = ? AND model = ? AND metric = ? AND k = ?
+                    """, arguments: [evaluation, model, metric, k])
+                return Dictionary(rows.map { ($0["user_key"] as String, $0["value"] as Double) }, uniquingKeysWith: { a, _ in a })
+            }
+            func change(_ metric: String, _ k: Int) throws -> AugmentationAblation.Change? {
+                let a = try perUser(plain, metric, k), b = try perUser(augmented, metric, k)
+                let users = a.keys.filter { b[$0] != nil }.sorted()
+                guard !users.isEmpty else { return nil }
+                return AugmentationAblation.change(users.map { a[$0]! }, users.map { b[$0]! })
+            }
+            guard let ndcg = try change("ndcg", 100), let aplt = try change("aplt", 20) else { continue }
+            let ablation = AugmentationAblation(ndcg: ndcg, aplt: aplt)
+            html += "<p><b>Ablation, \(SVG.escape(plain)) with and without synthetic interactions</b> (evaluation run \(evaluation), the same users; changes ± 1.96 paired standard errors):</p>"
+            html += table(["metric", "without", "with", "change"], [("NDCG@100", ndcg), ("APLT@20", aplt)].map { name, c in
+                [name, String(format: "%.4f", c.without), String(format: "%.4f", c.with),
+                 String(format: "%+.1f%% ± %.1f%%", 100 * c.relative, 196 * c.relativeStandardError)]
+            }, numeric: [1, 2, 3])
+            let verdict = ablation.lines(model: plain).last ?? ""
+            html += "<p class=\"\(ablation.goalMet ? "" : "failed")\">\(SVG.escape(verdict))</p>"
+        }
+        return html
     }
 
     static func popularitySection(_ db: Database) throws -> String {
