@@ -9,7 +9,7 @@ import RecpipeStore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
-        subcommands: [BenchIngest.self, BenchTrain.self, BenchScore.self])
+        subcommands: [BenchIngest.self, BenchTrain.self, BenchScore.self, BenchAugment.self])
 }
 
 struct BenchIngest: ParsableCommand {
@@ -215,6 +215,62 @@ struct BenchScore: ParsableCommand {
             print("Mult-VAE scoring: \(users) users × \(items) items, top-\(k), seen items excluded (checksum \(checksum))")
             print(String(format: "%.1f s, %.0f users/s; output-layer GFLOPS %.1f of the sgemm ceiling %.1f measured now (%.0f%%)",
                          seconds, Double(users) / seconds, gflops, peak, 100 * gflops / peak))
+            print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
+        }
+    }
+}
+
+struct BenchAugment: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "augment",
+        abstract: "Seconds per CFGAN epoch on synthetic data, next to a Mult-VAE epoch on the same data in the same run.")
+
+    @OptionGroup var data: SyntheticData
+    @Option(help: "Users held out for validation and for test (each), as the strong split would.")
+    var heldout = 9_000
+    @Option(name: .customLong("batch-size"), help: "CFGAN users per batch (the paper's setting is 32; the Mult-VAE uses 500).")
+    var batchSize = 500
+    @Option var epochs = 1
+    @Flag(name: .customLong("no-vae"), help: "Skip the Mult-VAE epoch.")
+    var noVAE = false
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) {
+            let items = data.items
+            let train = try data.matrix(users: max(1, data.users - 2 * heldout))
+            logger.info("benchmark data ready", metadata: ["users": "\(train.rows)", "items": "\(items)", "interactions": "\(train.nonZeros)"])
+            var gan = CFGAN.Config()
+            gan.epochs = epochs
+            gan.batchSize = batchSize
+            gan.patience = nil
+            var ganSeconds: [Double] = []
+            _ = try CFGAN.fit(train: train, validation: nil, config: gan) { epoch in
+                ganSeconds.append(epoch.seconds)
+                logger.info("epoch finished", metadata: ["model": "cfgan", "epoch": "\(epoch.epoch)",
+                                                         "seconds": "\(String(format: "%.1f", epoch.seconds))"])
+            }
+            // The dense products: G's output layer (forward and two backward), and D's view of
+            // the generated vector (forward in the D and G steps, D's weight gradient, the
+            // gradient back to G).
+            let (u, i) = (Double(train.rows), Double(items))
+            let hidden = Double(gan.generatorHidden.last ?? 0), first = Double(gan.discriminatorHidden.first ?? 0)
+            let ganFlops = 6 * u * hidden * i + 8 * u * i * first
+            let ganBest = ganSeconds.min() ?? 0
+            let peak = BenchTrain.sgemmGFLOPS(m: batchSize, k: Int(hidden), n: items)
+            print("CFGAN epoch: \(train.rows) users × \(items) items, \(train.nonZeros) interactions, batches of \(batchSize), G \(gan.generatorHidden), D \(gan.discriminatorHidden), BLAS threads \(BLAS.threads) (\(BLAS.coreName))")
+            print(String(format: "CFGAN seconds per epoch: %.1f (best of %d); dense-product GFLOPS %.1f, sgemm %d×%.0f×%d ceiling now %.1f",
+                         ganBest, ganSeconds.count, ganFlops / ganBest / 1e9, batchSize, hidden, items, peak))
+            if !noVAE {
+                var vae = MultVAE.Config()
+                vae.epochs = 1
+                vae.patience = nil
+                var vaeSeconds = 0.0
+                _ = try MultVAE.fit(train: train, validation: nil, config: vae) { vaeSeconds = $0.seconds }
+                print(String(format: "Mult-VAE seconds per epoch (batches of %d, same data): %.1f; CFGAN / Mult-VAE: %.2f",
+                             vae.batchSize, vaeSeconds, ganBest / vaeSeconds))
+            }
             print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
         }
     }
