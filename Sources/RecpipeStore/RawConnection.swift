@@ -8,11 +8,13 @@ public final class RawConnection {
     public let handle: OpaquePointer
     public let path: String
 
-    public init(path: String) throws {
+    /// Opens `path`, creating the file when `create` is set (for files recpipe writes that
+    /// are not recpipe databases, such as scoring shards).
+    public init(path: String, create: Bool = false) throws {
         self.path = path
         _ = Store.tuned
         var db: OpaquePointer?
-        let status = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
+        let status = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0), nil)
         guard status == SQLITE_OK, let db else {
             let reason = db.map { String(cString: sqlite3_errmsg($0)) } ?? "status \(status)"
             sqlite3_close(db)

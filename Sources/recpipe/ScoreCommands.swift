@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GRDB
 import RecpipeModels
+import RecpipeNumerics
 import RecpipeStages
 import RecpipeStore
 
@@ -22,12 +23,33 @@ struct Score: ParsableCommand {
         for the published model of that kind: the newest that passed the quality gate.
         """)
     var model = "multvae"
+    @Option(help: ArgumentHelp("""
+        Score only shard I of N (users split into N contiguous ranges) into the file --shard-out; \
+        the live set is not touched. Shards may run at the same time, on one machine or several.
+        """, valueName: "I/N"))
+    var shard: String?
+    @Option(name: .customLong("shard-out"), help: "With --shard: the SQLite file the shard's rows go to (replaced).")
+    var shardOut: String?
+    @Option(parsing: .upToNextOption, help: "Publish these shard files (together every user once, one model and K) instead of scoring.")
+    var merge: [String] = []
+    @Option(help: "BLAS threads (default: all cores; 1 when several shards share a machine).")
+    var threads: Int?
 
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger) {
             var config = ScoreStage.Config()
             config.k = k
+            config.merge = merge
+            if let shard {
+                let parts = shard.split(separator: "/")
+                guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else {
+                    throw StageError.badOption("--shard must be I/N, e.g. 0/4, got '\(shard)'")
+                }
+                guard let shardOut else { throw StageError.badOption("--shard needs --shard-out FILE") }
+                config.shard = ScoreStage.Shard(index: index, count: count, output: shardOut)
+            }
+            if let threads { BLAS.threads = max(1, threads) }
             if let id = Int64(model) {
                 config.modelID = id
             } else if let kind = ModelKind(rawValue: model) {

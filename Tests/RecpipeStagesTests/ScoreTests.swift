@@ -94,6 +94,44 @@ import Testing
         }
     }
 
+    @Test func shardsScoredApartAndMergedGiveTheSameLists() throws {
+        let (scratch, store) = try trained()
+        try score(store, k: 8)
+        func lists() throws -> [String] {
+            try store.queue.read { try String.fetchAll($0, sql: """
+                SELECT user_key || ':' || rank || ':' || item_key || ':' || score FROM recommendations ORDER BY user_key, rank
+                """) }
+        }
+        let whole = try lists()
+        func shard(_ i: Int, of n: Int) throws -> String {
+            var config = ScoreStage.Config()
+            config.k = 8
+            config.shard = ScoreStage.Shard(index: i, count: n, output: scratch.path("shard-\(i).sqlite"))
+            try StageRunner.run(try ScoreStage(config: config), store: store, logger: quiet)
+            return config.shard!.output
+        }
+        func merge(_ files: [String]) throws {
+            var config = ScoreStage.Config()
+            config.merge = files
+            try StageRunner.run(try ScoreStage(config: config), store: store, logger: quiet)
+        }
+        let files = try (0..<3).map { try shard($0, of: 3) }
+        let live = try store.queue.read { try Int64.fetchOne($0, sql: "SELECT run_id FROM live_recommendations") }
+        #expect(try lists() == whole, "scoring a shard leaves the live set alone")
+        // Missing or repeated shards are refused and the live set stays.
+        #expect(throws: StageError.self) { try merge(Array(files.prefix(2))) }
+        #expect(throws: StageError.self) { try merge([files[0], files[1], files[1]]) }
+        // A shard file whose run was cut off before it finished.
+        let cut = try RawConnection(path: files[2])
+        try cut.execute("DELETE FROM shard_info")
+        #expect(throws: StageError.self) { try merge(files) }
+        #expect(try store.queue.read { try Int64.fetchOne($0, sql: "SELECT run_id FROM live_recommendations") } == live)
+        _ = try shard(2, of: 3)
+        try merge(files.reversed())
+        #expect(try lists() == whole, "the merged shards give the same lists")
+        #expect(try store.queue.read { try Int64.fetchOne($0, sql: "SELECT run_id FROM live_recommendations") } != live)
+    }
+
     @Test func scoringWithoutAModelFails() throws {
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch

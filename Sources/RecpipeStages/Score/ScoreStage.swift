@@ -12,12 +12,34 @@ import RecpipeStore
 /// transactions; then one transaction points `live_recommendations` at the new run. A
 /// failed or killed run never touches the live set; its rows are removed by the next run.
 public struct ScoreStage: Stage {
+    /// One of `count` contiguous ranges of users (by user_idx), scored into its own file.
+    public struct Shard: Codable, Sendable, Equatable {
+        public var index: Int
+        public var count: Int
+        /// The SQLite file the shard's rows go to (replaced if it exists).
+        public var output: String
+
+        public init(index: Int, count: Int, output: String) {
+            self.index = index
+            self.count = count
+            self.output = output
+        }
+
+        /// This shard's users of `users` in all.
+        public func users(of users: Int) -> Range<Int> { (users * index / count)..<(users * (index + 1) / count) }
+    }
+
     public struct Config: Codable, Sendable, Equatable {
         public var k = 100
         /// The published model of this kind (the newest of the kind that passed the
         /// quality gate), unless `modelID` names one.
         public var kind: ModelKind = .multvae
         public var modelID: Int64?
+        /// Score only this shard's users into its own file; the live set is not touched.
+        public var shard: Shard?
+        /// Instead of scoring: publish the rows of these shard files, which must together
+        /// cover every user once with the same model and K.
+        public var merge: [String] = []
         public init() {}
     }
 
@@ -28,12 +50,19 @@ public struct ScoreStage: Stage {
 
     public init(config: Config) throws {
         guard config.k >= 1 else { throw StageError.badOption("--k must be at least 1") }
+        if let shard = config.shard {
+            guard shard.count >= 1, (0..<shard.count).contains(shard.index) else {
+                throw StageError.badOption("--shard must be I/N with 0 ≤ I < N, got \(shard.index)/\(shard.count)")
+            }
+            guard config.merge.isEmpty else { throw StageError.badOption("--shard and --merge exclude each other") }
+        }
         self.config = config
     }
 
     public func run(_ context: StageContext) throws -> StageReport {
         let started = Clock.monotonic()
         let store = context.store
+        if !config.merge.isEmpty { return try merge(context, started: started) }
         let (model, record) = try store.queue.read { db -> (any StorableModel, ModelStore.Record) in
             guard let id = try config.modelID ?? ModelStore.published(kind: config.kind, in: db) else {
                 throw StageError.missingInput("\(store.path): no published \(config.kind.rawValue) model; run train --model \(config.kind.rawValue) first")
@@ -42,14 +71,54 @@ public struct ScoreStage: Stage {
         }
         let (userKeys, history) = try Self.histories(store, model: record)
         let k = min(config.k, model.items)
+        let users = config.shard?.users(of: userKeys.count) ?? 0..<userKeys.count
         context.logger.info("scoring started", metadata: [
-            "model": "\(record.modelID)", "kind": "\(record.kind.rawValue)", "users": "\(userKeys.count)", "items": "\(model.items)", "k": "\(k)",
+            "model": "\(record.modelID)", "kind": "\(record.kind.rawValue)", "users": "\(users.count)", "items": "\(model.items)",
+            "k": "\(k)", "shard": "\(config.shard.map { "\($0.index)/\($0.count)" } ?? "none")",
         ])
+        if let shard = config.shard {
+            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(shard.output + suffix) }
+            let file = try RawConnection(path: shard.output, create: true)
+            try file.execute(Self.shardSchema)
+            let written = try Self.write(model, history, users: users, k: k, userKeys: userKeys, itemKeys: record.itemKeys,
+                                         runID: context.runID, to: file)
+            // Written last: a shard file without it is incomplete and merge refuses it.
+            try file.run("""
+                INSERT INTO shard_info (model_id, k, shard, shards, first_user, end_user, rows, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.integer(record.modelID), .integer(Int64(k)), .integer(Int64(shard.index)), .integer(Int64(shard.count)),
+                      .integer(Int64(users.lowerBound)), .integer(Int64(users.upperBound)), .integer(Int64(written)),
+                      .text(Clock.isoNow())])
+            return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
+                "\(written) recommendations for users \(users.lowerBound)..<\(users.upperBound) (shard \(shard.index) of \(shard.count)) from model \(record.modelID) (\(record.kind.rawValue)) in \(shard.output); not published: recpipe score --merge publishes the shards",
+            ])
+        }
         try store.queue.write { db in
             try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
                            arguments: [context.runID, record.modelID, k, userKeys.count, Clock.isoNow()])
         }
         let connection = try RawConnection(path: store.path)
+        let written = try Self.write(model, history, users: users, k: k, userKeys: userKeys, itemKeys: record.itemKeys,
+                                     runID: context.runID, to: connection)
+        try publish(context, connection: connection, rows: written, started: started)
+        return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
+            "\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)",
+        ])
+    }
+
+    static let shardSchema = """
+        CREATE TABLE recommendation_rows (
+            run_id INTEGER NOT NULL, user_key TEXT NOT NULL, rank INTEGER NOT NULL, item_key TEXT NOT NULL,
+            score REAL NOT NULL, PRIMARY KEY (run_id, user_key, rank)) WITHOUT ROWID;
+        CREATE TABLE shard_info (
+            model_id INTEGER NOT NULL, k INTEGER NOT NULL, shard INTEGER NOT NULL, shards INTEGER NOT NULL,
+            first_user INTEGER NOT NULL, end_user INTEGER NOT NULL, rows INTEGER NOT NULL, created_at TEXT NOT NULL);
+        """
+
+    /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`
+    /// through `connection`, in transactions of 5,000 users. Returns the rows written.
+    static func write(_ model: any StorableModel, _ history: CSRMatrix, users: Range<Int>, k: Int, userKeys: [String],
+                      itemKeys: [String], runID: Int64, to connection: RawConnection) throws -> Int {
         var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
         var written = 0
         func flush() throws {
@@ -58,31 +127,93 @@ public struct ScoreStage: Stage {
                 try Bulk.insert(connection.handle, table: "recommendation_rows",
                                 columns: ["run_id", "user_key", "rank", "item_key", "score"], count: rows.count) { statement, p, n in
                     let (user, rank, entry) = rows[n]
-                    sqlite3_bind_int64(statement, p, context.runID)
+                    sqlite3_bind_int64(statement, p, runID)
                     sqlite3_bind_text(statement, p + 1, userKeys[user], -1, sqliteTransient)
                     sqlite3_bind_int64(statement, p + 2, Int64(rank + 1))
-                    sqlite3_bind_text(statement, p + 3, record.itemKeys[Int(entry.ranked[rank])], -1, sqliteTransient)
+                    sqlite3_bind_text(statement, p + 3, itemKeys[Int(entry.ranked[rank])], -1, sqliteTransient)
                     sqlite3_bind_double(statement, p + 4, Double(entry.scores[rank]))
                 }
             }
             written += rows.count
             pending.removeAll(keepingCapacity: true)
         }
-        try model.rankedLists(history, k: k) { user, ranked, scores in
-            pending.append((user, ranked, scores))
+        let subset = users == 0..<history.rows ? history : history.rows(Array(users)[...])
+        try model.rankedLists(subset, k: k) { row, ranked, scores in
+            pending.append((users.lowerBound + row, ranked, scores))
             if pending.count >= 5000 { try flush() }
         }
         try flush()
-        // The switch: one small transaction.
-        try store.queue.write { db in
+        return written
+    }
+
+    /// The switch to this run's rows (one small transaction), then the removal of every
+    /// other run's rows.
+    func publish(_ context: StageContext, connection: RawConnection, rows: Int, started: Double) throws {
+        try context.store.queue.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO live_recommendations (one, run_id) VALUES (1, ?)", arguments: [context.runID])
             try db.execute(sql: "UPDATE score_runs SET rows = ?, published_at = ?, seconds = ? WHERE run_id = ?",
-                           arguments: [written, Clock.isoNow(), Clock.monotonic() - started, context.runID])
+                           arguments: [rows, Clock.isoNow(), Clock.monotonic() - started, context.runID])
         }
         // Earlier sets (and rows of runs that never finished) are no longer visible: drop them.
         try connection.execute("DELETE FROM recommendation_rows WHERE run_id != \(context.runID)")
-        return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
-            "\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)",
+    }
+
+    /// Publishes shard files: checks that they are complete and together cover every user
+    /// once with one model and K, copies their rows under this run, then switches.
+    func merge(_ context: StageContext, started: Double) throws -> StageReport {
+        let store = context.store
+        let users = try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM users") ?? 0 }
+        let connection = try RawConnection(path: store.path)
+        var infos: [(path: String, model: Int64, k: Int64, shard: Int64, shards: Int64, first: Int64, end: Int64, rows: Int64)] = []
+        for path in config.merge {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw StageError.unreadable(path: path, reason: "no such shard file")
+            }
+            try connection.run("ATTACH DATABASE ? AS shard", [.text(path)])
+            defer { try? connection.execute("DETACH DATABASE shard") }
+            var row: [Int64]?
+            do {
+                try forEachRow(connection.handle, "SELECT model_id, k, shard, shards, first_user, end_user, rows FROM shard.shard_info") { s in
+                    row = (0..<7).map { sqlite3_column_int64(s, Int32($0)) }
+                }
+            } catch {
+                throw StageError.badData("\(path): not a scoring shard (\(error.localizedDescription))")
+            }
+            guard let r = row else { throw StageError.badData("\(path): incomplete shard (no shard_info row); score it again") }
+            infos.append((path, r[0], r[1], r[2], r[3], r[4], r[5], r[6]))
+        }
+        let first = infos[0]
+        for info in infos where info.model != first.model || info.k != first.k || info.shards != first.shards {
+            throw StageError.badData("\(info.path): shard of model \(info.model), k \(info.k), \(info.shards) shards; \(first.path) has model \(first.model), k \(first.k), \(first.shards) shards")
+        }
+        let ranges = infos.map { ($0.first, $0.end) }.sorted { $0.0 < $1.0 }
+        let covers = Int64(infos.count) == first.shards && ranges.first?.0 == 0 && ranges.last?.1 == Int64(users)
+            && zip(ranges, ranges.dropFirst()).allSatisfy { $0.1 == $1.0 }
+        guard covers else {
+            throw StageError.badData("shards \(config.merge.joined(separator: ", ")) do not cover users 0..<\(users) once: \(ranges.map { "\($0.0)..<\($0.1)" }.joined(separator: ", "))")
+        }
+        try store.queue.write { db in
+            try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
+                           arguments: [context.runID, first.model, first.k, users, Clock.isoNow()])
+        }
+        var written = 0
+        for info in infos {
+            try connection.run("ATTACH DATABASE ? AS shard", [.text(info.path)])
+            defer { try? connection.execute("DETACH DATABASE shard") }
+            try connection.inTransaction {
+                try connection.run("""
+                    INSERT INTO main.recommendation_rows (run_id, user_key, rank, item_key, score)
+                    SELECT ?, user_key, rank, item_key, score FROM shard.recommendation_rows ORDER BY user_key, rank
+                    """, [.integer(context.runID)])
+            }
+            written += Int(sqlite3_changes(connection.handle))
+            guard Int64(Int(sqlite3_changes(connection.handle))) == info.rows else {
+                throw StageError.badData("\(info.path): \(sqlite3_changes(connection.handle)) rows, its shard_info says \(info.rows)")
+            }
+        }
+        try publish(context, connection: connection, rows: written, started: started)
+        return StageReport(rowsIn: written, rowsOut: written, summary: [
+            "\(written) recommendations for \(users) users from \(infos.count) shards of model \(first.model), published as run \(context.runID)",
         ])
     }
 
