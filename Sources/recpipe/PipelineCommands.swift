@@ -1,0 +1,369 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RecpipeScheduler
+import RecpipeStore
+
+/// The stage commands of this binary as the scheduler sees them: their options from their
+/// ArgumentParser definitions, and their own parser as the judge of a stage's arguments.
+struct ArgumentParserCommands: StageCommands {
+    func spec(for kind: String) -> CommandSpec? {
+        guard let command = Recpipe.configuration.subcommands.first(where: { Self.name(of: $0) == kind }) else { return nil }
+        return try? CommandSpec(command: kind, toolInfoJSON: Data(command._dumpHelp().utf8))
+    }
+
+    func check(_ arguments: [String]) -> String? {
+        do {
+            _ = try Recpipe.parseAsRoot(arguments)
+            return nil
+        } catch {
+            return Recpipe.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+        }
+    }
+
+    static func name(of command: ParsableCommand.Type) -> String {
+        command.configuration.commandName ?? command._commandName
+    }
+}
+
+/// The manifest argument and `--set`, shared by the pipeline commands.
+struct ManifestOptions: ParsableArguments {
+    @Argument(help: "The pipeline manifest (YAML), e.g. pipelines/demo.yaml.")
+    var manifest: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a stage parameter: STAGE.PARAMETER=VALUE (repeatable).", valueName: "stage.param=value"))
+    var overrides: [String] = []
+
+    @OptionGroup var logging: LoggingOptions
+
+    /// Parses and validates the manifest against this binary's commands.
+    func load() throws -> Pipeline {
+        let manifest = try ManifestParser().load(self.manifest, overrides: overrides)
+        return try Validator(commands: ArgumentParserCommands()).validate(manifest)
+    }
+}
+
+struct SelectionOptions: ParsableArguments {
+    @Option(parsing: .upToNextOption, help: "Run only these stages.")
+    var only: [String] = []
+    @Option(help: "Run this stage and everything downstream of it.")
+    var from: String?
+    @Option(help: "Run this stage and everything it needs.")
+    var until: String?
+    @Flag(help: "Run the selected stages even when they are up to date.")
+    var force = false
+
+    var selection: Selection { Selection(only: only, from: from, until: until) }
+}
+
+/// Options of the commands that run stages.
+struct ExecutionOptions: ParsableArguments {
+    @Option(help: "Most stages running at once (stages that share tables never do). Default: half the cores, 1 to 4.")
+    var jobs: Int?
+    @Flag(help: "When another run holds the database's lock, wait for it instead of exiting with 75.")
+    var wait = false
+    @Option(help: "Write Prometheus metrics to this file after the run (node_exporter's textfile collector).")
+    var metrics: String?
+    @Flag(help: "Print the run's outcome as JSON.")
+    var json = false
+
+    var jobCount: Int { max(1, jobs ?? min(4, max(1, ProcessInfo.processInfo.activeProcessorCount / 2))) }
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+}
+
+/// Runs a scheduler command body: scheduler errors become their exit codes, one line per problem.
+func runScheduling(_ logger: Logger, _ body: () throws -> Void) throws {
+    try runReporting(logger) {
+        do {
+            try body()
+        } catch let error as SchedulerError {
+            for line in (error.errorDescription ?? "\(error)").split(separator: "\n") { logger.error("\(line)") }
+            throw ExitCode(error.exitCode)
+        }
+    }
+}
+
+/// The running binary, for child processes and the code version.
+let recpipeExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+
+/// Opens (creating its directory and migrating) the pipeline's database.
+func openStore(_ pipeline: Pipeline, logger: Logger) throws -> Store {
+    let directory = URL(fileURLWithPath: pipeline.database).deletingLastPathComponent().path
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return try Store(path: pipeline.database, logger: logger)
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Prints rows as aligned columns.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    var widths = header.map(\.count)
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+    for row in [header] + rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}
+
+/// Takes the lock, runs, writes metrics, prints the outcome; shared by `run` and `retry`.
+func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, retryOf: Int64?, execution: ExecutionOptions,
+                     logging: LoggingOptions, logger: Logger) throws {
+    let store = try openStore(pipeline, logger: logger)
+    let holder = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName), pipeline \(pipeline.name), since \(Clock.isoNow())"
+    let lock = try RunLock(database: pipeline.database, holder: holder, wait: execution.wait, logger: logger)
+    defer { lock.release() }
+    if let previous = lock.takenOverFrom {
+        logger.warning("taking over a lock left by a run that was killed", metadata: ["lock": "\(lock.path)", "previous": "\(previous)"])
+    }
+    let history = RunHistory(store: store)
+    for stale in try history.abandonStaleRuns() {
+        logger.warning("marked a run that did not finish as abandoned", metadata: [
+            "pipeline_run": "\(stale.id)", "pid": "\(stale.pid)", "started_at": "\(stale.startedAt)",
+        ])
+        stopOrphans(of: stale.id, history: history, logger: logger)
+    }
+    var options = RunOptions(selection: selection, executable: recpipeExecutable)
+    options.force = force
+    options.jobs = execution.jobCount
+    options.retryOf = retryOf
+    options.childOptions = logging.quiet ? ["--quiet"] : logging.verbose ? ["--verbose"] : []
+    if execution.json { options.relayOutput = { _ in } }
+    let result = try Runner(pipeline: pipeline, store: store, options: options, logger: logger).run()
+    if let metrics = execution.metrics {
+        try PrometheusTextfile.write(result, pipeline: pipeline, store: store, to: metrics)
+    }
+    if execution.json {
+        try printJSON(result)
+    } else {
+        printTable(["stage", "kind", "status", "attempts", "seconds", "reason"], result.stages.map {
+            [$0.stage, $0.kind, $0.status, "\($0.attempts)", String(format: "%.1f", $0.seconds), $0.error.map { "error: \($0)" } ?? $0.reason]
+        })
+        print("pipeline run \(result.pipelineRunID): \(result.status) in \(String(format: "%.1f", result.seconds)) s")
+    }
+    if !result.succeeded { throw ExitCode(1) }
+}
+
+/// Stops stage processes a killed scheduler left running (checked to be this recpipe), so the
+/// new run does not write the same tables at the same time.
+func stopOrphans(of run: Int64, history: RunHistory, logger: Logger) {
+    guard let attempts = try? history.attempts(run: run) else { return }
+    let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    for attempt in attempts {
+        guard let pid = attempt.pid.map(pid_t.init), kill(pid, 0) == 0,
+              URL(fileURLWithPath: "/proc/\(pid)/exe").resolvingSymlinksInPath().path == me else { continue }
+        logger.warning("stopping a stage left running by that run", metadata: ["stage": "\(attempt.stage)", "pid": "\(pid)"])
+        kill(pid, SIGTERM)
+        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(100_000) }
+        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a pipeline manifest: its stages in dependency order, skipping those that are up to date.",
+        discussion: """
+            Each stage runs as a child process (recpipe KIND --db DATABASE ...); a crash, signal or \
+            timeout fails that stage and the stages that need it do not run. One run at a time per \
+            database. Exit codes: 0 every selected stage succeeded or was up to date; 1 a stage \
+            failed; 64 bad usage; 65 invalid manifest (every problem is printed with file:line); \
+            66 the manifest cannot be read; 75 another run holds the lock.
+            """)
+
+    @OptionGroup var manifest: ManifestOptions
+    @OptionGroup var select: SelectionOptions
+    @OptionGroup var execution: ExecutionOptions
+
+    func run() throws {
+        let logger = manifest.logging.makeLogger()
+        try runScheduling(logger) {
+            let pipeline = try manifest.load()
+            try executePipeline(pipeline, selection: try select.selection.stages(in: pipeline), force: select.force, retryOf: nil,
+                                execution: execution, logging: manifest.logging, logger: logger)
+        }
+    }
+}
+
+struct Retry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Resume the pipeline's last run: run the stages it selected that did not succeed.",
+        discussion: "Stages that succeeded or were up to date in that run are left alone. Exit codes as for run; 0 when the last run succeeded.")
+
+    @OptionGroup var manifest: ManifestOptions
+    @OptionGroup var execution: ExecutionOptions
+
+    func run() throws {
+        let logger = manifest.logging.makeLogger()
+        try runScheduling(logger) {
+            let pipeline = try manifest.load()
+            let history = RunHistory(store: try openStore(pipeline, logger: logger))
+            guard let last = try history.runs(pipeline: pipeline.name, limit: 1).first else {
+                throw SchedulerError.badSelection("pipeline \(pipeline.name) has no run to retry in \(pipeline.database)")
+            }
+            if last.status == "succeeded" {
+                print("pipeline run \(last.id) succeeded; nothing to retry")
+                return
+            }
+            let done = Set(try history.attempts(run: last.id).filter { ["succeeded", "skipped"].contains($0.status) }.map(\.stage))
+            let selection = pipeline.stages.map(\.name).filter { last.selection.contains($0) && !done.contains($0) }
+            guard !selection.isEmpty else { throw SchedulerError.badSelection("run \(last.id) left no stage of the manifest to retry") }
+            logger.info("retrying", metadata: ["pipeline_run": "\(last.id)", "stages": "\(selection.joined(separator: ","))"])
+            try executePipeline(pipeline, selection: selection, force: last.forced, retryOf: last.id, execution: execution,
+                                logging: manifest.logging, logger: logger)
+        }
+    }
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what a run would do and why (never run, changed parameter, stale input, forced), without running.")
+
+    @OptionGroup var manifest: ManifestOptions
+    @OptionGroup var select: SelectionOptions
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let logger = manifest.logging.makeLogger()
+        try runScheduling(logger) {
+            let pipeline = try manifest.load()
+            let selection = try select.selection.stages(in: pipeline)
+            let history = RunHistory(store: try openStore(pipeline, logger: logger))
+            let plan = try Planner.plan(pipeline, history: history, selection: selection, forced: select.force,
+                                        code: CodeVersion.of(executable: recpipeExecutable))
+            struct Entry: Encodable { var stage: String; var kind: String; var action: String; var reason: String; var command: [String] }
+            let entries = plan.map { stage, decision in
+                Entry(stage: stage.name, kind: stage.kind.name, action: decision.map { $0.run ? "run" : "skip" } ?? "not selected",
+                      reason: decision?.reason ?? "", command: stage.commandLine(database: pipeline.database))
+            }
+            if json {
+                try printJSON(entries)
+            } else {
+                printTable(["stage", "kind", "action", "reason"], entries.map { [$0.stage, $0.kind, $0.action, $0.reason] })
+            }
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show each stage of a pipeline: its last outcome, and whether it is up to date now.")
+
+    @OptionGroup var manifest: ManifestOptions
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let logger = manifest.logging.makeLogger()
+        try runScheduling(logger) {
+            let pipeline = try manifest.load()
+            let history = RunHistory(store: try openStore(pipeline, logger: logger))
+            let plan = try Planner.plan(pipeline, history: history, selection: pipeline.stages.map(\.name), forced: false,
+                                        code: CodeVersion.of(executable: recpipeExecutable))
+            struct Entry: Encodable {
+                var stage: String; var kind: String; var last: StageAttemptRecord?; var upToDate: Bool; var reason: String
+            }
+            var entries: [Entry] = []
+            for (stage, decision) in plan {
+                entries.append(Entry(stage: stage.name, kind: stage.kind.name,
+                                     last: try history.latest(pipeline: pipeline.name, stage: stage.name),
+                                     upToDate: !(decision?.run ?? true), reason: decision?.reason ?? ""))
+            }
+            let lastRun = try history.runs(pipeline: pipeline.name, limit: 1).first
+            if json {
+                struct Output: Encodable { var pipeline: String; var database: String; var lastRun: PipelineRunRecord?; var stages: [Entry] }
+                try printJSON(Output(pipeline: pipeline.name, database: pipeline.database, lastRun: lastRun, stages: entries))
+                return
+            }
+            if let lastRun {
+                print("pipeline \(pipeline.name): last run \(lastRun.id) \(lastRun.status), started \(lastRun.startedAt)\(lastRun.error.map { ", \($0)" } ?? "")")
+            } else {
+                print("pipeline \(pipeline.name): never run")
+            }
+            printTable(["stage", "kind", "last", "at", "seconds", "rows_out", "now"], entries.map { entry in
+                [entry.stage, entry.kind, entry.last.map { "\($0.status)\($0.attempt > 1 ? " (attempt \($0.attempt))" : "")" } ?? "-",
+                 entry.last?.finishedAt ?? entry.last?.startedAt ?? "-", entry.last?.seconds.map { String(format: "%.1f", $0) } ?? "-",
+                 entry.last?.rowsOut.map { "\($0)" } ?? "-", entry.upToDate ? "up to date" : "would run: \(entry.reason)"]
+            })
+        }
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show pipeline runs (pipeline_runs), or one run's stage attempts (pipeline_stage_runs).")
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "Only runs of this pipeline.")
+    var pipeline: String?
+    @Option(name: .customLong("run"), help: "Show this run's stage attempts.")
+    var runID: Int64?
+    @Option(help: "How many runs.")
+    var limit = 20
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let logger = options.logging.makeLogger()
+        try runScheduling(logger) {
+            let history = RunHistory(store: try Store(path: options.db, logger: logger))
+            if let run = runID {
+                guard try history.run(run) != nil else { throw SchedulerError.badSelection("no pipeline run \(run) in \(options.db)") }
+                let attempts = try history.attempts(run: run)
+                if json { return try printJSON(attempts) }
+                printTable(["stage", "kind", "attempt", "status", "started_at", "seconds", "rows_in", "rows_out", "reason / error"], attempts.map {
+                    [$0.stage, $0.kind, "\($0.attempt)", $0.status, $0.startedAt, $0.seconds.map { String(format: "%.1f", $0) } ?? "-",
+                     $0.rowsIn.map { "\($0)" } ?? "-", $0.rowsOut.map { "\($0)" } ?? "-", $0.error.map { "error: \($0)" } ?? $0.reason ?? ""]
+                })
+                return
+            }
+            let runs = try history.runs(pipeline: pipeline, limit: limit)
+            if json { return try printJSON(runs) }
+            printTable(["run", "pipeline", "status", "started_at", "seconds", "ran", "skipped", "failed", "error"], runs.map {
+                ["\($0.id)", $0.pipeline, $0.status, $0.startedAt, $0.seconds.map { String(format: "%.1f", $0) } ?? "-",
+                 $0.stagesRun.map { "\($0)" } ?? "-", $0.stagesSkipped.map { "\($0)" } ?? "-", $0.stagesFailed.map { "\($0)" } ?? "-",
+                 $0.error ?? ""]
+            })
+        }
+    }
+}
+
+struct Cron: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a crontab line that runs the pipeline on a schedule.",
+        discussion: """
+            The line uses absolute paths, appends the run's log lines to --log, and relies on the \
+            run's own lock: a run that finds the previous one still going exits with 75 at once \
+            instead of piling up. Install it with `crontab -e`.
+            """)
+
+    @Argument(help: "The pipeline manifest.")
+    var manifest: String
+    @Option(help: "When, in cron syntax (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\".")
+    var at: String
+    @Option(help: "The log file (default: the manifest's name with .log, beside the database).")
+    var log: String?
+    @Option(help: "Write Prometheus metrics to this file after each run.")
+    var metrics: String?
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runScheduling(logger) {
+            let pipeline = try Validator(commands: ArgumentParserCommands()).validate(try ManifestParser().load(manifest))
+            let logFile = log.map { URL(fileURLWithPath: $0).standardized.path }
+                ?? URL(fileURLWithPath: pipeline.database).deletingLastPathComponent().appendingPathComponent("\(pipeline.name).log").path
+            print(try CronLine.render(schedule: at, executable: recpipeExecutable,
+                                      manifest: URL(fileURLWithPath: manifest).standardized.path, log: logFile,
+                                      metrics: metrics.map { URL(fileURLWithPath: $0).standardized.path }))
+        }
+    }
+}
