@@ -22,6 +22,8 @@ public struct Manifest: Sendable {
     public var defaults: StagePolicy
     /// In file order.
     public var stages: [StageSpec]
+    /// Problems found while reading; `Validator` reports them with its own.
+    public var problems: [ManifestProblem] = []
 
     public func stage(_ name: String) -> StageSpec? { stages.first { $0.name == name } }
 
@@ -108,6 +110,7 @@ public struct ManifestParser {
     static let policyKeys = ["retries", "retry_backoff", "timeout"]
 
     /// Parses the manifest at `path`; `overrides` are `stage.param=value` strings from `--set`.
+    /// Throws for YAML that cannot be read at all; other problems are kept in `problems`.
     public func load(_ path: String, overrides: [String] = []) throws -> Manifest {
         let text: String
         do {
@@ -181,11 +184,10 @@ public struct ManifestParser {
         for index in stages.indices { stages[index].policy = stages[index].ownPolicy.over(base) }
 
         for override in overrides { applyOverride(override, to: &stages, &problems) }
-        guard problems.isEmpty, let name, let database else { throw SchedulerError.invalidManifest(problems) }
-        let manifest = Manifest(file: file, directory: directory, name: name, database: "", defaults: base, stages: stages)
-        var resolved = manifest
-        resolved.database = manifest.resolve(database)
-        return resolved
+        var manifest = Manifest(file: file, directory: directory, name: name ?? "", database: "", defaults: base, stages: stages)
+        manifest.database = database.map(manifest.resolve) ?? ""
+        manifest.problems = problems
+        return manifest
     }
 
     // MARK: - Pieces
@@ -197,12 +199,12 @@ public struct ManifestParser {
             problems.append(ManifestProblem(file, line: stageLine, "stage name '\(name)': use letters, digits, '_' and '-'"))
             return nil
         }
-        guard let mapping = node.mapping else {
-            problems.append(ManifestProblem(file, line: line(node), "stage \(name): expected a mapping with uses, needs, with"))
-            return nil
-        }
         var spec = StageSpec(name: name, line: stageLine, uses: "", usesLine: stageLine, needs: [], parameters: [],
                              withLine: stageLine, policy: StagePolicy())
+        guard let mapping = node.mapping else {
+            problems.append(ManifestProblem(file, line: line(node), "stage \(name): expected a mapping with uses, needs, with"))
+            return spec
+        }
         for (fieldNode, value) in mapping {
             let field = fieldNode.string ?? ""
             switch field {
@@ -238,7 +240,7 @@ public struct ManifestParser {
                                                 "stage \(name): unknown field '\(field)'\(didYouMean(field, among: Self.stageKeys))"))
             }
         }
-        if spec.uses.isEmpty && !problems.contains(where: { $0.message.hasPrefix("stage \(name): uses") }) {
+        if spec.uses.isEmpty && mapping.allSatisfy({ $0.key.string != "uses" }) {
             problems.append(ManifestProblem(file, line: stageLine, "stage \(name): missing field 'uses' (the stage kind)"))
         }
         return spec
@@ -371,8 +373,13 @@ public struct ManifestParser {
         case let .composer(context, problem, mark, _):
             return ManifestProblem(file, line: mark.line, "YAML: \(problem)\(context.map { " \($0.text)" } ?? "")")
         case let .duplicatedKeysInMapping(duplicates, context):
-            return ManifestProblem(file, line: context.mark.line,
-                                   "duplicate name\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) (each key may appear once in a mapping)")
+            // The error points at the first occurrence; find the next one at the same indentation.
+            let lines = context.text.split(separator: "\n", omittingEmptySubsequences: false)
+            let key = duplicates.first ?? ""
+            let indent = String(repeating: " ", count: max(0, context.mark.column - 1))
+            let again = lines.indices.dropFirst(context.mark.line).first { lines[$0].hasPrefix(indent + key + ":") }
+            return ManifestProblem(file, line: again.map { $0 + 1 } ?? context.mark.line,
+                                   "duplicate name '\(key)' (first at line \(context.mark.line)); each name may appear once")
         default:
             return ManifestProblem(file, line: 1, "YAML: \(error)")
         }

@@ -100,7 +100,7 @@ public struct Validator {
     }
 
     public func validate(_ manifest: Manifest) throws -> Pipeline {
-        var problems: [ManifestProblem] = []
+        var problems = manifest.problems
         let file = manifest.file
         let names = manifest.stages.map(\.name)
         var stages: [String: PipelineStage] = [:]
@@ -119,10 +119,9 @@ public struct Validator {
                     needs.append(need.name)
                 }
             }
+            guard !spec.uses.isEmpty else { continue }
             guard let kind = kinds.first(where: { $0.name == spec.uses }) else {
-                if !spec.uses.isEmpty {
-                    problem(spec.usesLine, "unknown stage kind '\(spec.uses)'\(didYouMean(spec.uses, among: kinds.map(\.name))); kinds: \(kinds.map(\.name).joined(separator: ", "))")
-                }
+                problem(spec.usesLine, "unknown stage kind '\(spec.uses)'\(didYouMean(spec.uses, among: kinds.map(\.name))); kinds: \(kinds.map(\.name).joined(separator: ", "))")
                 continue
             }
             guard let command = commands.spec(for: kind.name) else {
@@ -134,7 +133,13 @@ public struct Validator {
             }
         }
         let order = topologicalOrder(manifest, &problems)
-        guard problems.isEmpty else { throw SchedulerError.invalidManifest(problems) }
+        guard problems.isEmpty else {
+            // In file order; command-line problems last.
+            let ordered = problems.enumerated().sorted { a, b in
+                (a.element.line ?? .max, a.offset) < (b.element.line ?? .max, b.offset)
+            }
+            throw SchedulerError.invalidManifest(ordered.map(\.element))
+        }
         return Pipeline(manifest: manifest, stages: order.compactMap { stages[$0] })
     }
 
