@@ -163,7 +163,11 @@ public struct Validator {
                 continue
             }
             let isPath = kind.inputPaths.contains(option.key) || kind.outputPaths.contains(option.key)
-            func resolved(_ value: String) -> String { isPath ? manifest.resolve(value) : value }
+            // Paths in the manifest are relative to it; paths given with --set, to the current directory.
+            func resolved(_ value: String) -> String {
+                guard isPath else { return value }
+                return parameter.line == nil ? URL(fileURLWithPath: value).standardized.path : manifest.resolve(value)
+            }
             var values: [String]
             switch (option.kind, parameter.value) {
             case (.flag, .scalar(_, let bool?)):

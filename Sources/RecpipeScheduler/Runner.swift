@@ -333,7 +333,7 @@ public final class Runner: @unchecked Sendable {
         if let status { metadata["exit_status"] = "\(status)" }
         if child.attempt <= stage.policy.retries {
             let delay = stage.policy.retryBackoff * pow(2, Double(child.attempt - 1))
-            metadata["retry_in"] = "\(String(format: "%.0f", delay))s"
+            metadata["retry_in"] = "\(String(format: "%g", delay))s"
             logger.warning("stage failed, will retry", metadata: metadata)
             return .ready(child.decision, child.fingerprint, attempt: child.attempt + 1, notBefore: Clock.monotonic() + delay)
         }

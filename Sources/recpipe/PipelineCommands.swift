@@ -131,6 +131,12 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
         ])
         stopOrphans(of: stale.id, history: history, logger: logger)
     }
+    // Children inherit ignored and blocked signals: a stage past its timeout must stop on SIGTERM.
+    signal(SIGTERM, SIG_DFL)
+    var terminate = sigset_t()
+    sigemptyset(&terminate)
+    sigaddset(&terminate, SIGTERM)
+    sigprocmask(SIG_UNBLOCK, &terminate, nil)
     var options = RunOptions(selection: selection, executable: recpipeExecutable)
     options.force = force
     options.jobs = execution.jobCount

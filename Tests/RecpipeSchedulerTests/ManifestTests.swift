@@ -184,6 +184,8 @@ import Testing
         #expect(suggestion(for: "epoch", among: ["epochs", "seed"]) == "epochs")
         #expect(suggestion(for: "trian", among: StageKind.all.map(\.name)) == "train")
         #expect(suggestion(for: "completely_different", among: ["epochs", "seed"]) == nil)
+        #expect(suggestion(for: "vae", among: ["multvae", "ease"]) == nil)
         #expect(editDistance("kitten", "sitting") == 3 && editDistance("", "abc") == 3 && editDistance("abc", "") == 3)
+        #expect(editDistance("trian", "train") == 1 && editDistance("ingets", "ingest") == 1)
     }
 }
