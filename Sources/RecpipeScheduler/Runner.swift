@@ -16,12 +16,18 @@ public struct RunOptions: Sendable {
     public var childOptions: [String] = []
     /// Seconds between SIGTERM and SIGKILL for a stage past its timeout.
     public var killGrace: Double = 10
-    /// Where each of a child's stderr lines goes (they are already log lines); stderr by default.
-    public var relayLog: @Sendable (String) -> Void = { line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    /// Where each of a child's stderr lines (already log lines) goes, with the pipeline run
+    /// and the stage's name to add to it; unchanged to stderr by default.
+    public var relayLog: @Sendable (_ line: String, _ run: Int64, _ stage: String) -> Void = { line, _, _ in
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
     /// Where each of a child's stdout lines goes, prefixed with the stage name; stdout by default.
     public var relayOutput: @Sendable (String) -> Void = { line in print(line) }
-    /// Progress lines (on a terminal only); nil for none.
-    public var progress: (@Sendable (String) -> Void)?
+    /// Polled about once a second: a signal number when the run must stop (SIGINT, SIGTERM).
+    /// Running stages are then sent SIGTERM and recorded as failed; nothing new starts.
+    public var interruption: @Sendable () -> Int32? = { nil }
+    /// Told when a stage starts an attempt and when it is done (for a progress display).
+    public var observer: (@Sendable (RunEvent) -> Void)?
 
     public init(selection: [String], executable: String) {
         self.selection = selection
@@ -29,11 +35,18 @@ public struct RunOptions: Sendable {
     }
 }
 
+/// A stage starting an attempt, or done (succeeded, failed, skipped, blocked).
+public enum RunEvent: Sendable {
+    case started(PipelineStage, attempt: Int)
+    case done(StageOutcome)
+}
+
 /// What happened to each stage in a run.
 public struct StageOutcome: Sendable, Codable, Equatable {
     public var stage: String
     public var kind: String
-    /// `succeeded`, `failed`, `skipped`, `blocked`, or `not selected`.
+    /// `succeeded`, `failed`, `skipped`, `blocked`, `not run` (the run was interrupted first),
+    /// or `not selected`.
     public var status: String
     public var attempts: Int
     public var seconds: Double
@@ -46,6 +59,8 @@ public struct RunResult: Sendable, Codable, Equatable {
     public var status: String
     public var seconds: Double
     public var stages: [StageOutcome]
+    /// The signal that stopped the run, if one did.
+    public var interruptedBy: Int32?
 
     public var succeeded: Bool { status == "succeeded" }
 }
@@ -91,6 +106,7 @@ public final class Runner: @unchecked Sendable {
         for stage in pipeline.stages where options.selection.contains(stage.name) { states[stage.name] = .waiting }
         let selected = pipeline.stages.filter { states[$0.name] != nil }
         var failure: Error?
+        var interrupted: Int32?
 
         func finished(_ name: String) -> StageOutcome? {
             if case .done(let outcome, _)? = states[name] { return outcome }
@@ -101,19 +117,39 @@ public final class Runner: @unchecked Sendable {
             return try history.lastSuccess(pipeline: pipeline.name, stage: name)?.output ?? "never"
         }
 
+        func runningChildren() -> [Child] {
+            selected.compactMap { stage -> Child? in
+                if case .running(let child)? = states[stage.name] { return child }
+                return nil
+            }
+        }
+        func setState(_ name: String, _ state: State) {
+            states[name] = state
+            if case .done(let outcome, _) = state { options.observer?(.done(outcome)) }
+        }
+
         while selected.contains(where: { finished($0.name) == nil }) {
             do {
+                if interrupted == nil, let signal = options.interruption() {
+                    interrupted = signal
+                    logger.warning("interrupted, stopping the running stages", metadata: ["signal": "\(signal)"])
+                    for child in runningChildren() where child.process.isRunning {
+                        child.termSentAt = Clock.monotonic()
+                        child.process.terminate()
+                    }
+                }
+                if interrupted != nil && runningChildren().isEmpty { break }
                 // Decide every stage whose needs are done.
                 var decided = false
-                for stage in selected {
+                for stage in selected where interrupted == nil {
                     guard case .waiting? = states[stage.name] else { continue }
                     let needs = stage.needs.filter { states[$0] != nil }
                     if let bad = needs.first(where: { ["failed", "blocked"].contains(finished($0)?.status ?? "") }) {
                         let reason = "\(bad) \(finished(bad)!.status == "failed" ? "failed" : "did not run")"
                         try history.record(run: runID, stage: stage, status: "blocked", reason: reason, fingerprint: nil, output: nil)
                         logger.warning("stage blocked", metadata: ["stage": "\(stage.name)", "reason": "\(reason)"])
-                        states[stage.name] = .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "blocked", attempts: 0,
-                                                                seconds: 0, reason: reason), output: nil)
+                        setState(stage.name, .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "blocked", attempts: 0,
+                                                                seconds: 0, reason: reason), output: nil))
                         decided = true
                         continue
                     }
@@ -130,23 +166,21 @@ public final class Runner: @unchecked Sendable {
                         try history.record(run: runID, stage: stage, status: "skipped", reason: decision.reason, fingerprint: print,
                                            output: last?.output)
                         logger.info("stage skipped", metadata: ["stage": "\(stage.name)", "reason": "\(decision.reason)"])
-                        states[stage.name] = .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "skipped", attempts: 0,
-                                                                seconds: 0, reason: decision.reason), output: last?.output)
+                        setState(stage.name, .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "skipped", attempts: 0,
+                                                                seconds: 0, reason: decision.reason), output: last?.output))
                     }
                 }
                 // Start what may start: within the bound, touching no table a running stage writes
                 // or reads while it writes.
-                var running = selected.compactMap { stage -> Child? in
-                    if case .running(let child)? = states[stage.name] { return child }
-                    return nil
-                }
+                var running = runningChildren()
                 let now = Clock.monotonic()
-                for stage in selected {
+                for stage in selected where interrupted == nil {
                     guard case .ready(let decision, let print, let attempt, let notBefore)? = states[stage.name], notBefore <= now,
                           running.count < max(1, options.jobs), !running.contains(where: { $0.stage.kind.conflicts(with: stage.kind) })
                     else { continue }
                     let child = try launch(stage, run: runID, attempt: attempt, decision: decision, fingerprint: print, mailbox: mailbox)
                     states[stage.name] = .running(child)
+                    options.observer?(.started(stage, attempt: attempt))
                     running.append(child)
                 }
                 // Wait for a stage to end, a retry to come due or a timeout to pass; go round
@@ -155,7 +189,7 @@ public final class Runner: @unchecked Sendable {
                 for case .ready(_, _, _, let notBefore) in states.values where notBefore > 0 { wake = min(wake, notBefore) }
                 for id in mailbox.wait(until: Date(timeIntervalSinceNow: max(0, wake - Clock.monotonic()))) {
                     guard let child = running.first(where: { $0.attemptID == id }) else { continue }
-                    states[child.stage.name] = try complete(child, run: runID)
+                    setState(child.stage.name, try complete(child, run: runID, interrupted: interrupted))
                 }
                 enforceTimeouts(running)
             } catch {
@@ -167,13 +201,13 @@ public final class Runner: @unchecked Sendable {
         }
 
         let outcomes = pipeline.stages.map { stage -> StageOutcome in
-            finished(stage.name) ?? StageOutcome(stage: stage.name, kind: stage.kind.name, status: "not selected", attempts: 0,
-                                                 seconds: 0, reason: "")
+            finished(stage.name) ?? StageOutcome(stage: stage.name, kind: stage.kind.name, status: states[stage.name] == nil ? "not selected" : "not run",
+                                                 attempts: 0, seconds: 0, reason: "")
         }
-        let failed = failure != nil || outcomes.contains { $0.status == "failed" || $0.status == "blocked" }
+        let failed = failure != nil || interrupted != nil || outcomes.contains { $0.status == "failed" || $0.status == "blocked" }
         let seconds = Clock.monotonic() - started
         try? history.finish(run: runID, status: failed ? "failed" : "succeeded", seconds: seconds,
-                            error: failure.map { $0.localizedDescription }
+                            error: failure.map { $0.localizedDescription } ?? interrupted.map { "interrupted by signal \($0)" }
                                 ?? outcomes.first { $0.status == "failed" }.map { "\($0.stage): \($0.error ?? "failed")" })
         if let failure { throw failure }
         logger.info(failed ? "pipeline run failed" : "pipeline run finished", metadata: [
@@ -182,7 +216,8 @@ public final class Runner: @unchecked Sendable {
             "skipped": "\(outcomes.filter { $0.status == "skipped" }.count)",
             "failed": "\(outcomes.filter { $0.status == "failed" }.count)",
         ])
-        return RunResult(pipelineRunID: runID, status: failed ? "failed" : "succeeded", seconds: seconds, stages: outcomes)
+        return RunResult(pipelineRunID: runID, status: failed ? "failed" : "succeeded", seconds: seconds, stages: outcomes,
+                         interruptedBy: interrupted)
     }
 
     // MARK: Child processes
@@ -258,11 +293,10 @@ public final class Runner: @unchecked Sendable {
         process.standardOutput = output
         process.standardInput = FileHandle.nullDevice
         process.terminationHandler = { _ in mailbox.post(id) }
-        let suffix = " pipeline_run=\(run) pipeline_stage=\(StderrFormat.quoted(stage.name))"
         let relayLog = options.relayLog, relayOutput = options.relayOutput
         read(errors, into: child) { line in
             if let error = line.range(of: " error ") { child.lastError = String(line[error.upperBound...]) }
-            relayLog(line + suffix)
+            relayLog(line, run, stage.name)
         }
         read(output, into: child) { line in relayOutput("\(stage.name) | \(line)") }
         do {
@@ -301,7 +335,7 @@ public final class Runner: @unchecked Sendable {
     }
 
     /// Records an ended attempt; schedules a retry or marks the stage done.
-    private func complete(_ child: Child, run: Int64) throws -> State {
+    private func complete(_ child: Child, run: Int64, interrupted: Int32?) throws -> State {
         _ = child.readers.wait(timeout: .now() + 5)
         let process = child.process, stage = child.stage
         let seconds = Clock.monotonic() - child.started
@@ -310,7 +344,9 @@ public final class Runner: @unchecked Sendable {
         let succeeded = status == 0
         var error: String?
         if !succeeded {
-            if let limit = stage.policy.timeout, child.termSentAt != nil {
+            if let interrupted {
+                error = "stopped: the scheduler was interrupted by signal \(interrupted)"
+            } else if let limit = stage.policy.timeout, child.termSentAt != nil {
                 error = "timed out after \(Int(limit)) s"
             } else if let signal {
                 error = "killed by signal \(signal)\(signal == SIGKILL ? " (SIGKILL)" : signal == SIGTERM ? " (SIGTERM)" : signal == SIGSEGV ? " (SIGSEGV)" : "")"
@@ -331,7 +367,7 @@ public final class Runner: @unchecked Sendable {
         }
         metadata["error"] = "\(error!)"
         if let status { metadata["exit_status"] = "\(status)" }
-        if child.attempt <= stage.policy.retries {
+        if child.attempt <= stage.policy.retries && interrupted == nil {
             let delay = stage.policy.retryBackoff * pow(2, Double(child.attempt - 1))
             metadata["retry_in"] = "\(String(format: "%g", delay))s"
             logger.warning("stage failed, will retry", metadata: metadata)
@@ -342,29 +378,21 @@ public final class Runner: @unchecked Sendable {
                                   seconds: seconds, reason: child.decision.reason, error: error), output: nil)
     }
 
-    /// Sends SIGTERM to stages past their timeout, SIGKILL to those still there after the grace period.
+    /// Sends SIGTERM to stages past their timeout, and SIGKILL to stages still there after the
+    /// grace period that follows a SIGTERM (for a timeout or an interruption).
     private func enforceTimeouts(_ running: [Child]) {
         let now = Clock.monotonic()
         for child in running where child.process.isRunning {
-            guard let limit = child.stage.policy.timeout, now - child.started > limit else { continue }
             if let sent = child.termSentAt {
                 if !child.killed && now - sent > options.killGrace {
                     kill(child.process.processIdentifier, SIGKILL)
                     child.killed = true
                 }
-            } else {
+            } else if let limit = child.stage.policy.timeout, now - child.started > limit {
                 logger.warning("stage timed out, stopping it", metadata: ["stage": "\(child.stage.name)", "timeout": "\(limit)s"])
                 child.termSentAt = now
                 child.process.terminate()
             }
         }
-    }
-}
-
-/// The quoting of `key=value` pairs in log lines.
-enum StderrFormat {
-    static func quoted(_ value: String) -> String {
-        value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) || value.isEmpty
-            ? "\"" + value.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : value
     }
 }

@@ -131,17 +131,25 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
         ])
         stopOrphans(of: stale.id, history: history, logger: logger)
     }
-    // Children inherit ignored and blocked signals: a stage past its timeout must stop on SIGTERM.
-    signal(SIGTERM, SIG_DFL)
-    var terminate = sigset_t()
-    sigemptyset(&terminate)
-    sigaddset(&terminate, SIGTERM)
-    sigprocmask(SIG_UNBLOCK, &terminate, nil)
+    // SIGINT and SIGTERM stop the run: its stages are stopped and recorded, then it exits. A
+    // caught signal is back to its default in the children (an ignored or blocked one would be
+    // inherited, and a stage past its timeout must stop on SIGTERM).
+    signal(SIGINT) { receivedSignal = $0 }
+    signal(SIGTERM) { receivedSignal = $0 }
+    var stops = sigset_t()
+    sigemptyset(&stops)
+    sigaddset(&stops, SIGTERM)
+    sigaddset(&stops, SIGINT)
+    sigprocmask(SIG_UNBLOCK, &stops, nil)
     var options = RunOptions(selection: selection, executable: recpipeExecutable)
     options.force = force
     options.jobs = execution.jobCount
     options.retryOf = retryOf
     options.childOptions = logging.quiet ? ["--quiet"] : logging.verbose ? ["--verbose"] : []
+    options.relayLog = { line, run, stage in
+        FileHandle.standardError.write(Data("\(line) pipeline_run=\(run) pipeline_stage=\(StderrLogHandler.quoted(stage))\n".utf8))
+    }
+    options.interruption = { receivedSignal == 0 ? nil : receivedSignal }
     if execution.json { options.relayOutput = { _ in } }
     let result = try Runner(pipeline: pipeline, store: store, options: options, logger: logger).run()
     if let metrics = execution.metrics {
@@ -155,8 +163,12 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
         })
         print("pipeline run \(result.pipelineRunID): \(result.status) in \(String(format: "%.1f", result.seconds)) s")
     }
+    if let signal = result.interruptedBy { throw ExitCode(128 + signal) }
     if !result.succeeded { throw ExitCode(1) }
 }
+
+/// The last SIGINT or SIGTERM the scheduler received (0: none), set by its signal handler.
+nonisolated(unsafe) var receivedSignal: Int32 = 0
 
 /// Stops stage processes a killed scheduler left running (checked to be this recpipe), so the
 /// new run does not write the same tables at the same time.

@@ -23,8 +23,7 @@ func startRecpipe(_ arguments: [String], in dir: String, environment: [String: S
     process.currentDirectoryURL = URL(fileURLWithPath: dir)
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let name = UUID().uuidString
-    FileManager.default.createFile(atPath: "\(dir)/\(name).out", contents: nil)
-    FileManager.default.createFile(atPath: "\(dir)/\(name).err", contents: nil)
+    for file in ["\(dir)/\(name).out", "\(dir)/\(name).err"] { _ = FileManager.default.createFile(atPath: file, contents: nil) }
     process.standardOutput = FileHandle(forWritingAtPath: "\(dir)/\(name).out")
     process.standardError = FileHandle(forWritingAtPath: "\(dir)/\(name).err")
     try process.run()
@@ -197,7 +196,7 @@ let slowManifest = """
         let scheduler = try startRecpipe(["run", "slow.yaml"], in: dir)
         let db = try DatabaseQueue(path: dir + "/recs.sqlite")  // created by now or soon; reads wait for it
         var pid: Int32?
-        #expect(try eventually {
+        #expect(eventually {
             pid = try? db.read { try Int32.fetchOne($0, sql: "SELECT pid FROM pipeline_stage_runs WHERE stage = 'train' AND status = 'running'") }
             return pid != nil
         })
@@ -228,6 +227,33 @@ let slowManifest = """
         #expect(again.status == 0 && again.stdout.contains("pipeline run 2 succeeded; nothing to retry"))
     }
 
+    /// SIGTERM (or SIGINT) to the scheduler stops its running stage, records it, and exits
+    /// with 128 + the signal; the stages not reached are left for `retry`.
+    @Test func terminatedSchedulerStopsItsStagesAndRecordsThem() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try slowManifest.write(toFile: dir + "/slow.yaml", atomically: true, encoding: .utf8)
+        let scheduler = try startRecpipe(["run", "slow.yaml"], in: dir)
+        let db = try DatabaseQueue(path: dir + "/recs.sqlite")
+        var pid: Int32?
+        #expect(eventually {
+            pid = try? db.read { try Int32.fetchOne($0, sql: "SELECT pid FROM pipeline_stage_runs WHERE stage = 'train' AND status = 'running'") }
+            return pid != nil
+        })
+        kill(scheduler.processIdentifier, SIGTERM)
+        scheduler.waitUntilExit()
+        #expect(scheduler.terminationStatus == 128 + SIGTERM)
+        #expect(kill(pid!, 0) != 0)  // the scheduler waited for it
+        try db.read { db throws in
+            #expect(try String.fetchOne(db, sql: "SELECT status || ': ' || error FROM pipeline_stage_runs WHERE stage = 'train'")
+                    == "failed: stopped: the scheduler was interrupted by signal 15")
+            #expect(try String.fetchOne(db, sql: "SELECT count(*) FROM pipeline_stage_runs WHERE stage = 'score'") == "0")
+            #expect(try String.fetchOne(db, sql: "SELECT status || ': ' || error FROM pipeline_runs") == "failed: interrupted by signal 15")
+        }
+        let output = try String(contentsOfFile: scheduler.outputFile, encoding: .utf8)
+        #expect(output.contains("pipeline run 1: failed") && output.split(separator: "\n").contains { $0.hasPrefix("score") && $0.contains("not run") })
+    }
+
     /// One run at a time per database: a second run exits with 75 at once; a run with --wait
     /// gets the lock when the first is killed, takes it over and stops the stage it left.
     @Test func lockContentionBetweenProcesses() throws {
@@ -237,7 +263,7 @@ let slowManifest = """
         let first = try startRecpipe(["run", "slow.yaml"], in: dir)
         let db = try DatabaseQueue(path: dir + "/recs.sqlite")
         var orphan: Int32?
-        #expect(try eventually {
+        #expect(eventually {
             orphan = try? db.read { try Int32.fetchOne($0, sql: "SELECT pid FROM pipeline_stage_runs WHERE stage = 'train' AND status = 'running'") }
             return orphan != nil
         })
@@ -245,7 +271,7 @@ let slowManifest = """
         #expect(second.status == 75)
         #expect(second.stderr.contains("recs.sqlite.lock: another run holds the lock (pid \(first.processIdentifier) on "), "\(second.stderr)")
         let waiting = try startRecpipe(["run", "slow.yaml", "--until", "clean", "--wait"], in: dir)
-        #expect(try eventually { (try String(contentsOfFile: waiting.errorFile, encoding: .utf8)).contains("waiting for the lock") })
+        #expect(eventually { ((try? String(contentsOfFile: waiting.errorFile, encoding: .utf8)) ?? "").contains("waiting for the lock") })
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         waiting.waitUntilExit()
@@ -288,7 +314,8 @@ let slowManifest = """
             let flaky = try Row.fetchAll(db, sql: "SELECT attempt, status, exit_status, error FROM pipeline_stage_runs WHERE stage = 'flaky' ORDER BY id")
             #expect(flaky.map { $0["attempt"] as Int } == [1, 2, 3])
             #expect(flaky.allSatisfy { $0["status"] == "failed" && $0["exit_status"] == 66 })
-            #expect((flaky.last?["error"] as String? ?? "").contains("missing.csv: cannot read"))
+            let lastError: String = flaky.last?["error"] ?? ""
+            #expect(lastError.contains("missing.csv: cannot read"))
             #expect(try String.fetchOne(db, sql: "SELECT status || ': ' || error FROM pipeline_stage_runs WHERE stage = 'slow'")
                     == "failed: timed out after 1 s")
             #expect(try String.fetchOne(db, sql: "SELECT status FROM pipeline_stage_runs WHERE stage = 'after'") == "blocked")
