@@ -46,10 +46,10 @@ public struct PipelineStage: Sendable {
     /// Absolute paths of the files it writes.
     public let outputPaths: [String]
 
-    /// The full command line after the binary, for `database`.
-    public func commandLine(database: String) -> [String] {
-        guard takesDatabase else { return arguments }
-        return [arguments[0], "--db", database] + arguments.dropFirst()
+    /// The full command line after the binary, for `database`, with `options` (such as
+    /// `--quiet`) before the stage's own.
+    public func commandLine(database: String, options: [String] = []) -> [String] {
+        [arguments[0]] + (takesDatabase ? ["--db", database] : []) + options + arguments.dropFirst()
     }
 }
 

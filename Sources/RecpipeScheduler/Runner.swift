@@ -281,7 +281,7 @@ public final class Runner: @unchecked Sendable {
         let child = Child(stage: stage, attemptID: id, attempt: attempt, decision: decision, fingerprint: fingerprint, stageRunsAfter: after)
         let process = child.process
         process.executableURL = URL(fileURLWithPath: options.executable)
-        process.arguments = stage.commandLine(database: pipeline.database) + options.childOptions
+        process.arguments = stage.commandLine(database: pipeline.database, options: options.childOptions)
         var environment = ProcessInfo.processInfo.environment
         environment["RECPIPE_PIPELINE"] = pipeline.name
         environment["RECPIPE_PIPELINE_RUN"] = "\(run)"

@@ -16,6 +16,8 @@ public struct CommandSpec: Sendable, Equatable {
         public let isRequired: Bool
         /// The accepted values, when the command lists them (enumerations).
         public let allowedValues: [String]?
+        /// The default, as the command's help prints it.
+        public var defaultValue: String?
     }
 
     public let command: String
@@ -43,6 +45,7 @@ public struct CommandSpec: Sendable, Equatable {
             var isOptional: Bool
             var isRepeating: Bool
             var allValues: [String]?
+            var defaultValue: String?
         }
         struct Command: Decodable { var arguments: [Argument]? }
         struct ToolInfo: Decodable { var command: Command }
@@ -60,7 +63,7 @@ public struct CommandSpec: Sendable, Equatable {
                 spelling: argument.kind == .positional ? "" : "--" + name,
                 kind: argument.kind, isRepeating: argument.isRepeating,
                 isRequired: !argument.isOptional && argument.kind != .flag,
-                allowedValues: argument.allValues))
+                allowedValues: argument.allValues, defaultValue: argument.defaultValue))
         }
         self.init(command: command, options: options, takesDatabase: takesDatabase)
     }

@@ -117,6 +117,10 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 /// Takes the lock, runs, writes metrics, prints the outcome; shared by `run` and `retry`.
 func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, retryOf: Int64?, execution: ExecutionOptions,
                      logging: LoggingOptions, logger: Logger) throws {
+    // On a terminal, a status line stays under the log lines.
+    let status = isatty(STDERR_FILENO) == 1 ? TerminalStatus(RunProgress(total: selection.count, epochs: plannedEpochs(pipeline))) : nil
+    defer { status?.stop() }
+    let logger = status.map { status in logging.makeLogger(sink: { status.write($0) }) } ?? logger
     let store = try openStore(pipeline, logger: logger)
     let holder = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName), pipeline \(pipeline.name), since \(Clock.isoNow())"
     let lock = try RunLock(database: pipeline.database, holder: holder, wait: execution.wait, logger: logger)
@@ -147,11 +151,23 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     options.retryOf = retryOf
     options.childOptions = logging.quiet ? ["--quiet"] : logging.verbose ? ["--verbose"] : []
     options.relayLog = { line, run, stage in
-        FileHandle.standardError.write(Data("\(line) pipeline_run=\(run) pipeline_stage=\(StderrLogHandler.quoted(stage))\n".utf8))
+        let relayed = "\(line) pipeline_run=\(run) pipeline_stage=\(StderrLogHandler.quoted(stage))"
+        if let status {
+            status.progress.logLine(line, stage: stage)
+            status.write(relayed)
+        } else {
+            FileHandle.standardError.write(Data((relayed + "\n").utf8))
+        }
     }
+    if let status { options.observer = { event in status.progress.handle(event) } }
     options.interruption = { receivedSignal == 0 ? nil : receivedSignal }
-    if execution.json { options.relayOutput = { _ in } }
+    if execution.json {
+        options.relayOutput = { _ in }
+    } else if let status {
+        options.relayOutput = { line in status.write(nil, output: line) }
+    }
     let result = try Runner(pipeline: pipeline, store: store, options: options, logger: logger).run()
+    status?.stop()
     if let metrics = execution.metrics {
         try PrometheusTextfile.write(result, pipeline: pipeline, store: store, to: metrics)
     }
@@ -169,6 +185,64 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
 
 /// The last SIGINT or SIGTERM the scheduler received (0: none), set by its signal handler.
 nonisolated(unsafe) var receivedSignal: Int32 = 0
+
+/// Each stage's planned epochs, for the progress line: its `epochs` parameter, or the default
+/// of its command's `--epochs`.
+func plannedEpochs(_ pipeline: Pipeline) -> [String: Int] {
+    var epochs: [String: Int] = [:]
+    for stage in pipeline.stages {
+        if case .text(let value)? = stage.parameters["epochs"] {
+            epochs[stage.name] = Int(value)
+        } else if let value = ArgumentParserCommands().spec(for: stage.kind.name)?.option("epochs")?.defaultValue {
+            epochs[stage.name] = Int(value)
+        }
+    }
+    return epochs
+}
+
+/// The progress line at the bottom of a terminal: log lines are written above it, and it is
+/// redrawn after each and once a second.
+final class TerminalStatus: @unchecked Sendable {
+    let progress: RunProgress
+    private let lock = NSLock()
+    private var stopped = false
+
+    init(_ progress: RunProgress) {
+        self.progress = progress
+        Thread.detachNewThread { [self] in
+            while lock.withLock({ !stopped }) {
+                sleep(1)
+                write(nil)
+            }
+        }
+    }
+
+    /// Writes a log line to stderr, or an output line to stdout (or nothing), and redraws the
+    /// status line under it.
+    func write(_ line: String?, output: String? = nil) {
+        lock.withLock {
+            guard !stopped else {
+                if let line { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+                if let output { FileHandle.standardOutput.write(Data((output + "\n").utf8)) }
+                return
+            }
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if let line { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+            if let output { FileHandle.standardOutput.write(Data((output + "\n").utf8)) }
+            var size = winsize()
+            let columns = ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 100
+            FileHandle.standardError.write(Data(progress.render(width: columns).utf8))
+        }
+    }
+
+    func stop() {
+        lock.withLock {
+            guard !stopped else { return }
+            stopped = true
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        }
+    }
+}
 
 /// Stops stage processes a killed scheduler left running (checked to be this recpipe), so the
 /// new run does not write the same tables at the same time.

@@ -52,8 +52,8 @@ struct LoggingOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log warnings and errors only.")
     var quiet = false
 
-    func makeLogger(label: String = "recpipe") -> Logger {
-        var logger = Logger(label: label) { _ in StderrLogHandler() }
+    func makeLogger(label: String = "recpipe", sink: (@Sendable (String) -> Void)? = nil) -> Logger {
+        var logger = Logger(label: label) { _ in StderrLogHandler(sink: sink) }
         logger.logLevel = verbose ? .debug : quiet ? .warning : .info
         return logger
     }

@@ -82,7 +82,8 @@ let slowManifest = """
         #expect(plan.status == 0, "\(plan.stderr)")
         #expect(plan.stdout.split(separator: "\n").dropFirst().allSatisfy { $0.contains(" run ") && $0.hasSuffix("never run") })
 
-        let first = try recpipe(["run", manifest, "--metrics", "\(dir)/recpipe.prom"] + small, in: dir, environment: environment)
+        // --verbose goes to every stage too (before ingest's list of files).
+        let first = try recpipe(["run", manifest, "--verbose", "--metrics", "\(dir)/recpipe.prom"] + small, in: dir, environment: environment)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("pipeline run 1: succeeded"))
         // Every stage's output and log lines come through, marked with the stage.

@@ -194,3 +194,25 @@ import RecpipeStore
         #expect(StageKind.all.map(\.name) == ["ingest", "clean", "augment", "train", "score", "evaluate", "feedback", "report", "synth"])
     }
 }
+
+@Suite struct ProgressTests {
+    @Test func statusLineCountsStagesAndEstimatesEpochs() throws {
+        let p = try pipeline("""
+            name: progress
+            database: p.sqlite
+            stages:
+              clean: { uses: clean }
+              train: { uses: train, needs: [clean], with: { epochs: 40 } }
+            """)
+        let progress = RunProgress(total: 2, epochs: ["train": 40])
+        let clean = try #require(p.stage("clean")), train = try #require(p.stage("train"))
+        progress.handle(.started(clean, attempt: 1), now: 0)
+        #expect(progress.render(now: 3) == "[0/2 done] clean 0:03")
+        progress.handle(.done(StageOutcome(stage: "clean", kind: "clean", status: "succeeded", attempts: 1, seconds: 3, reason: "")), now: 3)
+        progress.handle(.started(train, attempt: 1), now: 10)
+        progress.logLine("2026-01-01T00:00:00Z info epoch finished beta=0.1 epoch=10 loss=1.0 run=3 stage=train", stage: "train")
+        progress.logLine("2026-01-01T00:00:00Z info epoch finished epoch=x", stage: "train")
+        #expect(progress.render(now: 30) == "[1/2 done] train 0:20 [#####...............] epoch 10/40, ETA 1:00")
+        #expect(progress.render(now: 30, width: 20) == "[1/2 done] train 0:")
+    }
+}
