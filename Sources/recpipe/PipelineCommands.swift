@@ -41,6 +41,17 @@ struct ManifestOptions: ParsableArguments {
         let manifest = try ManifestParser().load(self.manifest, overrides: overrides)
         return try Validator(commands: ArgumentParserCommands()).validate(manifest)
     }
+
+    /// The pipeline, its history, and what a run of `selection` (all stages when nil) would do.
+    func plan(selection: Selection?, forced: Bool, logger: Logger) throws
+        -> (pipeline: Pipeline, history: RunHistory, plan: [(stage: PipelineStage, decision: Decision?)]) {
+        let pipeline = try load()
+        let stages = try selection?.stages(in: pipeline) ?? pipeline.stages.map(\.name)
+        let history = RunHistory(store: try openStore(pipeline, logger: logger))
+        let plan = try Planner.plan(pipeline, history: history, selection: stages, forced: forced,
+                                    code: CodeVersion.of(executable: recpipeExecutable))
+        return (pipeline, history, plan)
+    }
 }
 
 struct SelectionOptions: ParsableArguments {
@@ -326,11 +337,7 @@ struct Plan: ParsableCommand {
     func run() throws {
         let logger = manifest.logging.makeLogger()
         try runScheduling(logger) {
-            let pipeline = try manifest.load()
-            let selection = try select.selection.stages(in: pipeline)
-            let history = RunHistory(store: try openStore(pipeline, logger: logger))
-            let plan = try Planner.plan(pipeline, history: history, selection: selection, forced: select.force,
-                                        code: CodeVersion.of(executable: recpipeExecutable))
+            let (pipeline, _, plan) = try manifest.plan(selection: select.selection, forced: select.force, logger: logger)
             struct Entry: Encodable { var stage: String; var kind: String; var action: String; var reason: String; var command: [String] }
             let entries = plan.map { stage, decision in
                 Entry(stage: stage.name, kind: stage.kind.name, action: decision.map { $0.run ? "run" : "skip" } ?? "not selected",
@@ -356,10 +363,7 @@ struct Status: ParsableCommand {
     func run() throws {
         let logger = manifest.logging.makeLogger()
         try runScheduling(logger) {
-            let pipeline = try manifest.load()
-            let history = RunHistory(store: try openStore(pipeline, logger: logger))
-            let plan = try Planner.plan(pipeline, history: history, selection: pipeline.stages.map(\.name), forced: false,
-                                        code: CodeVersion.of(executable: recpipeExecutable))
+            let (pipeline, history, plan) = try manifest.plan(selection: nil, forced: false, logger: logger)
             struct Entry: Encodable {
                 var stage: String; var kind: String; var last: StageAttemptRecord?; var upToDate: Bool; var reason: String
             }

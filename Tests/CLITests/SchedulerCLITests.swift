@@ -65,6 +65,20 @@ let slowManifest = """
       score:  { uses: score, needs: [train], with: { k: 10 } }
     """
 
+/// Starts `recpipe run slow.yaml` in `dir` and waits until its train stage runs; returns the
+/// scheduler, the database and the train stage's process id.
+func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQueue, train: Int32) {
+    try slowManifest.write(toFile: dir + "/slow.yaml", atomically: true, encoding: .utf8)
+    let scheduler = try startRecpipe(["run", "slow.yaml"], in: dir)
+    let db = try DatabaseQueue(path: dir + "/recs.sqlite")
+    var pid: Int32?
+    _ = eventually {
+        pid = try? db.read { try Int32.fetchOne($0, sql: "SELECT pid FROM pipeline_stage_runs WHERE stage = 'train' AND status = 'running'") }
+        return pid != nil
+    }
+    return (scheduler, db, try #require(pid, "the train stage did not start"))
+}
+
 @Suite(.serialized) struct SchedulerCLITests {
     /// The demo manifest end to end, at a small size: every stage runs, a second run skips
     /// them all, a changed parameter reruns the stage and what depends on it.
@@ -193,16 +207,9 @@ let slowManifest = """
     @Test func killedStageThenRetryFinishesTheRun() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try slowManifest.write(toFile: dir + "/slow.yaml", atomically: true, encoding: .utf8)
-        let scheduler = try startRecpipe(["run", "slow.yaml"], in: dir)
-        let db = try DatabaseQueue(path: dir + "/recs.sqlite")  // created by now or soon; reads wait for it
-        var pid: Int32?
-        #expect(eventually {
-            pid = try? db.read { try Int32.fetchOne($0, sql: "SELECT pid FROM pipeline_stage_runs WHERE stage = 'train' AND status = 'running'") }
-            return pid != nil
-        })
+        let (scheduler, db, train) = try startSlowRun(in: dir)
         usleep(300_000)
-        kill(pid!, SIGKILL)
+        kill(train, SIGKILL)
         scheduler.waitUntilExit()
         #expect(scheduler.terminationStatus == 1)
         try db.read { db throws in
@@ -233,18 +240,11 @@ let slowManifest = """
     @Test func terminatedSchedulerStopsItsStagesAndRecordsThem() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try slowManifest.write(toFile: dir + "/slow.yaml", atomically: true, encoding: .utf8)
-        let scheduler = try startRecpipe(["run", "slow.yaml"], in: dir)
-        let db = try DatabaseQueue(path: dir + "/recs.sqlite")
-        var pid: Int32?
-        #expect(eventually {
-            pid = try? db.read { try Int32.fetchOne($0, sql: "SELECT pid FROM pipeline_stage_runs WHERE stage = 'train' AND status = 'running'") }
-            return pid != nil
-        })
+        let (scheduler, db, train) = try startSlowRun(in: dir)
         kill(scheduler.processIdentifier, SIGTERM)
         scheduler.waitUntilExit()
         #expect(scheduler.terminationStatus == 128 + SIGTERM)
-        #expect(kill(pid!, 0) != 0)  // the scheduler waited for it
+        #expect(kill(train, 0) != 0)  // the scheduler waited for it
         try db.read { db throws in
             #expect(try String.fetchOne(db, sql: "SELECT status || ': ' || error FROM pipeline_stage_runs WHERE stage = 'train'")
                     == "failed: stopped: the scheduler was interrupted by signal 15")
@@ -260,14 +260,7 @@ let slowManifest = """
     @Test func lockContentionBetweenProcesses() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try slowManifest.write(toFile: dir + "/slow.yaml", atomically: true, encoding: .utf8)
-        let first = try startRecpipe(["run", "slow.yaml"], in: dir)
-        let db = try DatabaseQueue(path: dir + "/recs.sqlite")
-        var orphan: Int32?
-        #expect(eventually {
-            orphan = try? db.read { try Int32.fetchOne($0, sql: "SELECT pid FROM pipeline_stage_runs WHERE stage = 'train' AND status = 'running'") }
-            return orphan != nil
-        })
+        let (first, db, orphan) = try startSlowRun(in: dir)
         let second = try recpipe(["run", "slow.yaml"], in: dir)
         #expect(second.status == 75)
         #expect(second.stderr.contains("recs.sqlite.lock: another run holds the lock (pid \(first.processIdentifier) on "), "\(second.stderr)")
@@ -282,7 +275,7 @@ let slowManifest = """
         #expect(log.contains("marked a run that did not finish as abandoned"))
         // The killed run's stage is not running any more: it died writing to the scheduler's
         // closed pipe, or the new run stopped it.
-        let state = (try? String(contentsOfFile: "/proc/\(orphan!)/stat", encoding: .utf8))?.split(separator: " ")[2]
+        let state = (try? String(contentsOfFile: "/proc/\(orphan)/stat", encoding: .utf8))?.split(separator: " ")[2]
         #expect(state == nil || state == "Z", "\(log)")
         try db.read { db throws in
             #expect(try String.fetchAll(db, sql: "SELECT status FROM pipeline_runs ORDER BY pipeline_run_id") == ["abandoned", "succeeded"])
