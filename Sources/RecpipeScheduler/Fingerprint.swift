@@ -44,24 +44,21 @@ public struct Fingerprint: Sendable, Equatable {
     /// A glob pattern's matches (the pattern itself when it has no wildcard and exists), and
     /// for a directory the regular files under it.
     static func expand(_ pattern: String) -> [String] {
-        var paths: [String] = []
-        if pattern.contains(where: { "*?[".contains($0) }) {
-            var matches = glob_t()
-            defer { globfree(&matches) }
-            if glob(pattern, 0, nil, &matches) == 0 {
-                for index in 0..<Int(matches.gl_pathc) {
-                    if let path = matches.gl_pathv[index] { paths.append(String(cString: path)) }
-                }
-            }
-        } else if FileManager.default.fileExists(atPath: pattern) {
-            paths = [pattern]
-        }
+        let paths = Self.glob(pattern) ?? (FileManager.default.fileExists(atPath: pattern) ? [pattern] : [])
         return paths.flatMap { path -> [String] in
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return [path] }
+            guard isDirectoryPath(path) else { return [path] }
             let files = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? []).map { path + "/" + $0 }
             return files.filter { !isDirectoryPath($0) }.sorted()
         }
+    }
+
+    /// The sorted matches of a pattern with wildcards (`*`, `?`, `[`); nil for a plain path.
+    public static func glob(_ pattern: String) -> [String]? {
+        guard pattern.contains(where: { "*?[".contains($0) }) else { return nil }
+        var matches = glob_t()
+        defer { globfree(&matches) }
+        guard Glibc.glob(pattern, 0, nil, &matches) == 0 else { return [] }
+        return (0..<Int(matches.gl_pathc)).compactMap { matches.gl_pathv[$0].map { String(cString: $0) } }
     }
 
     static func isDirectoryPath(_ path: String) -> Bool {

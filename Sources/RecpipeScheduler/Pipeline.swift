@@ -47,9 +47,21 @@ public struct PipelineStage: Sendable {
     public let outputPaths: [String]
 
     /// The full command line after the binary, for `database`, with `options` (such as
-    /// `--quiet`) before the stage's own.
+    /// `--quiet`) before the stage's own. Positional paths with wildcards (ingest's
+    /// `sources: "events/*.csv.gz"`) are expanded now; one that matches nothing is left as
+    /// it is, for the stage to report.
     public func commandLine(database: String, options: [String] = []) -> [String] {
-        [arguments[0]] + (takesDatabase ? ["--db", database] : []) + options + arguments.dropFirst()
+        var expanded: [String] = []
+        var positional = false
+        for argument in arguments.dropFirst() {
+            if positional, let matches = Fingerprint.glob(argument), !matches.isEmpty {
+                expanded += matches
+            } else {
+                expanded.append(argument)
+            }
+            if argument == "--" { positional = true }
+        }
+        return [arguments[0]] + (takesDatabase ? ["--db", database] : []) + options + expanded
     }
 }
 

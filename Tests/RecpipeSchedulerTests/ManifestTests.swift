@@ -24,6 +24,11 @@ import Testing
         #expect(p.stages.map(\.name) == ["ingest", "clean", "train", "baseline", "score", "evaluate"])
         let ingest = try #require(p.stage("ingest"))
         #expect(ingest.commandLine(database: "db") == ["ingest", "--db", "db", "--", dir + "/events/*.csv.gz"])
+        // Wildcards are expanded when the stage runs.
+        try FileManager.default.createDirectory(atPath: dir + "/events", withIntermediateDirectories: true)
+        for name in ["b.csv.gz", "a.csv.gz", "notes.txt"] { _ = FileManager.default.createFile(atPath: dir + "/events/" + name, contents: nil) }
+        #expect(ingest.commandLine(database: "db", options: ["--quiet"])
+                == ["ingest", "--db", "db", "--quiet", "--", dir + "/events/a.csv.gz", dir + "/events/b.csv.gz"])
         #expect(ingest.inputPaths == [dir + "/events/*.csv.gz"])
         let train = try #require(p.stage("train"))
         #expect(train.arguments == ["train", "--epochs=50", "--lambda=20", "--lambda=200", "--warm-start"])
