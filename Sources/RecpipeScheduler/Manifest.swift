@@ -28,9 +28,13 @@ public struct Manifest: Sendable {
     public func stage(_ name: String) -> StageSpec? { stages.first { $0.name == name } }
 
     /// Resolves a path written in the manifest against its directory.
-    public func resolve(_ path: String) -> String {
-        path.hasPrefix("/") ? path : URL(fileURLWithPath: directory).appendingPathComponent(path).standardized.path
-    }
+    public func resolve(_ path: String) -> String { absolutePath(path, relativeTo: directory) }
+}
+
+/// `path` made absolute against `directory` (by default the current one), `.` and `..` removed.
+public func absolutePath(_ path: String, relativeTo directory: String = FileManager.default.currentDirectoryPath) -> String {
+    let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: directory).appendingPathComponent(path)
+    return url.standardized.path
 }
 
 /// Retries, backoff and timeout of a stage (`defaults:` for all, or per stage).
@@ -118,7 +122,7 @@ public struct ManifestParser {
         } catch {
             throw SchedulerError.unreadableManifest(path: path, reason: (error as NSError).localizedFailureReason ?? "no such file or not UTF-8")
         }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().standardized.path
+        let directory = URL(fileURLWithPath: absolutePath(path)).deletingLastPathComponent().path
         return try parse(text, file: path, directory: directory, overrides: overrides)
     }
 

@@ -178,7 +178,7 @@ public struct Validator {
             // Paths in the manifest are relative to it; paths given with --set, to the current directory.
             func resolved(_ value: String) -> String {
                 guard isPath else { return value }
-                return parameter.line == nil ? URL(fileURLWithPath: value).standardized.path : manifest.resolve(value)
+                return parameter.line == nil ? absolutePath(value) : manifest.resolve(value)
             }
             var values: [String]
             switch (option.kind, parameter.value) {

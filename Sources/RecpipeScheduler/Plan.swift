@@ -114,8 +114,8 @@ extension Planner {
             for need in stage.needs {
                 lastOutputs[need] = try history.lastSuccess(pipeline: pipeline.name, stage: need)?.output ?? "never"
             }
-            let print = fingerprint(stage, code: code) { lastOutputs[$0] ?? "never" }
-            let decision = decide(print, last: try history.lastSuccess(pipeline: pipeline.name, stage: stage.name), forced: forced,
+            let current = fingerprint(stage, code: code) { lastOutputs[$0] ?? "never" }
+            let decision = decide(current, last: try history.lastSuccess(pipeline: pipeline.name, stage: stage.name), forced: forced,
                                   pendingUpstream: stage.needs.filter(willRun.contains), missingOutputs: missingOutputs(stage))
             if decision.run { willRun.insert(stage.name) }
             result.append((stage, decision))

@@ -157,13 +157,13 @@ public final class Runner: @unchecked Sendable {
                     decided = true
                     var outputs: [String: String] = [:]
                     for need in stage.needs { outputs[need] = try output(of: need) }
-                    let print = Planner.fingerprint(stage, code: code) { outputs[$0] ?? "never" }
+                    let current = Planner.fingerprint(stage, code: code) { outputs[$0] ?? "never" }
                     let last = try history.lastSuccess(pipeline: pipeline.name, stage: stage.name)
-                    let decision = Planner.decide(print, last: last, forced: options.force, missingOutputs: Planner.missingOutputs(stage))
+                    let decision = Planner.decide(current, last: last, forced: options.force, missingOutputs: Planner.missingOutputs(stage))
                     if decision.run {
-                        states[stage.name] = .ready(decision, print, attempt: 1, notBefore: 0)
+                        states[stage.name] = .ready(decision, current, attempt: 1, notBefore: 0)
                     } else {
-                        try history.record(run: runID, stage: stage, status: "skipped", reason: decision.reason, fingerprint: print,
+                        try history.record(run: runID, stage: stage, status: "skipped", reason: decision.reason, fingerprint: current,
                                            output: last?.output)
                         logger.info("stage skipped", metadata: ["stage": "\(stage.name)", "reason": "\(decision.reason)"])
                         setState(stage.name, .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "skipped", attempts: 0,
@@ -175,10 +175,10 @@ public final class Runner: @unchecked Sendable {
                 var running = runningChildren()
                 let now = Clock.monotonic()
                 for stage in selected where interrupted == nil {
-                    guard case .ready(let decision, let print, let attempt, let notBefore)? = states[stage.name], notBefore <= now,
+                    guard case .ready(let decision, let current, let attempt, let notBefore)? = states[stage.name], notBefore <= now,
                           running.count < max(1, options.jobs), !running.contains(where: { $0.stage.kind.conflicts(with: stage.kind) })
                     else { continue }
-                    let child = try launch(stage, run: runID, attempt: attempt, decision: decision, fingerprint: print, mailbox: mailbox)
+                    let child = try launch(stage, run: runID, attempt: attempt, decision: decision, fingerprint: current, mailbox: mailbox)
                     states[stage.name] = .running(child)
                     options.observer?(.started(stage, attempt: attempt))
                     running.append(child)

@@ -55,11 +55,11 @@ struct ManifestOptions: ParsableArguments {
 }
 
 struct SelectionOptions: ParsableArguments {
-    @Option(parsing: .upToNextOption, help: "Run only these stages.")
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Run only these stages.", valueName: "stage"))
     var only: [String] = []
-    @Option(help: "Run this stage and everything downstream of it.")
+    @Option(help: ArgumentHelp("Run this stage and everything downstream of it.", valueName: "stage"))
     var from: String?
-    @Option(help: "Run this stage and everything it needs.")
+    @Option(help: ArgumentHelp("Run this stage and everything it needs.", valueName: "stage"))
     var until: String?
     @Flag(help: "Run the selected stages even when they are up to date.")
     var force = false
@@ -69,11 +69,13 @@ struct SelectionOptions: ParsableArguments {
 
 /// Options of the commands that run stages.
 struct ExecutionOptions: ParsableArguments {
-    @Option(help: "Most stages running at once (stages that share tables never do). Default: half the cores, 1 to 4.")
+    @Option(help: ArgumentHelp("Most stages running at once (stages that share tables never do). Default: half the cores, 1 to 4.",
+                               valueName: "n"))
     var jobs: Int?
     @Flag(help: "When another run holds the database's lock, wait for it instead of exiting with 75.")
     var wait = false
-    @Option(help: "Write Prometheus metrics to this file after the run (node_exporter's textfile collector).")
+    @Option(help: ArgumentHelp("Write Prometheus metrics to this file after the run (node_exporter's textfile collector).",
+                               valueName: "file"))
     var metrics: String?
     @Flag(help: "Print the run's outcome as JSON.")
     var json = false
@@ -455,11 +457,10 @@ struct Cron: ParsableCommand {
         let logger = logging.makeLogger()
         try runScheduling(logger) {
             let pipeline = try Validator(commands: ArgumentParserCommands()).validate(try ManifestParser().load(manifest))
-            let logFile = log.map { URL(fileURLWithPath: $0).standardized.path }
+            let logFile = log.map { absolutePath($0) }
                 ?? URL(fileURLWithPath: pipeline.database).deletingLastPathComponent().appendingPathComponent("\(pipeline.name).log").path
             print(try CronLine.render(schedule: at, executable: recpipeExecutable,
-                                      manifest: URL(fileURLWithPath: manifest).standardized.path, log: logFile,
-                                      metrics: metrics.map { URL(fileURLWithPath: $0).standardized.path }))
+                                      manifest: absolutePath(manifest), log: logFile, metrics: metrics.map { absolutePath($0) }))
         }
     }
 }

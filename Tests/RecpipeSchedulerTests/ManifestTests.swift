@@ -142,6 +142,19 @@ import Testing
         ])
     }
 
+    @Test func relativePaths() throws {
+        #expect(absolutePath("../shared/x", relativeTo: "/work/repo") == "/work/shared/x")
+        #expect(absolutePath("./a/../b.yaml", relativeTo: "/srv") == "/srv/b.yaml")
+        #expect(absolutePath("/etc/./x", relativeTo: "/srv") == "/etc/x")
+        // A manifest reached through `..` resolves its paths against its real directory.
+        let dir = scratchDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/sub/pipelines", withIntermediateDirectories: true)
+        try "name: r\ndatabase: ../data/r.sqlite\nstages:\n  s: { uses: synth, with: { out: ../data/e.csv } }\n"
+            .write(toFile: dir + "/sub/pipelines/p.yaml", atomically: true, encoding: .utf8)
+        let manifest = try ManifestParser().load(dir + "/sub/pipelines/../pipelines/p.yaml")
+        #expect(manifest.directory == dir + "/sub/pipelines" && manifest.database == dir + "/sub/data/r.sqlite")
+    }
+
     @Test func reservedOptionsAreTheSchedulers() {
         #expect(problems("name: r\ndatabase: r.sqlite\nstages:\n  s: { uses: score, with: { db: other.sqlite } }\n") == [
             "bad.yaml:4: stage s: parameter 'db' is set by the scheduler (the manifest's database and log level)",
