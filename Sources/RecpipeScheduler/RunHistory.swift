@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import RecpipeStore
 
 /// A row of `pipeline_runs`.
@@ -152,6 +153,33 @@ public struct RunHistory: Sendable {
             }
             return stale
         }
+    }
+
+    /// Called with the lock held: marks the runs a dead scheduler left `running` as abandoned,
+    /// and stops the stage processes they left (those still running `executable`), so the new
+    /// run does not write the same tables at the same time (SIGTERM, then SIGKILL after `grace` seconds).
+    public func takeOverStaleRuns(executable: String, grace: Double = 10, logger: Logger) throws {
+        for stale in try abandonStaleRuns() {
+            logger.warning("marked a run that did not finish as abandoned", metadata: [
+                "pipeline_run": "\(stale.id)", "pid": "\(stale.pid)", "started_at": "\(stale.startedAt)",
+            ])
+            for attempt in try attempts(run: stale.id) {
+                guard let pid = attempt.pid.map(pid_t.init), Self.isRunning(pid),
+                      URL(fileURLWithPath: "/proc/\(pid)/exe").resolvingSymlinksInPath().path == executable else { continue }
+                logger.warning("stopping a stage left running by that run", metadata: ["stage": "\(attempt.stage)", "pid": "\(pid)"])
+                kill(pid, SIGTERM)
+                let deadline = Date().addingTimeInterval(grace)
+                while Self.isRunning(pid) && Date() < deadline { usleep(50_000) }
+                if Self.isRunning(pid) { kill(pid, SIGKILL) }
+            }
+        }
+    }
+
+    /// Whether a process exists and has not exited (a zombie waiting for its parent has).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let end = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: end)...].split(separator: " ").first != "Z"
     }
 
     public func run(_ id: Int64) throws -> PipelineRunRecord? {

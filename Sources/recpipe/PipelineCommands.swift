@@ -141,13 +141,7 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     if let previous = lock.takenOverFrom {
         logger.warning("taking over a lock left by a run that was killed", metadata: ["lock": "\(lock.path)", "previous": "\(previous)"])
     }
-    let history = RunHistory(store: store)
-    for stale in try history.abandonStaleRuns() {
-        logger.warning("marked a run that did not finish as abandoned", metadata: [
-            "pipeline_run": "\(stale.id)", "pid": "\(stale.pid)", "started_at": "\(stale.startedAt)",
-        ])
-        stopOrphans(of: stale.id, history: history, logger: logger)
-    }
+    try RunHistory(store: store).takeOverStaleRuns(executable: recpipeExecutable, logger: logger)
     // SIGINT and SIGTERM stop the run: its stages are stopped and recorded, then it exits. A
     // caught signal is back to its default in the children (an ignored or blocked one would be
     // inherited, and a stage past its timeout must stop on SIGTERM).
@@ -254,21 +248,6 @@ final class TerminalStatus: @unchecked Sendable {
             stopped = true
             FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
         }
-    }
-}
-
-/// Stops stage processes a killed scheduler left running (checked to be this recpipe), so the
-/// new run does not write the same tables at the same time.
-func stopOrphans(of run: Int64, history: RunHistory, logger: Logger) {
-    guard let attempts = try? history.attempts(run: run) else { return }
-    let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-    for attempt in attempts {
-        guard let pid = attempt.pid.map(pid_t.init), kill(pid, 0) == 0,
-              URL(fileURLWithPath: "/proc/\(pid)/exe").resolvingSymlinksInPath().path == me else { continue }
-        logger.warning("stopping a stage left running by that run", metadata: ["stage": "\(attempt.stage)", "pid": "\(pid)"])
-        kill(pid, SIGTERM)
-        for _ in 0..<100 where kill(pid, 0) == 0 { usleep(100_000) }
-        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
     }
 }
 
