@@ -91,115 +91,144 @@ public final class Runner: @unchecked Sendable {
         case done(StageOutcome, output: String?)
     }
 
+    // The run in progress.
+    private var runID: Int64 = 0
+    private var states: [String: State] = [:]
+    private var selected: [PipelineStage] = []
+    private var interrupted: Int32?
+    private let mailbox = Mailbox()
+
     /// Runs the selected stages; the caller holds the database's lock.
     public func run() throws -> RunResult {
         let started = Clock.monotonic()
-        let runID = try history.begin(pipeline: pipeline.name, manifest: pipeline.manifest.file, selection: options.selection,
-                                      forced: options.force, retryOf: options.retryOf, codeVersion: code)
+        runID = try history.begin(pipeline: pipeline.name, manifest: pipeline.manifest.file, selection: options.selection,
+                                  forced: options.force, retryOf: options.retryOf, codeVersion: code)
         logger[metadataKey: "pipeline"] = "\(pipeline.name)"
         logger[metadataKey: "pipeline_run"] = "\(runID)"
         logger.info("pipeline run started", metadata: [
             "stages": "\(options.selection.joined(separator: ","))", "forced": "\(options.force)", "jobs": "\(options.jobs)",
         ])
-        let mailbox = Mailbox()
-        var states: [String: State] = [:]
-        for stage in pipeline.stages where options.selection.contains(stage.name) { states[stage.name] = .waiting }
-        let selected = pipeline.stages.filter { states[$0.name] != nil }
+        selected = pipeline.stages.filter { options.selection.contains($0.name) }
+        for stage in selected { states[stage.name] = .waiting }
         var failure: Error?
-        var interrupted: Int32?
-
-        func finished(_ name: String) -> StageOutcome? {
-            if case .done(let outcome, _)? = states[name] { return outcome }
-            return nil
-        }
-        func output(of name: String) throws -> String {
-            if case .done(_, let output)? = states[name] { return output ?? "never" }
-            return try history.lastSuccess(pipeline: pipeline.name, stage: name)?.output ?? "never"
-        }
-
-        func runningChildren() -> [Child] {
-            selected.compactMap { stage -> Child? in
-                if case .running(let child)? = states[stage.name] { return child }
-                return nil
-            }
-        }
-        func setState(_ name: String, _ state: State) {
-            states[name] = state
-            if case .done(let outcome, _) = state { options.observer?(.done(outcome)) }
-        }
-
         while selected.contains(where: { finished($0.name) == nil }) {
             do {
-                if interrupted == nil, let signal = options.interruption() {
-                    interrupted = signal
-                    logger.warning("interrupted, stopping the running stages", metadata: ["signal": "\(signal)"])
-                    for child in runningChildren() where child.process.isRunning {
-                        child.termSentAt = Clock.monotonic()
-                        child.process.terminate()
-                    }
-                }
+                if interrupted == nil, let signal = options.interruption() { interrupt(signal) }
                 if interrupted != nil && runningChildren().isEmpty { break }
-                // Decide every stage whose needs are done.
-                var decided = false
-                for stage in selected where interrupted == nil {
-                    guard case .waiting? = states[stage.name] else { continue }
-                    let needs = stage.needs.filter { states[$0] != nil }
-                    if let bad = needs.first(where: { ["failed", "blocked"].contains(finished($0)?.status ?? "") }) {
-                        let reason = "\(bad) \(finished(bad)!.status == "failed" ? "failed" : "did not run")"
-                        try history.record(run: runID, stage: stage, status: "blocked", reason: reason, fingerprint: nil, output: nil)
-                        logger.warning("stage blocked", metadata: ["stage": "\(stage.name)", "reason": "\(reason)"])
-                        setState(stage.name, .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "blocked", attempts: 0,
-                                                                seconds: 0, reason: reason), output: nil))
-                        decided = true
-                        continue
-                    }
-                    guard needs.allSatisfy({ finished($0) != nil }) else { continue }
-                    decided = true
-                    var outputs: [String: String] = [:]
-                    for need in stage.needs { outputs[need] = try output(of: need) }
-                    let current = Planner.fingerprint(stage, code: code) { outputs[$0] ?? "never" }
-                    let last = try history.lastSuccess(pipeline: pipeline.name, stage: stage.name)
-                    let decision = Planner.decide(current, last: last, forced: options.force, missingOutputs: Planner.missingOutputs(stage))
-                    if decision.run {
-                        states[stage.name] = .ready(decision, current, attempt: 1, notBefore: 0)
-                    } else {
-                        try history.record(run: runID, stage: stage, status: "skipped", reason: decision.reason, fingerprint: current,
-                                           output: last?.output)
-                        logger.info("stage skipped", metadata: ["stage": "\(stage.name)", "reason": "\(decision.reason)"])
-                        setState(stage.name, .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "skipped", attempts: 0,
-                                                                seconds: 0, reason: decision.reason), output: last?.output))
-                    }
-                }
-                // Start what may start: within the bound, touching no table a running stage writes
-                // or reads while it writes.
-                var running = runningChildren()
-                let now = Clock.monotonic()
-                for stage in selected where interrupted == nil {
-                    guard case .ready(let decision, let current, let attempt, let notBefore)? = states[stage.name], notBefore <= now,
-                          running.count < max(1, options.jobs), !running.contains(where: { $0.stage.kind.conflicts(with: stage.kind) })
-                    else { continue }
-                    let child = try launch(stage, run: runID, attempt: attempt, decision: decision, fingerprint: current, mailbox: mailbox)
-                    states[stage.name] = .running(child)
-                    options.observer?(.started(stage, attempt: attempt))
-                    running.append(child)
-                }
-                // Wait for a stage to end, a retry to come due or a timeout to pass; go round
-                // at once when a decision may have freed other stages.
-                var wake = Clock.monotonic() + (decided ? 0 : 1)
-                for case .ready(_, _, _, let notBefore) in states.values where notBefore > 0 { wake = min(wake, notBefore) }
-                for id in mailbox.wait(until: Date(timeIntervalSinceNow: max(0, wake - Clock.monotonic()))) {
-                    guard let child = running.first(where: { $0.attemptID == id }) else { continue }
-                    setState(child.stage.name, try complete(child, run: runID, interrupted: interrupted))
-                }
+                let decided = interrupted == nil ? try decideStagesWhoseNeedsAreDone() : false
+                let running = interrupted == nil ? try launchWhatMayStart() : runningChildren()
+                try waitForEndings(of: running, orFor: decided ? 0 : 1)
                 enforceTimeouts(running)
             } catch {
                 // The history cannot be written: stop the children and give up the run.
                 failure = error
-                for case .running(let child) in states.values { child.process.terminate() }
+                for child in runningChildren() { child.process.terminate() }
                 break
             }
         }
+        return try finish(started: started, failure: failure)
+    }
 
+    private func finished(_ name: String) -> StageOutcome? {
+        if case .done(let outcome, _)? = states[name] { return outcome }
+        return nil
+    }
+
+    private func runningChildren() -> [Child] {
+        selected.compactMap { stage -> Child? in
+            if case .running(let child)? = states[stage.name] { return child }
+            return nil
+        }
+    }
+
+    private func setState(_ name: String, _ state: State) {
+        states[name] = state
+        if case .done(let outcome, _) = state { options.observer?(.done(outcome)) }
+    }
+
+    private func done(_ stage: PipelineStage, _ status: String, reason: String, output: String?) {
+        setState(stage.name, .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: status, attempts: 0, seconds: 0,
+                                                reason: reason), output: output))
+    }
+
+    /// What dependents see as a stage's output: from this run when it is done, else its last success.
+    private func output(of name: String) throws -> String {
+        if case .done(_, let output)? = states[name] { return output ?? "never" }
+        return try history.lastSuccess(pipeline: pipeline.name, stage: name)?.output ?? "never"
+    }
+
+    private func interrupt(_ signal: Int32) {
+        interrupted = signal
+        logger.warning("interrupted, stopping the running stages", metadata: ["signal": "\(signal)"])
+        for child in runningChildren() where child.process.isRunning {
+            child.termSentAt = Clock.monotonic()
+            child.process.terminate()
+        }
+    }
+
+    /// Blocks the stages whose needs failed; skips those that are up to date, and makes the
+    /// others ready. Returns whether any stage was decided (others may be free now).
+    private func decideStagesWhoseNeedsAreDone() throws -> Bool {
+        var decided = false
+        for stage in selected {
+            guard case .waiting? = states[stage.name] else { continue }
+            let needs = stage.needs.filter { states[$0] != nil }
+            if let bad = needs.first(where: { ["failed", "blocked"].contains(finished($0)?.status ?? "") }) {
+                let reason = "\(bad) \(finished(bad)!.status == "failed" ? "failed" : "did not run")"
+                try history.record(run: runID, stage: stage, status: "blocked", reason: reason, fingerprint: nil, output: nil)
+                logger.warning("stage blocked", metadata: ["stage": "\(stage.name)", "reason": "\(reason)"])
+                done(stage, "blocked", reason: reason, output: nil)
+                decided = true
+                continue
+            }
+            guard needs.allSatisfy({ finished($0) != nil }) else { continue }
+            decided = true
+            var outputs: [String: String] = [:]
+            for need in stage.needs { outputs[need] = try output(of: need) }
+            let current = Planner.fingerprint(stage, code: code) { outputs[$0] ?? "never" }
+            let last = try history.lastSuccess(pipeline: pipeline.name, stage: stage.name)
+            let decision = Planner.decide(current, last: last, forced: options.force, missingOutputs: Planner.missingOutputs(stage))
+            if decision.run {
+                states[stage.name] = .ready(decision, current, attempt: 1, notBefore: 0)
+            } else {
+                try history.record(run: runID, stage: stage, status: "skipped", reason: decision.reason, fingerprint: current,
+                                   output: last?.output)
+                logger.info("stage skipped", metadata: ["stage": "\(stage.name)", "reason": "\(decision.reason)"])
+                done(stage, "skipped", reason: decision.reason, output: last?.output)
+            }
+        }
+        return decided
+    }
+
+    /// Starts ready stages within the bound, touching no table a running stage writes, nor
+    /// writing one it reads. Returns the running children.
+    private func launchWhatMayStart() throws -> [Child] {
+        var running = runningChildren()
+        let now = Clock.monotonic()
+        for stage in selected {
+            guard case .ready(let decision, let current, let attempt, let notBefore)? = states[stage.name], notBefore <= now,
+                  running.count < max(1, options.jobs), !running.contains(where: { $0.stage.kind.conflicts(with: stage.kind) })
+            else { continue }
+            let child = try launch(stage, attempt: attempt, decision: decision, fingerprint: current)
+            states[stage.name] = .running(child)
+            options.observer?(.started(stage, attempt: attempt))
+            running.append(child)
+        }
+        return running
+    }
+
+    /// Waits until a stage ends, a retry comes due or `seconds` pass, and records what ended.
+    private func waitForEndings(of running: [Child], orFor seconds: Double) throws {
+        var wake = Clock.monotonic() + seconds
+        for case .ready(_, _, _, let notBefore) in states.values where notBefore > 0 { wake = min(wake, notBefore) }
+        for id in mailbox.wait(until: Date(timeIntervalSinceNow: max(0, wake - Clock.monotonic()))) {
+            guard let child = running.first(where: { $0.attemptID == id }) else { continue }
+            setState(child.stage.name, try complete(child))
+        }
+    }
+
+    /// Records the run's end and sums it up.
+    private func finish(started: Double, failure: Error?) throws -> RunResult {
         let outcomes = pipeline.stages.map { stage -> StageOutcome in
             finished(stage.name) ?? StageOutcome(stage: stage.name, kind: stage.kind.name, status: states[stage.name] == nil ? "not selected" : "not run",
                                                  attempts: 0, seconds: 0, reason: "")
@@ -274,8 +303,8 @@ public final class Runner: @unchecked Sendable {
         }
     }
 
-    private func launch(_ stage: PipelineStage, run: Int64, attempt: Int, decision: Decision, fingerprint: Fingerprint,
-                        mailbox: Mailbox) throws -> Child {
+    private func launch(_ stage: PipelineStage, attempt: Int, decision: Decision, fingerprint: Fingerprint) throws -> Child {
+        let run = runID, mailbox = mailbox  // captured by the handlers below, instead of self
         let after = try history.lastStageRunID()
         let id = try history.startAttempt(run: run, stage: stage, attempt: attempt, reason: decision.reason, fingerprint: fingerprint)
         let child = Child(stage: stage, attemptID: id, attempt: attempt, decision: decision, fingerprint: fingerprint, stageRunsAfter: after)
@@ -335,7 +364,7 @@ public final class Runner: @unchecked Sendable {
     }
 
     /// Records an ended attempt; schedules a retry or marks the stage done.
-    private func complete(_ child: Child, run: Int64, interrupted: Int32?) throws -> State {
+    private func complete(_ child: Child) throws -> State {
         _ = child.readers.wait(timeout: .now() + 5)
         let process = child.process, stage = child.stage
         let seconds = Clock.monotonic() - child.started
