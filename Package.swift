@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // zlib, for gzip-compressed inputs (Debian: zlib1g-dev).
@@ -61,11 +62,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // The scheduler: pipeline manifests (YAML), plans, fingerprints, the run lock, run
+        // history, and the runner that executes each stage as a child process.
+        .target(
+            name: "RecpipeScheduler",
+            dependencies: [
+                "RecpipeStages", "RecpipeStore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // The command line: parses arguments, calls the library, maps errors to exit codes.
         .executableTarget(
             name: "recpipe",
             dependencies: [
-                "RecpipeStages", "RecpipeStore", "RecpipeModels", "RecpipeNumerics",
+                "RecpipeStages", "RecpipeStore", "RecpipeModels", "RecpipeNumerics", "RecpipeScheduler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -79,6 +91,13 @@ let package = Package(
             name: "RecpipeStagesTests",
             dependencies: [
                 "RecpipeStages", "RecpipeStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "RecpipeSchedulerTests",
+            dependencies: [
+                "RecpipeScheduler", "RecpipeStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

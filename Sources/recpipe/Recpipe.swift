@@ -12,10 +12,12 @@ struct Recpipe: ParsableCommand {
         abstract: "Turns interaction logs into recommendation tables in SQLite.",
         discussion: """
             Exit codes: 0 success; 1 a stage failed; 64 bad usage; 65 bad input data; \
-            66 an input file cannot be read; 70 internal or SQLite error; 78 the database \
-            schema does not match this recpipe.
+            66 an input file cannot be read; 70 internal or SQLite error; 75 another pipeline run \
+            holds the database's lock; 78 the database schema does not match this recpipe. For \
+            run, plan and retry, 65 means an invalid manifest.
             """,
-        subcommands: [Migrate.self, Ingest.self, Clean.self, Augment.self, Train.self, Score.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, SynthCommand.self, Bench.self])
+        subcommands: [Migrate.self, Ingest.self, Clean.self, Augment.self, Train.self, Score.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, SynthCommand.self, Bench.self,
+                      Run.self, Plan.self, Retry.self, Status.self, History.self, Cron.self])
 
     static func main() {
         selectBLASKernel()
@@ -50,8 +52,8 @@ struct LoggingOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log warnings and errors only.")
     var quiet = false
 
-    func makeLogger(label: String = "recpipe") -> Logger {
-        var logger = Logger(label: label) { _ in StderrLogHandler() }
+    func makeLogger(label: String = "recpipe", sink: (@Sendable (String) -> Void)? = nil) -> Logger {
+        var logger = Logger(label: label) { _ in StderrLogHandler(sink: sink) }
         logger.logLevel = verbose ? .debug : quiet ? .warning : .info
         return logger
     }

@@ -5,6 +5,8 @@ import Logging
 struct StderrLogHandler: LogHandler {
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
+    /// Where lines go instead of stderr (without their newline), e.g. around a progress line.
+    var sink: (@Sendable (String) -> Void)?
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -16,8 +18,8 @@ struct StderrLogHandler: LogHandler {
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         var line = "\(Self.timestamp()) \(event.level) \(event.message)"
         for key in merged.keys.sorted() { line += " \(key)=\(Self.quoted("\(merged[key]!)"))" }
-        line += "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        if let sink { return sink(line) }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
     static func quoted(_ value: String) -> String {

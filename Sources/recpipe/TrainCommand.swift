@@ -6,7 +6,15 @@ import RecpipeStages
 import RecpipeStore
 
 extension MultVAE.Kind: ExpressibleByArgument {}
-extension ModelKind: ExpressibleByArgument {}
+extension ModelKind: ExpressibleByArgument {
+    /// `train --model` takes the kinds train can fit; cfgan is the augment stage's.
+    public init?(argument: String) {
+        guard let kind = ModelKind(rawValue: argument), kind != .cfgan else { return nil }
+        self = kind
+    }
+
+    public static var allValueStrings: [String] { allCases.filter { $0 != .cfgan }.map(\.rawValue) }
+}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,0 +1,93 @@
+import Foundation
+import GRDB
+import RecpipeStore
+
+/// Prometheus text format for node_exporter's textfile collector: the run's status and
+/// duration, each stage's status, duration and rows, and the latest evaluation's NDCG@100 per
+/// model. Written to a temporary file and renamed, so the collector never reads half a file.
+public enum PrometheusTextfile {
+    public static func render(_ result: RunResult, pipeline: String, store: Store) throws -> String {
+        let label = "pipeline=\"\(escape(pipeline))\""
+        var lines: [String] = []
+        func metric(_ name: String, _ help: String, _ samples: [(String, Double)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) gauge")
+            for (labels, value) in samples { lines.append("\(name){\(labels)} \(value)") }
+        }
+        metric("recpipe_pipeline_last_run_success", "1 if the last run succeeded (including all stages up to date), 0 if a stage failed.",
+               [(label, result.succeeded ? 1 : 0)])
+        metric("recpipe_pipeline_last_run_timestamp_seconds", "When the last run finished (Unix seconds).",
+               [(label, Date().timeIntervalSince1970.rounded())])
+        metric("recpipe_pipeline_last_run_duration_seconds", "Wall-clock seconds of the last run.", [(label, result.seconds)])
+        metric("recpipe_pipeline_last_run_id", "pipeline_runs.pipeline_run_id of the last run.", [(label, Double(result.pipelineRunID))])
+        let attempts = try RunHistory(store: store).attempts(run: result.pipelineRunID)
+        let stages = result.stages.filter { $0.status != "not selected" }
+        func stageLabel(_ stage: StageOutcome) -> String { "\(label),stage=\"\(escape(stage.stage))\",kind=\"\(stage.kind)\"" }
+        metric("recpipe_stage_last_run_status", "The stage's outcome in the last run: 1 for the status named by the label.",
+               stages.flatMap { stage in
+                   ["succeeded", "skipped", "failed", "blocked"].map { ("\(stageLabel(stage)),status=\"\($0)\"", stage.status == $0 ? 1.0 : 0.0) }
+               })
+        metric("recpipe_stage_last_run_duration_seconds", "Seconds the stage's last attempt ran (0 when skipped).",
+               stages.map { (stageLabel($0), $0.seconds) })
+        metric("recpipe_stage_last_run_attempts", "Attempts the stage took in the last run.", stages.map { (stageLabel($0), Double($0.attempts)) })
+        let rows = stages.compactMap { stage -> (StageOutcome, StageAttemptRecord)? in
+            attempts.last { $0.stage == stage.stage && $0.attempt > 0 }.map { (stage, $0) }
+        }
+        metric("recpipe_stage_last_run_rows_in", "Rows the stage read in its last attempt.",
+               rows.compactMap { stage, attempt in attempt.rowsIn.map { (stageLabel(stage), Double($0)) } })
+        metric("recpipe_stage_last_run_rows_out", "Rows the stage wrote in its last attempt.",
+               rows.compactMap { stage, attempt in attempt.rowsOut.map { (stageLabel(stage), Double($0)) } })
+        let quality = try store.queue.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT model, value FROM evaluation
+                WHERE run_id = (SELECT max(run_id) FROM evaluation_runs) AND metric = 'ndcg' AND k = 100 ORDER BY model
+                """)
+        }
+        metric("recpipe_evaluation_ndcg_at_100", "Test NDCG@100 of each model in the latest evaluation.",
+               quality.map { ("\(label),model=\"\(escape($0["model"]))\"", $0["value"]) })
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public static func write(_ result: RunResult, pipeline: Pipeline, store: Store, to path: String) throws {
+        let text = try render(result, pipeline: pipeline.name, store: store)
+        let temporary = path + ".\(getpid()).tmp"
+        try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+/// A crontab line for a pipeline.
+public enum CronLine {
+    /// - Throws: `badSelection` when the schedule is not five cron fields (or an @-shortcut).
+    public static func render(schedule: String, executable: String, manifest: String, log: String, metrics: String?) throws -> String {
+        let fields = schedule.split(separator: " ", omittingEmptySubsequences: true)
+        let shortcuts = ["@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually", "@reboot"]
+        let allowed = Set("0123456789*,-/abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        guard (fields.count == 1 && shortcuts.contains(String(fields[0])))
+                || (fields.count == 5 && fields.allSatisfy { $0.allSatisfy(allowed.contains) })
+        else {
+            throw SchedulerError.badSelection("--at '\(schedule)': expected five cron fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or @daily")
+        }
+        var command = "\(quote(executable)) run \(quote(manifest))"
+        if let metrics { command += " --metrics \(quote(metrics))" }
+        command += " >> \(quote(log)) 2>&1"
+        // cron turns an unescaped % into a newline.
+        let line = fields.joined(separator: " ") + " " + command.replacingOccurrences(of: "%", with: "\\%")
+        return """
+            # recpipe: \(manifest). One run at a time: a run that finds the previous one still going exits with 75.
+            \(line)
+            """
+    }
+
+    static func quote(_ value: String) -> String {
+        value.allSatisfy { $0.isLetter || $0.isNumber || "/._-+=:,@".contains($0) } ? value : "'" + value.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}

@@ -1,0 +1,55 @@
+import RecpipeStages
+import RecpipeStore
+
+/// A kind of stage a manifest can `use`: the `recpipe` command that runs it, the tables it
+/// reads and writes (from its `Stage` type where it has one) and which of its parameters
+/// name files. Adding a kind is one line in `all`; its options come from the command itself.
+public struct StageKind: Sendable, Equatable {
+    /// The `recpipe` subcommand, and the name used in manifests (`uses: train`).
+    public let name: String
+    public let reads: Set<TableName>
+    public let writes: Set<TableName>
+    /// Parameters whose values are files or directories the stage reads (relative to the
+    /// manifest; may be glob patterns). They are part of the stage's fingerprint.
+    public let inputPaths: [String]
+    /// Parameters whose values are files the stage writes; a missing one makes it run again.
+    public let outputPaths: [String]
+
+    public init(name: String, reads: [TableName], writes: [TableName], inputPaths: [String] = [], outputPaths: [String] = []) {
+        self.name = name
+        // Every stage records itself in stage_runs; that is bookkeeping, not data flow.
+        self.reads = Set(reads).subtracting([.stageRuns])
+        self.writes = Set(writes).subtracting([.stageRuns])
+        self.inputPaths = inputPaths
+        self.outputPaths = outputPaths
+    }
+
+    public init<S: Stage>(_ stage: S.Type, inputPaths: [String] = [], outputPaths: [String] = []) {
+        self.init(name: S.name, reads: S.reads, writes: S.writes, inputPaths: inputPaths, outputPaths: outputPaths)
+    }
+
+    /// Whether two stages may run at the same time: neither writes what the other reads or writes.
+    public func conflicts(with other: StageKind) -> Bool {
+        !writes.isDisjoint(with: other.writes) || !writes.isDisjoint(with: other.reads) || !reads.isDisjoint(with: other.writes)
+    }
+
+    public static let all: [StageKind] = [
+        StageKind(IngestStage.self, inputPaths: ["sources", "from_sqlite"]),
+        StageKind(CleanStage.self, inputPaths: ["split_from"]),
+        StageKind(AugmentStage.self),
+        StageKind(TrainStage.self),
+        StageKind(ScoreStage.self),
+        StageKind(EvaluateStage.self),
+        StageKind(FeedbackStage.self),
+        StageKind(name: "report", reads: reportReads, writes: [], outputPaths: ["out"]),
+        StageKind(name: "synth", reads: [], writes: [], outputPaths: ["out"]),
+    ]
+
+    static let reportReads: [TableName] = [
+        .cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights, .trainingLog,
+        .scoreRuns, .recommendationRows, .liveRecommendations, .evaluationRuns, .evaluation, .evaluationUsers,
+        .augmentRuns, .ganTrainingLog,
+    ]
+
+    public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }
+}

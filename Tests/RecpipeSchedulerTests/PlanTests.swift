@@ -1,0 +1,248 @@
+import Foundation
+import Testing
+@testable import RecpipeScheduler
+import RecpipeStore
+
+@Suite struct PlanTests {
+    static let yaml = """
+        name: plan
+        database: recs.sqlite
+        stages:
+          ingest: { uses: ingest, with: { sources: events.csv } }
+          clean:  { uses: clean, needs: [ingest], with: { min_user_interactions: 5 } }
+          train:  { uses: train, needs: [clean], with: { epochs: 3 } }
+          score:  { uses: score, needs: [train] }
+          report: { uses: report, needs: [score], with: { out: report.html } }
+        """
+
+    struct Fixture {
+        let dir: String
+        let pipeline: Pipeline
+        let history: RunHistory
+
+        init(overrides: [String] = [], dir: String = scratchDirectory()) throws {
+            self.dir = dir
+            if !FileManager.default.fileExists(atPath: dir + "/events.csv") {
+                try "user,item\na,b\n".write(toFile: dir + "/events.csv", atomically: true, encoding: .utf8)
+            }
+            pipeline = try RecpipeSchedulerTests.pipeline(PlanTests.yaml, in: dir, overrides: overrides)
+            history = RunHistory(store: try Store(path: pipeline.database, logger: quietLogger))
+        }
+
+        /// Records a successful run of the given stages the way the runner does; returns the run id.
+        @discardableResult
+        func succeed(_ names: [String], code: String = "build-1") throws -> Int64 {
+            let run = try history.begin(pipeline: pipeline.name, manifest: pipeline.manifest.file, selection: names, forced: false,
+                                        retryOf: nil, codeVersion: code)
+            for name in names {
+                let stage = try #require(pipeline.stage(name))
+                var outputs: [String: String] = [:]
+                for need in stage.needs { outputs[need] = try history.lastSuccess(pipeline: pipeline.name, stage: need)?.output ?? "never" }
+                let print = Planner.fingerprint(stage, code: code) { outputs[$0]! }
+                let id = try history.startAttempt(run: run, stage: stage, attempt: 1, reason: "test", fingerprint: print)
+                try history.finishAttempt(id, kind: stage.kind.name, stageRunsAfter: 0, succeeded: true, seconds: 0.1,
+                                          exitStatus: 0, signal: nil, error: nil)
+            }
+            try history.finish(run: run, status: "succeeded", seconds: 1, error: nil)
+            return run
+        }
+
+        func plan(_ selection: [String]? = nil, forced: Bool = false, code: String = "build-1") throws -> [String: String] {
+            let plan = try Planner.plan(pipeline, history: history, selection: selection ?? pipeline.stages.map(\.name), forced: forced,
+                                        code: code)
+            return Dictionary(uniqueKeysWithValues: plan.map { ($0.stage.name, $0.decision.map { ($0.run ? "run: " : "skip: ") + $0.reason } ?? "-") })
+        }
+    }
+
+    @Test func neverRunThenUpToDate() throws {
+        let f = try Fixture()
+        #expect(try f.plan().values.allSatisfy { $0 == "run: never run" })
+        let run = try f.succeed(["ingest", "clean", "train", "score", "report"])
+        try "<html>".write(toFile: f.dir + "/report.html", atomically: true, encoding: .utf8)
+        let plan = try f.plan()
+        #expect(plan.values.allSatisfy { $0.hasPrefix("skip: up to date (succeeded in pipeline run \(run) at ") }, "\(plan)")
+        #expect(try f.plan(["score", "report"], forced: true) == [
+            "ingest": "-", "clean": "-", "train": "-", "score": "run: forced", "report": "run: forced",
+        ])
+    }
+
+    @Test func whatMakesAStageRunAgain() throws {
+        let f = try Fixture()
+        try f.succeed(["ingest", "clean", "train", "score", "report"])
+        // The report's output file is missing.
+        #expect(try f.plan()["report"] == "run: output missing: \(f.dir)/report.html")
+        try "<html>".write(toFile: f.dir + "/report.html", atomically: true, encoding: .utf8)
+
+        // A changed parameter reruns the stage; its dependents' inputs will change.
+        let changed = try Fixture(overrides: ["clean.min_user_interactions=3"], dir: f.dir)
+        #expect(try changed.plan() == [
+            "ingest": try f.plan()["ingest"]!,
+            "clean": "run: changed parameter: min_user_interactions 5 → 3",
+            "train": "run: stale input: clean will run first",
+            "score": "run: stale input: train will run first",
+            "report": "run: stale input: score will run first",
+        ])
+        // A parameter back to its default.
+        let defaulted = try Fixture(overrides: [], dir: f.dir)
+        #expect(try defaulted.plan()["clean"]!.hasPrefix("skip: "))
+
+        // A new build of recpipe.
+        #expect(try f.plan(code: "build-2")["ingest"] == "run: recpipe changed")
+
+        // A source file that changed.
+        try "user,item\na,b\nc,d\n".write(toFile: f.dir + "/events.csv", atomically: true, encoding: .utf8)
+        #expect(try f.plan()["ingest"] == "run: source changed: \(f.dir)/events.csv")
+        try FileManager.default.removeItem(atPath: f.dir + "/events.csv")
+        #expect(try f.plan()["ingest"] == "run: source removed: \(f.dir)/events.csv")
+    }
+
+    @Test func rerunningAStageMakesItsDependentsStale() throws {
+        let f = try Fixture()
+        try "<html>".write(toFile: f.dir + "/report.html", atomically: true, encoding: .utf8)
+        try f.succeed(["ingest", "clean", "train", "score", "report"])
+        // Rerun only clean (e.g. run --only clean --force): train's input changed.
+        try f.succeed(["clean"])
+        let plan = try f.plan()
+        #expect(plan["ingest"]!.hasPrefix("skip: ") && plan["clean"]!.hasPrefix("skip: "))
+        #expect(plan["train"] == "run: stale input: clean ran since")
+        #expect(plan["score"] == "run: stale input: train will run first")
+    }
+
+    @Test func selections() throws {
+        let p = try Fixture().pipeline
+        #expect(try Selection().stages(in: p) == ["ingest", "clean", "train", "score", "report"])
+        #expect(try Selection(only: ["score", "clean"]).stages(in: p) == ["clean", "score"])
+        #expect(try Selection(from: "train").stages(in: p) == ["train", "score", "report"])
+        #expect(try Selection(until: "clean").stages(in: p) == ["ingest", "clean"])
+        #expect(try Selection(from: "clean", until: "train").stages(in: p) == ["clean", "train"])
+        #expect(throws: SchedulerError.badSelection("the options select no stage")) {
+            try Selection(from: "train", until: "clean").stages(in: p)
+        }
+        #expect(throws: SchedulerError.badSelection(
+            "--from scroe: no such stage in \(p.manifest.file) (did you mean 'score'?); stages: ingest, clean, train, score, report")) {
+            try Selection(from: "scroe").stages(in: p)
+        }
+    }
+
+    @Test func runsLeftRunningAreAbandoned() throws {
+        let f = try Fixture()
+        let run = try f.history.begin(pipeline: "plan", manifest: "p.yaml", selection: ["ingest"], forced: false, retryOf: nil,
+                                      codeVersion: "x")
+        let stage = try #require(f.pipeline.stage("ingest"))
+        _ = try f.history.startAttempt(run: run, stage: stage, attempt: 1, reason: "never run",
+                                       fingerprint: Planner.fingerprint(stage, code: "x") { _ in "never" })
+        #expect(try f.history.abandonStaleRuns().map(\.id) == [run])
+        #expect(try f.history.run(run)?.status == "abandoned")
+        #expect(try f.history.attempts(run: run).map(\.status) == ["failed"])
+        #expect(try f.history.abandonStaleRuns().isEmpty)
+    }
+
+    @Test func takingOverStopsTheStagesADeadRunLeft() throws {
+        let f = try Fixture()
+        func sleeper() throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            process.arguments = ["30"]
+            try process.run()
+            return process
+        }
+        let left = try sleeper(), stranger = try sleeper()
+        defer { stranger.terminate() }
+        let stage = try #require(f.pipeline.stage("ingest"))
+        for (process, name) in [(left, "left"), (stranger, "stranger")] {
+            let run = try f.history.begin(pipeline: "plan", manifest: "p.yaml", selection: ["ingest"], forced: false, retryOf: nil,
+                                          codeVersion: name)
+            let attempt = try f.history.startAttempt(run: run, stage: stage, attempt: 1, reason: "never run",
+                                                     fingerprint: Planner.fingerprint(stage, code: name) { _ in "never" })
+            try f.history.setPID(attempt: attempt, pid: process.processIdentifier)
+            if name == "stranger" { try f.history.finish(run: run, status: "failed", seconds: 1, error: nil) }
+        }
+        let sleep = URL(fileURLWithPath: "/proc/\(left.processIdentifier)/exe").resolvingSymlinksInPath().path
+        try f.history.takeOverStaleRuns(executable: sleep, grace: 0.5, logger: quietLogger)
+        left.waitUntilExit()
+        // SIGTERM, or SIGKILL where the test runner's children ignore SIGTERM.
+        #expect(left.terminationReason == .uncaughtSignal && [SIGTERM, SIGKILL].contains(left.terminationStatus))
+        // Only processes of runs left running are stopped.
+        #expect(stranger.isRunning)
+        #expect(try f.history.runs().map(\.status) == ["failed", "abandoned"])
+    }
+}
+
+@Suite struct LockTests {
+    @Test func oneHolderAtATimeAndStaleLocksAreTakenOver() throws {
+        let db = scratchDirectory() + "/recs.sqlite"
+        let first = try RunLock(database: db, holder: "pid 1 first", wait: false, logger: quietLogger)
+        #expect(first.takenOverFrom == nil)
+        #expect(throws: SchedulerError.lockHeld(lockFile: db + ".lock", holder: "pid 1 first")) {
+            try RunLock(database: db, holder: "second", wait: false, logger: quietLogger)
+        }
+        // Waiting gives up after its timeout while the holder keeps it.
+        let started = Date()
+        #expect(throws: SchedulerError.self) { try RunLock(database: db, holder: "third", wait: true, timeout: 0.5, logger: quietLogger) }
+        #expect(Date().timeIntervalSince(started) >= 0.5)
+        first.release()
+        let second = try RunLock(database: db, holder: "second", wait: false, logger: quietLogger)
+        #expect(second.takenOverFrom == nil)
+        second.release()
+        // A holder that died without releasing leaves its line in the file.
+        try "pid 99999 killed\n".write(toFile: db + ".lock", atomically: false, encoding: .utf8)
+        let third = try RunLock(database: db, holder: "third", wait: false, logger: quietLogger)
+        #expect(third.takenOverFrom == "pid 99999 killed")
+    }
+}
+
+@Suite struct CronTests {
+    @Test func crontabLine() throws {
+        let line = try CronLine.render(schedule: "0 3 * * *", executable: "/usr/local/bin/recpipe", manifest: "/srv/p/nightly.yaml",
+                                       log: "/var/log/recpipe/nightly 100%.log", metrics: "/var/lib/node_exporter/recpipe.prom")
+        #expect(line.split(separator: "\n").last == """
+            0 3 * * * /usr/local/bin/recpipe run /srv/p/nightly.yaml --metrics /var/lib/node_exporter/recpipe.prom >> '/var/log/recpipe/nightly 100\\%.log' 2>&1
+            """)
+        #expect(try CronLine.render(schedule: "@daily", executable: "/r", manifest: "/m.yaml", log: "/l", metrics: nil)
+                .hasSuffix("\n@daily /r run /m.yaml >> /l 2>&1"))
+        for bad in ["0 3 * *", "0 3 * * * *", "0 3 * * ; rm", "@sometimes"] {
+            #expect(throws: SchedulerError.self) { try CronLine.render(schedule: bad, executable: "/r", manifest: "/m", log: "/l", metrics: nil) }
+        }
+    }
+}
+
+@Suite struct StageKindTests {
+    @Test func stagesThatShareTablesNeverRunTogether() throws {
+        func kind(_ name: String) throws -> StageKind { try #require(StageKind.named(name)) }
+        // Two trainings write the same model tables; score reads what train writes.
+        #expect(try kind("train").conflicts(with: kind("train")))
+        #expect(try kind("train").conflicts(with: kind("score")) && kind("score").conflicts(with: kind("train")))
+        #expect(try kind("augment").conflicts(with: kind("train")))
+        #expect(try kind("clean").conflicts(with: kind("ingest")))
+        #expect(try kind("report").conflicts(with: kind("evaluate")))
+        // Disjoint tables: free to overlap.
+        #expect(try !kind("synth").conflicts(with: kind("ingest")))
+        #expect(try !kind("ingest").conflicts(with: kind("train")))
+        #expect(try !kind("feedback").conflicts(with: kind("train")))
+        // stage_runs, which every stage writes, is bookkeeping and not a conflict.
+        #expect(try !kind("ingest").writes.contains("stage_runs"))
+        #expect(StageKind.all.map(\.name) == ["ingest", "clean", "augment", "train", "score", "evaluate", "feedback", "report", "synth"])
+    }
+}
+
+@Suite struct ProgressTests {
+    @Test func statusLineCountsStagesAndEstimatesEpochs() throws {
+        let p = try pipeline("""
+            name: progress
+            database: p.sqlite
+            stages:
+              clean: { uses: clean }
+              train: { uses: train, needs: [clean], with: { epochs: 40 } }
+            """)
+        let progress = RunProgress(total: 2, epochs: ["train": 40])
+        let clean = try #require(p.stage("clean")), train = try #require(p.stage("train"))
+        progress.handle(.started(clean, attempt: 1), now: 0)
+        #expect(progress.render(now: 3) == "[0/2 done] clean 0:03")
+        progress.handle(.done(StageOutcome(stage: "clean", kind: "clean", status: "succeeded", attempts: 1, seconds: 3, reason: "")), now: 3)
+        progress.handle(.started(train, attempt: 1), now: 10)
+        progress.logLine("2026-01-01T00:00:00Z info epoch finished beta=0.1 epoch=10 loss=1.0 run=3 stage=train", stage: "train")
+        progress.logLine("2026-01-01T00:00:00Z info epoch finished epoch=x", stage: "train")
+        #expect(progress.render(now: 30) == "[1/2 done] train 0:20 [#####...............] epoch 10/40, ETA 1:00")
+        #expect(progress.render(now: 30, width: 20) == "[1/2 done] train 0:")
+    }
+}
