@@ -9,81 +9,111 @@ import RecpipeStore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
-        subcommands: [BenchIngest.self, BenchTrain.self, BenchScore.self, BenchAugment.self])
+        subcommands: [BenchSuite.self, BenchIngest.self, BenchTrain.self, BenchScore.self, BenchAugment.self])
 }
 
-struct BenchIngest: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ingest",
-        abstract: "Ingest rows/s on a synthetic 4-column CSV next to the sqlite3 shell's .import --csv of the same file.")
+/// One benchmark's figures, as `bench suite` tabulates them.
+struct BenchResult: Codable {
+    var stage: String
+    /// What `rows` counts (rows, interactions, users).
+    var unit: String
+    var rows: Int
+    var seconds: Double
+    var rowsPerSecond: Double
+    var gflops: Double?
+    /// The reference measured in the same run, its value, and ours over it.
+    var reference: String
+    var referenceValue: Double
+    var ratio: Double
+    var peakMB: Double
 
-    @Option(help: "Rows in the synthetic file.")
-    var rows = 1_000_000
-    @Option(help: "Times each side runs; the median is reported.")
-    var repeats = 3
-    @Option(help: "Working directory (default: a new temporary one, removed afterwards).")
-    var dir: String?
-    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
-    var sqlite3 = "sqlite3"
+    /// Writes the result as JSON to `path` when one is given (`--result-out`).
+    func write(to path: String?) throws {
+        guard let path else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+/// Runs the benchmarks, each in a process of its own (so each has its own peak memory), and
+/// prints one table.
+struct BenchSuite: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suite",
+        abstract: "Every stage's benchmark at one scale, as one table (or JSON): rows, seconds, rows/s, GFLOPS, the reference measured in the same run, the ratio, peak RSS.")
+
+    @Option(help: "Size as a fraction of MovieLens 20M (136,000 users, 20,000 items, 10M interactions).")
+    var scale = 1.0
+    @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, train, augment, score.")
+    var only: [String] = ["ingest", "train", "augment", "score"]
+    @Flag(help: "Print the table as JSON.")
+    var json = false
     @OptionGroup var logging: LoggingOptions
 
     func run() throws {
         let logger = logging.makeLogger()
         try runReporting(logger) {
-            let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(getpid())"
-            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-            defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
-            let csv = work + "/events.csv"
-            var config = RecpipeStages.Synth.Config()
-            config.users = max(1, rows / 75)
-            config.items = max(2, min(20_000, rows / 50))
-            config.topics = min(config.topics, config.items)
-            config.interactions = rows
-            config.ratings = true
-            let written = try RecpipeStages.Synth(config: config).write(to: csv)
-            let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
-            logger.info("benchmark file written", metadata: ["file": "\(csv)", "rows": "\(written)", "bytes": "\(size)"])
-
+            guard scale > 0, scale <= 10 else { throw StageError.badOption("--scale must be in (0, 10]") }
+            let known = ["ingest", "train", "augment", "score"]
+            if let bad = only.first(where: { !known.contains($0) }) {
+                throw StageError.badOption("--only: no benchmark '\(bad)'; benchmarks: \(known.joined(separator: ", "))")
+            }
+            let users = max(100, Int(136_000 * scale)), items = max(100, Int(20_000 * min(1, scale * 4)))
+            let interactions = max(1_000, Int(10_000_000 * scale)), heldout = max(10, Int(9_000 * scale))
+            let size = ["--users", "\(users)", "--items", "\(items)", "--interactions", "\(interactions)"]
             let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-            var ours: [Measurement] = [], shell: [Measurement] = []
-            for attempt in 0..<repeats {
-                let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
-                for path in [a, b] { removeDatabase(path) }
-                // Migrate first so both sides time loading only.
-                _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-                ours.append(try measure(me, ["ingest", "--quiet", "--db", a, csv]))
-                shell.append(try measure(sqlite3, [b, ".import --csv \(csv) events"]))
-                for path in [a, b] { removeDatabase(path) }
+            let work = NSTemporaryDirectory() + "recpipe-bench-suite-\(getpid())"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            var results: [BenchResult] = []
+            for name in known where only.contains(name) {
+                let arguments: [String] = switch name {
+                case "ingest": ["bench", "ingest", "--rows", "\(interactions)"]
+                case "train": ["bench", "train", "--heldout", "\(heldout)"] + size
+                case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
+                default: ["bench", "score"] + size
+                }
+                let out = work + "/\(name).json"
+                logger.info("benchmark started", metadata: ["benchmark": "\(name)"])
+                let measured = try ChildProcess.measure(me, arguments + ["--quiet", "--result-out", out])
+                var result = try JSONDecoder().decode(BenchResult.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
+                result.peakMB = max(result.peakMB, measured.peakMB)
+                results.append(result)
             }
-            let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
-            let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
-            let ourRate = Double(written) / o.seconds, shellRate = Double(written) / s.seconds
-            print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats) runs")
-            let table = [
-                ["command", "seconds", "rows/s", "peak RSS MB"],
-                ["recpipe ingest", String(format: "%.2f", o.seconds), String(format: "%.0f", ourRate), String(format: "%.1f", o.peakMB)],
-                ["sqlite3 .import --csv", String(format: "%.2f", s.seconds), String(format: "%.0f", shellRate),
-                 String(format: "%.1f", s.peakMB)],
-            ]
-            for row in table {
-                print(row[0].padding(toLength: 24, withPad: " ", startingAt: 0)
-                      + row[1...].map { String(repeating: " ", count: max(0, 13 - $0.count)) + $0 }.joined())
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                print(String(decoding: try encoder.encode(results), as: UTF8.self))
+                return
             }
-            print(String(format: "ratio recpipe / sqlite3 (rows/s): %.2f", ourRate / shellRate))
+            print("recpipe benchmarks at \(scale)× MovieLens 20M (\(users) users, \(items) items, \(interactions) interactions), BLAS \(BLAS.coreName)")
+            let header = ["stage", "rows", "seconds", "rows/s", "GFLOPS", "reference (same run)", "reference", "ratio", "peak RSS MB"]
+            let rows = results.map { r in
+                [r.stage, "\(r.rows) \(r.unit)", String(format: "%.1f", r.seconds), String(format: "%.0f", r.rowsPerSecond),
+                 r.gflops.map { String(format: "%.1f", $0) } ?? "", r.reference, String(format: "%.1f", r.referenceValue),
+                 String(format: "%.2f", r.ratio), String(format: "%.0f", r.peakMB)]
+            }
+            let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max()! }
+            for row in [header] + rows {
+                print(row.enumerated().map { c, cell in
+                    c == 0 || c == 5 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: widths[c] - cell.count) + cell
+                }.joined(separator: "  "))
+            }
         }
     }
+}
 
+/// A child process run to completion: its wall time and peak resident memory.
+enum ChildProcess {
     struct Measurement {
         var seconds: Double
         var peakMB: Double
     }
 
-    private func removeDatabase(_ path: String) {
-        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
-    }
-
-    /// Runs a command to completion; wall time and the child's peak resident memory.
-    private func measure(_ executable: String, _ arguments: [String]) throws -> Measurement {
+    /// Runs a command with stdout to /dev/null; wall time and the child's peak resident memory.
+    static func measure(_ executable: String, _ arguments: [String]) throws -> Measurement {
         var pid: pid_t = 0
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -99,7 +129,7 @@ struct BenchIngest: ParsableCommand {
         var exit: Int32 = 0
         var peakKB = 0
         while true {
-            peakKB = max(peakKB, Self.highWaterKB(pid: pid))
+            peakKB = max(peakKB, highWaterKB(pid: pid))
             let done = waitpid(pid, &exit, WNOHANG)
             if done == pid || done < 0 { break }
             usleep(2_000)
@@ -121,6 +151,77 @@ struct BenchIngest: ParsableCommand {
     }
 }
 
+struct BenchIngest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Ingest rows/s on a synthetic 4-column CSV next to the sqlite3 shell's .import --csv of the same file.")
+
+    @Option(help: "Rows in the synthetic file.")
+    var rows = 1_000_000
+    @Option(help: "Times each side runs; the median is reported.")
+    var repeats = 3
+    @Option(help: "Working directory (default: a new temporary one, removed afterwards).")
+    var dir: String?
+    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
+    var sqlite3 = "sqlite3"
+    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
+    var resultOut: String?
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) {
+            let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(getpid())"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
+            let csv = work + "/events.csv"
+            var config = RecpipeStages.Synth.Config()
+            config.users = max(1, rows / 75)
+            config.items = max(2, min(20_000, rows / 50))
+            config.topics = min(config.topics, config.items)
+            config.interactions = rows
+            config.ratings = true
+            let written = try RecpipeStages.Synth(config: config).write(to: csv)
+            let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
+            logger.info("benchmark file written", metadata: ["file": "\(csv)", "rows": "\(written)", "bytes": "\(size)"])
+
+            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            var ours: [ChildProcess.Measurement] = [], shell: [ChildProcess.Measurement] = []
+            for attempt in 0..<repeats {
+                let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
+                for path in [a, b] { removeDatabase(path) }
+                // Migrate first so both sides time loading only.
+                _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+                ours.append(try ChildProcess.measure(me, ["ingest", "--quiet", "--db", a, csv]))
+                shell.append(try ChildProcess.measure(sqlite3, [b, ".import --csv \(csv) events"]))
+                for path in [a, b] { removeDatabase(path) }
+            }
+            let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
+            let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
+            let ourRate = Double(written) / o.seconds, shellRate = Double(written) / s.seconds
+            print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats) runs")
+            let table = [
+                ["command", "seconds", "rows/s", "peak RSS MB"],
+                ["recpipe ingest", String(format: "%.2f", o.seconds), String(format: "%.0f", ourRate), String(format: "%.1f", o.peakMB)],
+                ["sqlite3 .import --csv", String(format: "%.2f", s.seconds), String(format: "%.0f", shellRate),
+                 String(format: "%.1f", s.peakMB)],
+            ]
+            for row in table {
+                print(row[0].padding(toLength: 24, withPad: " ", startingAt: 0)
+                      + row[1...].map { String(repeating: " ", count: max(0, 13 - $0.count)) + $0 }.joined())
+            }
+            print(String(format: "ratio recpipe / sqlite3 (rows/s): %.2f", ourRate / shellRate))
+            try BenchResult(stage: "ingest", unit: "rows", rows: written, seconds: o.seconds, rowsPerSecond: ourRate, gflops: nil,
+                            reference: "sqlite3 .import rows/s", referenceValue: shellRate, ratio: ourRate / shellRate,
+                            peakMB: o.peakMB).write(to: resultOut)
+        }
+    }
+
+    private func removeDatabase(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+    }
+}
+
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -132,6 +233,8 @@ struct BenchTrain: ParsableCommand {
     @Option var epochs = 1
     @Option(help: "multvae or multdae.")
     var model: MultVAE.Kind = .vae
+    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
+    var resultOut: String?
     @OptionGroup var logging: LoggingOptions
 
     func run() throws {
@@ -163,6 +266,10 @@ struct BenchTrain: ParsableCommand {
             print(String(format: "floor at that ceiling: %.1f s; epoch / floor: %.2f", flopsPerEpoch / peak / 1e9,
                          best / (flopsPerEpoch / peak / 1e9)))
             print(String(format: "peak RSS: %.0f MB", Double(Self.peakRSSKB()) / 1024))
+            try BenchResult(stage: "train (Mult-\(model == .vae ? "VAE" : "DAE") epoch)", unit: "interactions", rows: train.nonZeros,
+                            seconds: best, rowsPerSecond: Double(train.nonZeros) / best, gflops: achieved,
+                            reference: "sgemm GFLOPS", referenceValue: peak, ratio: achieved / peak,
+                            peakMB: Double(Self.peakRSSKB()) / 1024).write(to: resultOut)
         }
     }
 
@@ -195,6 +302,8 @@ struct BenchScore: ParsableCommand {
 
     @OptionGroup var data: SyntheticData
     @Option var k = 100
+    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
+    var resultOut: String?
     @OptionGroup var logging: LoggingOptions
 
     func run() throws {
@@ -225,6 +334,10 @@ struct BenchScore: ParsableCommand {
                          k, seconds, Double(users) / seconds, flops / seconds / 1e9, 100 * flops / seconds / 1e9 / peak,
                          seconds - forward))
             print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
+            try BenchResult(stage: "score (top-\(k))", unit: "users", rows: users, seconds: seconds,
+                            rowsPerSecond: Double(users) / seconds, gflops: flops / seconds / 1e9, reference: "sgemm GFLOPS",
+                            referenceValue: peak, ratio: flops / seconds / 1e9 / peak,
+                            peakMB: Double(BenchTrain.peakRSSKB()) / 1024).write(to: resultOut)
         }
     }
 }
@@ -242,6 +355,8 @@ struct BenchAugment: ParsableCommand {
     @Option var epochs = 1
     @Flag(name: .customLong("no-vae"), help: "Skip the Mult-VAE epoch.")
     var noVAE = false
+    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
+    var resultOut: String?
     @OptionGroup var logging: LoggingOptions
 
     func run() throws {
@@ -281,6 +396,10 @@ struct BenchAugment: ParsableCommand {
                              vae.batchSize, vaeSeconds, ganBest / vaeSeconds))
             }
             print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
+            try BenchResult(stage: "augment (CFGAN epoch)", unit: "interactions", rows: train.nonZeros, seconds: ganBest,
+                            rowsPerSecond: Double(train.nonZeros) / ganBest, gflops: ganFlops / ganBest / 1e9,
+                            reference: "sgemm GFLOPS", referenceValue: peak, ratio: ganFlops / ganBest / 1e9 / peak,
+                            peakMB: Double(BenchTrain.peakRSSKB()) / 1024).write(to: resultOut)
         }
     }
 }
