@@ -137,6 +137,21 @@ func scratchDirectory() -> String {
         #expect(evaluate.stderr.contains("baselines missing"))
     }
 
+    @Test func benchSuitePrintsOneRowPerBenchmark() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try recpipe(["bench", "suite", "--scale", "0.002", "--only", "train", "score", "--json", "--quiet"], in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rows.map { $0["stage"] as? String } == ["train (Mult-VAE epoch)", "score (top-100)"])
+        for row in rows {
+            #expect((row["seconds"] as? Double ?? 0) > 0 && (row["rows"] as? Int ?? 0) > 0)
+            #expect((row["referenceValue"] as? Double ?? 0) > 0 && (row["ratio"] as? Double ?? 0) > 0)
+            #expect((row["peakMB"] as? Double ?? 0) > 1, "the child's own peak memory")
+        }
+        #expect(try recpipe(["bench", "suite", "--only", "everything"], in: dir).status == 64)
+    }
+
     @Test func badDataExitsWithDataErrorAndStoresNothing() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
