@@ -2,14 +2,18 @@ import Foundation
 import RecpipeStore
 
 /// The status line `recpipe run` keeps under the log on a terminal: stages done out of
-/// those selected, and each running stage's time so far, or, while it trains, its epoch, a
-/// bar and an estimate of the time left.
+/// those selected, and each running stage's time so far, or, while it trains or reports its
+/// progress (scoring), a bar and an estimate of the time left.
 public final class RunProgress: @unchecked Sendable {
     struct Running {
         var name: String
         var started: Double
         var epochs: Int?
         var epoch = 0
+        /// From `progress done=N total=M unit=U` lines.
+        var done = 0
+        var total = 0
+        var unit = ""
     }
 
     private let lock = NSLock()
@@ -38,12 +42,24 @@ public final class RunProgress: @unchecked Sendable {
         }
     }
 
-    /// Reads a stage's log line for progress (`epoch finished ... epoch=N`).
+    /// Reads a stage's log line for progress: `epoch finished ... epoch=N` while training,
+    /// `progress done=N total=M unit=U` elsewhere (scoring).
     public func logLine(_ line: String, stage: String) {
-        guard line.contains(" epoch finished "), let field = line.split(separator: " ").first(where: { $0.hasPrefix("epoch=") }),
-              let epoch = Int(field.dropFirst(6)) else { return }
-        lock.withLock {
-            if let index = running.firstIndex(where: { $0.name == stage }) { running[index].epoch = epoch }
+        let fields = line.split(separator: " ")
+        func value(_ key: String) -> Substring? { fields.first { $0.hasPrefix(key + "=") }?.dropFirst(key.count + 1) }
+        if line.contains(" epoch finished "), let epoch = value("epoch").flatMap({ Int($0) }) {
+            lock.withLock {
+                if let index = running.firstIndex(where: { $0.name == stage }) { running[index].epoch = epoch }
+            }
+        } else if line.contains(" progress "), let done = value("done").flatMap({ Int($0) }),
+                  let total = value("total").flatMap({ Int($0) }), total > 0 {
+            lock.withLock {
+                if let index = running.firstIndex(where: { $0.name == stage }) {
+                    running[index].done = done
+                    running[index].total = total
+                    running[index].unit = value("unit").map(String.init) ?? ""
+                }
+            }
         }
     }
 
@@ -54,15 +70,23 @@ public final class RunProgress: @unchecked Sendable {
                 let elapsed = now - stage.started
                 text += " \(stage.name) \(Self.duration(elapsed))"
                 if let epochs = stage.epochs, epochs > 0, stage.epoch > 0 {
-                    let share = min(1, Double(stage.epoch) / Double(epochs))
-                    let filled = Int((share * 20).rounded())
-                    let left = elapsed / Double(stage.epoch) * Double(max(0, epochs - stage.epoch))
-                    text += " [" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "]"
-                    text += " epoch \(stage.epoch)/\(epochs), ETA \(Self.duration(left))"
+                    text += Self.bar(stage.epoch, of: epochs, elapsed: elapsed, label: "epoch \(stage.epoch)/\(epochs)")
+                } else if stage.total > 0, stage.done > 0 {
+                    text += Self.bar(stage.done, of: stage.total, elapsed: elapsed,
+                                     label: "\(stage.done)/\(stage.total)\(stage.unit.isEmpty ? "" : " " + stage.unit)")
                 }
             }
             return String(text.prefix(max(10, width - 1)))
         }
+    }
+
+    /// " [####....] LABEL, ETA m:ss": `done` of `total` after `elapsed` seconds.
+    static func bar(_ done: Int, of total: Int, elapsed: Double, label: String) -> String {
+        let share = min(1, Double(done) / Double(total))
+        let filled = Int((share * 20).rounded())
+        let left = elapsed / Double(done) * Double(max(0, total - done))
+        return " [" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "] "
+            + "\(label), ETA \(duration(left))"
     }
 
     static func duration(_ seconds: Double) -> String {

@@ -244,5 +244,10 @@ import RecpipeStore
         progress.logLine("2026-01-01T00:00:00Z info epoch finished epoch=x", stage: "train")
         #expect(progress.render(now: 30) == "[1/2 done] train 0:20 [#####...............] epoch 10/40, ETA 1:00")
         #expect(progress.render(now: 30, width: 20) == "[1/2 done] train 0:")
+        // Other stages report `progress done=N total=M unit=U`.
+        let scoring = RunProgress(total: 1, epochs: [:])
+        scoring.handle(.started(clean, attempt: 1), now: 0)
+        scoring.logLine("2026-01-01T00:00:00Z info progress done=25000 run=4 stage=score total=100000 unit=users", stage: "clean")
+        #expect(scoring.render(now: 10) == "[0/1 done] clean 0:10 [#####...............] 25000/100000 users, ETA 0:30")
     }
 }

@@ -81,7 +81,7 @@ public struct ScoreStage: Stage {
             let file = try RawConnection(path: shard.output, create: true)
             try file.execute(Self.shardSchema)
             let written = try Self.write(model, history, users: users, k: k, userKeys: userKeys, itemKeys: record.itemKeys,
-                                         runID: context.runID, to: file)
+                                         runID: context.runID, to: file, progress: reporter(context, total: users.count))
             // Written last: a shard file without it is incomplete and merge refuses it.
             try file.run("""
                 INSERT INTO shard_info (model_id, k, shard, shards, first_user, end_user, rows, created_at)
@@ -99,11 +99,18 @@ public struct ScoreStage: Stage {
         }
         let connection = try RawConnection(path: store.path)
         let written = try Self.write(model, history, users: users, k: k, userKeys: userKeys, itemKeys: record.itemKeys,
-                                     runID: context.runID, to: connection)
+                                     runID: context.runID, to: connection, progress: reporter(context, total: users.count))
         try publish(context, connection: connection, rows: written, started: started)
         return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
             "\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)",
         ])
+    }
+
+    /// Logs `progress done=N total=M unit=users` for the scheduler's status line.
+    func reporter(_ context: StageContext, total: Int) -> (Int) -> Void {
+        { done in
+            context.logger.info("progress", metadata: ["done": "\(done)", "total": "\(total)", "unit": "users"])
+        }
     }
 
     static let shardSchema = """
@@ -118,9 +125,10 @@ public struct ScoreStage: Stage {
     /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`
     /// through `connection`, in transactions of 5,000 users. Returns the rows written.
     static func write(_ model: any StorableModel, _ history: CSRMatrix, users: Range<Int>, k: Int, userKeys: [String],
-                      itemKeys: [String], runID: Int64, to connection: RawConnection) throws -> Int {
+                      itemKeys: [String], runID: Int64, to connection: RawConnection,
+                      progress: (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
         var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
-        var written = 0
+        var written = 0, usersDone = 0
         func flush() throws {
             let rows = pending.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
             try connection.inTransaction {
@@ -135,6 +143,8 @@ public struct ScoreStage: Stage {
                 }
             }
             written += rows.count
+            usersDone += pending.count
+            progress(usersDone)
             pending.removeAll(keepingCapacity: true)
         }
         let subset = users == 0..<history.rows ? history : history.rows(Array(users)[...])
