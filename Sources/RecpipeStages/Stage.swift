@@ -70,11 +70,12 @@ public enum StageRunner {
                 try store.queue.write { db in
                     try db.execute(
                         sql: """
-                            UPDATE stage_runs SET status = ?, finished_at = ?, seconds = ?, rows_in = ?, rows_out = ?, error = ?
+                            UPDATE stage_runs SET status = ?, finished_at = ?, seconds = ?, rows_in = ?, rows_out = ?, error = ?,
+                                peak_rss_mb = ?
                             WHERE run_id = ?
                             """,
                         arguments: [status, Clock.isoNow(), Clock.monotonic() - started,
-                                    report?.rowsIn, report?.rowsOut, error, runID])
+                                    report?.rowsIn, report?.rowsOut, error, peakResidentMB(), runID])
                 }
             } catch {
                 logger.error("cannot record stage result", metadata: ["error": "\(error.localizedDescription)"])
@@ -95,4 +96,16 @@ public enum StageRunner {
             throw error
         }
     }
+}
+
+/// The peak resident memory of this process so far, in MiB.
+public func peakResidentMB() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024  // KiB on Linux
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576  // bytes on macOS
+    #endif
 }

@@ -265,11 +265,11 @@ struct BenchTrain: ParsableCommand {
                          achieved, config.batchSize, config.hidden, items, peak, 100 * achieved / peak))
             print(String(format: "floor at that ceiling: %.1f s; epoch / floor: %.2f", flopsPerEpoch / peak / 1e9,
                          best / (flopsPerEpoch / peak / 1e9)))
-            print(String(format: "peak RSS: %.0f MB", Double(Self.peakRSSKB()) / 1024))
+            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
             try BenchResult(stage: "train (Mult-\(model == .vae ? "VAE" : "DAE") epoch)", unit: "interactions", rows: train.nonZeros,
                             seconds: best, rowsPerSecond: Double(train.nonZeros) / best, gflops: achieved,
                             reference: "sgemm GFLOPS", referenceValue: peak, ratio: achieved / peak,
-                            peakMB: Double(Self.peakRSSKB()) / 1024).write(to: resultOut)
+                            peakMB: peakResidentMB()).write(to: resultOut)
         }
     }
 
@@ -286,12 +286,6 @@ struct BenchTrain: ParsableCommand {
             best = min(best, Clock.monotonic() - started)
         }
         return 2 * Double(m) * Double(k) * Double(n) / best / 1e9
-    }
-
-    static func peakRSSKB() -> Int {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_maxrss
     }
 }
 
@@ -333,11 +327,11 @@ struct BenchScore: ParsableCommand {
             print(String(format: "with top-%d selection: %.1f s, %.0f users/s; GFLOPS %.1f (%.0f%% of the ceiling); selection adds %.1f s",
                          k, seconds, Double(users) / seconds, flops / seconds / 1e9, 100 * flops / seconds / 1e9 / peak,
                          seconds - forward))
-            print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
+            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
             try BenchResult(stage: "score (top-\(k))", unit: "users", rows: users, seconds: seconds,
                             rowsPerSecond: Double(users) / seconds, gflops: flops / seconds / 1e9, reference: "sgemm GFLOPS",
                             referenceValue: peak, ratio: flops / seconds / 1e9 / peak,
-                            peakMB: Double(BenchTrain.peakRSSKB()) / 1024).write(to: resultOut)
+                            peakMB: peakResidentMB()).write(to: resultOut)
         }
     }
 }
@@ -395,11 +389,11 @@ struct BenchAugment: ParsableCommand {
                 print(String(format: "Mult-VAE seconds per epoch (batches of %d, same data): %.1f; CFGAN / Mult-VAE: %.2f",
                              vae.batchSize, vaeSeconds, ganBest / vaeSeconds))
             }
-            print(String(format: "peak RSS: %.0f MB", Double(BenchTrain.peakRSSKB()) / 1024))
+            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
             try BenchResult(stage: "augment (CFGAN epoch)", unit: "interactions", rows: train.nonZeros, seconds: ganBest,
                             rowsPerSecond: Double(train.nonZeros) / ganBest, gflops: ganFlops / ganBest / 1e9,
                             reference: "sgemm GFLOPS", referenceValue: peak, ratio: ganFlops / ganBest / 1e9 / peak,
-                            peakMB: Double(BenchTrain.peakRSSKB()) / 1024).write(to: resultOut)
+                            peakMB: peakResidentMB()).write(to: resultOut)
         }
     }
 }

@@ -44,6 +44,9 @@ import Testing
             #expect((model["validation_metrics"] as String).contains("ndcg@100"))
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM training_log") == 6)
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM model_weights") == 8)
+            // Every stage run records its process's peak memory: here at least the weights.
+            let peaks = try Double.fetchAll(db, sql: "SELECT peak_rss_mb FROM stage_runs ORDER BY run_id")
+            #expect(peaks.count == 3 && peaks.allSatisfy { $0 > 1 }, "\(peaks)")
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM model_items")
                     == (try Int.fetchOne(db, sql: "SELECT count(*) FROM items")))
         }
