@@ -36,7 +36,7 @@ public enum Augmentation {
     /// within each row. `isHead` flags the popular head (for `longTail`).
     public static func select(_ generator: Recommender, train: CSRMatrix, selection: Selection,
                               isHead: [Bool]) -> [Row] {
-        let rows = (0..<train.rows).filter { train.count(row: $0) > 0 && train.count(row: $0) < selection.usersBelow }
+        let rows = eligibleRows(train, selection)
         guard !rows.isEmpty, selection.fraction > 0 else { return [] }
         let foldIn = train.rows(rows[...])
         var out: [Row] = []
@@ -54,6 +54,12 @@ public enum Augmentation {
             }
         }
         return out
+    }
+
+    /// The rows of `train` that `selection` augments: those with at least one and fewer than
+    /// `usersBelow` interactions.
+    public static func eligibleRows(_ train: CSRMatrix, _ selection: Selection) -> [Int] {
+        (0..<train.rows).filter { train.count(row: $0) > 0 && train.count(row: $0) < selection.usersBelow }
     }
 
     /// Training users' rows with their synthetic interactions added at `weight` (real ones

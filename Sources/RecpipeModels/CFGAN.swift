@@ -183,7 +183,7 @@ public struct CFGAN: Sendable {
                     // The condition's rows of W0, then the vector's (rows I..<2I).
                     sparseLinearForward(y, condition, p + d.weight[0], p + d.bias[0], outputs: outputs)
                     if real {
-                        accumulateSparse(y, condition, p + d.weight[0] + i * outputs, outputs: outputs)
+                        sparseLinearAccumulate(y, condition, p + d.weight[0] + i * outputs, outputs: outputs)
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(b), Int32(outputs), Int32(i), 1,
                                     w.fake.p, Int32(i), p + d.weight[0] + i * outputs, Int32(outputs), 1, y, Int32(outputs))
@@ -218,7 +218,7 @@ public struct CFGAN: Sendable {
                     sparseLinearBackward(gradients + d.weight[0], gradients + d.bias[0], dy, condition, outputs: outputs)
                     let vector = gradients + d.weight[0] + i * outputs
                     if real {
-                        accumulateSparseTransposed(vector, dy, condition, outputs: outputs)
+                        sparseLinearBackward(vector, nil, dy, condition, outputs: outputs)
                     } else {
                         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(i), Int32(outputs), Int32(b), 1,
                                     w.fake.p, Int32(i), dy, Int32(outputs), 1, vector, Int32(outputs))
@@ -258,10 +258,10 @@ public struct CFGAN: Sendable {
 
     /// G's loss on a batch: the adversarial term (mean log(1 − D(fake)), or −mean log D(fake))
     /// plus α·mean Σ_{ZR} ĝ², with gradients (L2 included) accumulated into `gradients` (laid
-    /// out like `generator`). Needs `generate` and the masks done. Returns (adversarial, ZR).
+    /// out like `generator`). Needs `generate`, the masks and `maskFake` done. Returns
+    /// (adversarial, ZR).
     func generatorStep(_ condition: CSRMatrix, _ w: Workspace, gradients: inout [Float]) -> (Double, Double) {
         let b = condition.rows, i = items, scale = 1 / Float(b), alpha = config.zrCoefficient
-        maskFake(w, rows: b)
         discriminate(condition, real: false, w)
         var adversarial = 0.0
         let logits = w.dActs[d.layers - 1].p, dLogits = w.dGrads[d.layers - 1].p
@@ -354,28 +354,6 @@ public struct CFGAN: Sendable {
             return 0.5 * Double(lambda) * sum
         }
         return (penalty(generator, g, config.generatorL2), penalty(discriminator, d, config.discriminatorL2))
-    }
-}
-
-/// y += x·W for a sparse x whose columns index rows of W.     x: (B, n) CSR  W: (n, O)  y: (B, O)
-func accumulateSparse(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix, _ w: UnsafePointer<Float>, outputs: Int) {
-    x.columns.withUnsafeBufferPointer { columns in
-        x.values.withUnsafeBufferPointer { values in
-            parallelRows(x.rows) { r in
-                for k in x.rowStart[r]..<x.rowStart[r + 1] {
-                    cblas_saxpy(Int32(outputs), values[k], w + Int(columns[k]) * outputs, 1, y + r * outputs, 1)
-                }
-            }
-        }
-    }
-}
-
-/// dW += xᵀ·dy for a sparse x (only the rows of W that x touches).
-func accumulateSparseTransposed(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: CSRMatrix, outputs: Int) {
-    for r in 0..<x.rows {
-        for k in x.rowStart[r]..<x.rowStart[r + 1] {
-            cblas_saxpy(Int32(outputs), x.values[k], dy + r * outputs, 1, dw + Int(x.columns[k]) * outputs, 1)
-        }
     }
 }
 

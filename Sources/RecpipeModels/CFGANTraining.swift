@@ -72,7 +72,10 @@ extension CFGAN {
                     dSum += loss; dCount += 1
                 }
                 for step in 0..<max(1, config.generatorSteps) {
-                    if step > 0 { model.generate(condition, workspace) }
+                    if step > 0 {
+                        model.generate(condition, workspace)
+                        model.maskFake(workspace, rows: condition.rows)
+                    }
                     let (adversarial, zr) = model.generatorStep(condition, workspace, gradients: &gradG)
                     updates += 1
                     guard adversarial.isFinite, zr.isFinite else {
@@ -129,11 +132,7 @@ extension CFGAN {
 extension CFGAN: Recommender {
     /// The generator's output for each row's items (in (0, 1); higher is better).
     public func scores(_ foldIn: CSRMatrix, batchSize: Int = 500, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
-        scoreBatches(foldIn, batchSize: batchSize) { first, count, scores in
-            for k in 0..<count {
-                body(first + k, UnsafeMutableBufferPointer(rebasing: scores[(k * items)..<((k + 1) * items)]))
-            }
-        }
+        scoresByRow(foldIn, batchSize: batchSize, body: body)
     }
 
     public func scoreBatches(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, Int, UnsafeMutableBufferPointer<Float>) -> Void) {

@@ -114,11 +114,7 @@ extension MultVAE {
     /// Scores every item for each row of `foldIn` (logits; higher is better), in batches:
     /// `body(row, scores)` sees one user's scores, writable, valid during the call.
     public func scores(_ foldIn: CSRMatrix, batchSize: Int = 500, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
-        scoreBatches(foldIn, batchSize: batchSize) { first, count, logits in
-            for k in 0..<count {
-                body(first + k, UnsafeMutableBufferPointer(rebasing: logits[(k * items)..<((k + 1) * items)]))
-            }
-        }
+        scoresByRow(foldIn, batchSize: batchSize, body: body)
     }
 
     /// Scores a batch at a time: the output layer's logits of `count` rows from `first`.

@@ -34,6 +34,19 @@ extension Recommender {
     }
 }
 
+extension Recommender {
+    /// `scores` for recommenders that compute by batch: each row of every `scoreBatches`
+    /// batch in turn.
+    public func scoresByRow(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
+        let width = items
+        scoreBatches(foldIn, batchSize: batchSize) { first, count, scores in
+            for k in 0..<count {
+                body(first + k, UnsafeMutableBufferPointer(rebasing: scores[(k * width)..<((k + 1) * width)]))
+            }
+        }
+    }
+}
+
 extension MultVAE: Recommender {}
 
 extension Recommender {

@@ -35,11 +35,22 @@ public func linearBackward(_ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutab
 /// Each non-zero adds a scaled row of W: the cost is nnz(x)·O, not B·I·O.
 public func sparseLinearForward(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix, _ w: UnsafePointer<Float>,
                                 _ b: UnsafePointer<Float>, outputs: Int) {
+    sparseProduct(y, x, w, startingFrom: b, outputs: outputs)
+}
+
+/// y += x·W with a sparse x (y's rows keep what they hold).
+public func sparseLinearAccumulate(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix, _ w: UnsafePointer<Float>, outputs: Int) {
+    sparseProduct(y, x, w, startingFrom: nil, outputs: outputs)
+}
+
+/// y = b + x·W (each row of y first set to b), or y += x·W when b is nil.
+private func sparseProduct(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix, _ w: UnsafePointer<Float>,
+                           startingFrom b: UnsafePointer<Float>?, outputs: Int) {
     x.columns.withUnsafeBufferPointer { columns in
         x.values.withUnsafeBufferPointer { values in
             parallelRows(x.rows) { r in
                 let out = y + r * outputs
-                out.update(from: b, count: outputs)
+                if let b { out.update(from: b, count: outputs) }
                 for k in x.rowStart[r]..<x.rowStart[r + 1] {
                     cblas_saxpy(Int32(outputs), values[k], w + Int(columns[k]) * outputs, 1, out, 1)
                 }
@@ -48,8 +59,9 @@ public func sparseLinearForward(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix
     }
 }
 
-/// dW += xᵀ·dy with a sparse x (only the rows of W that x touches)    db += Σ_rows dy
-public func sparseLinearBackward(_ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>,
+/// dW += xᵀ·dy with a sparse x (only the rows of W that x touches), and db += Σ_rows dy when
+/// db is given.
+public func sparseLinearBackward(_ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
                                  _ dy: UnsafePointer<Float>, _ x: CSRMatrix, outputs: Int) {
     x.columns.withUnsafeBufferPointer { columns in
         x.values.withUnsafeBufferPointer { values in
@@ -58,7 +70,7 @@ public func sparseLinearBackward(_ dw: UnsafeMutablePointer<Float>, _ db: Unsafe
                 for k in x.rowStart[r]..<x.rowStart[r + 1] {
                     cblas_saxpy(Int32(outputs), values[k], row, 1, dw + Int(columns[k]) * outputs, 1)
                 }
-                for o in 0..<outputs { db[o] += row[o] }
+                if let db { for o in 0..<outputs { db[o] += row[o] } }
             }
         }
     }

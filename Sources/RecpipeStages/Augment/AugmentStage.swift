@@ -79,7 +79,7 @@ public struct AugmentStage: Stage {
         let popularity = Popularity(train: data.train)
         let isHead = Evaluation.head(counts: popularity.counts)
         let rows = Augmentation.select(result.model, train: data.train, selection: config.selection, isHead: isHead)
-        let eligible = (0..<data.train.rows).filter { data.train.count(row: $0) < config.selection.usersBelow }.count
+        let eligible = Augmentation.eligibleRows(data.train, config.selection).count
         let users = Set(rows.map(\.row)).count
         let seconds = Clock.monotonic() - started
         var outcome = ModelStore.Outcome()

@@ -216,10 +216,11 @@ public struct ScoreStage: Stage {
                     SELECT ?, user_key, rank, item_key, score FROM shard.recommendation_rows ORDER BY user_key, rank
                     """, [.integer(context.runID)])
             }
-            written += Int(sqlite3_changes(connection.handle))
-            guard Int64(Int(sqlite3_changes(connection.handle))) == info.rows else {
-                throw StageError.badData("\(info.path): \(sqlite3_changes(connection.handle)) rows, its shard_info says \(info.rows)")
+            let copied = Int(sqlite3_changes(connection.handle))
+            guard Int64(copied) == info.rows else {
+                throw StageError.badData("\(info.path): \(copied) rows, its shard_info says \(info.rows)")
             }
+            written += copied
         }
         try publish(context, connection: connection, rows: written, started: started)
         return StageReport(rowsIn: written, rowsOut: written, summary: [
