@@ -41,3 +41,13 @@ float recpipe_shifted_exp(float *y, const float *x, float shift, size_t n) {
     }
     return sum;
 }
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void recpipe_sigmoid(float *y, const float *x, size_t n) {
+    #pragma omp simd
+    for (size_t k = 0; k < n; k++) {
+        y[k] = 1.0f / (1.0f + exp_approx(-x[k]));
+    }
+}

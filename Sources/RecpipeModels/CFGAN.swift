@@ -107,6 +107,47 @@ public struct CFGAN: Sendable {
         }
     }
 
+    /// Whether `other`'s weights can seed this model: the same hidden layers in both networks
+    /// (the items may differ).
+    public func hasHiddenLayers(of other: CFGAN) -> Bool {
+        config.generatorHidden == other.config.generatorHidden && config.discriminatorHidden == other.config.discriminatorHidden
+    }
+
+    /// Takes `other`'s weights (a warm start), items matched by `itemMapping`: for each of
+    /// this model's items, its index in `other`, or nil for an item `other` does not know,
+    /// whose weights stay as they are (initialised). Items map to G's input rows and output
+    /// columns and to both halves of D's input rows; the hidden layers copy as they are.
+    public mutating func copyWeights(from other: CFGAN, itemMapping: [Int?]) {
+        precondition(itemMapping.count == items && hasHiddenLayers(of: other), "warm start: the hidden layers differ")
+        let vectorRows = itemMapping.map { $0.map { $0 + other.items } }
+        for l in 0..<g.layers {
+            Self.copyLayer(l, into: &generator, g, from: other.generator, other.g,
+                           rows: l == 0 ? itemMapping : nil, columns: l == g.layers - 1 ? itemMapping : nil)
+        }
+        for l in 0..<d.layers {
+            Self.copyLayer(l, into: &discriminator, d, from: other.discriminator, other.d,
+                           rows: l == 0 ? itemMapping + vectorRows : nil, columns: nil)
+        }
+    }
+
+    /// Copies layer l's weight (in × out) and bias, rows and columns re-indexed by the
+    /// mappings (nil mapping: the same index; a nil entry: left as it is).
+    static func copyLayer(_ l: Int, into target: inout [Float], _ ts: Stack, from source: [Float], _ ss: Stack,
+                          rows: [Int?]?, columns: [Int?]?) {
+        let (inputs, outputs, sourceOutputs) = (ts.sizes[l], ts.sizes[l + 1], ss.sizes[l + 1])
+        let columnOf = columns ?? (0..<outputs).map { $0 }
+        for r in 0..<inputs {
+            guard let sr = rows.map({ $0[r] }) ?? r else { continue }
+            let (t, s) = (ts.weight[l] + r * outputs, ss.weight[l] + sr * sourceOutputs)
+            for c in 0..<outputs {
+                if let sc = columnOf[c] { target[t + c] = source[s + sc] }
+            }
+        }
+        for c in 0..<outputs {
+            if let sc = columnOf[c] { target[ts.bias[l] + c] = source[ss.bias[l] + sc] }
+        }
+    }
+
     // MARK: Forward and backward
 
     /// Activations of one batch, kept for the backward passes. Raw buffers, reused from

@@ -32,7 +32,9 @@ extension CFGAN {
     /// alternating D and G updates on each batch, and keeps the generator of the epoch with
     /// the best validation NDCG@100. Throws `ModelError.diverged` on a non-finite loss and
     /// `ModelError.collapsed` when the generator's output stops depending on the user.
-    public static func fit(train: CSRMatrix, validation: ValidationSet?, config: Config,
+    /// Starts from `initial`'s weights when given (a warm start; the optimiser's state starts
+    /// afresh).
+    public static func fit(train: CSRMatrix, validation: ValidationSet?, config: Config, initial: CFGAN? = nil,
                            onEpoch: (GANEpochLog) -> Void = { _ in }) throws -> GANFitResult {
         let users = (0..<train.rows).filter { train.count(row: $0) > 0 }
         guard !users.isEmpty else { throw ModelError.noTrainingData }
@@ -41,6 +43,12 @@ extension CFGAN {
         var rng = SeededRandom(seed: config.seed)
         var model = CFGAN(items: train.cols, config: config)
         model.initialize(rng: &rng)
+        if let initial {
+            guard initial.items == model.items, model.hasHiddenLayers(of: initial) else {
+                throw ModelError.shapeMismatch("warm start: the model's shape does not match the data and configuration")
+            }
+            (model.generator, model.discriminator) = (initial.generator, initial.discriminator)
+        }
         var adamG = Adam(parameters: model.generator.count, learningRate: config.generatorLearningRate)
         var adamD = Adam(parameters: model.discriminator.count, learningRate: config.discriminatorLearningRate)
         var gradG = [Float](repeating: 0, count: model.generator.count)

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 // Layers as free functions on raw buffers, forward and backward side by side. Shapes are in
@@ -205,15 +206,15 @@ struct UncheckedSendable<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
-/// y = 1 / (1 + e^(−x)), elementwise over n values (y may be x).
+/// y = 1 / (1 + e^(−x)), elementwise over n values (y may be x): the vectorized kernel of
+/// `CKernels`, on all cores for large n.
 public func sigmoidForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
-    var k = 0
-    while k + 16 <= n {
-        let v = UnsafeRawPointer(x + k).loadUnaligned(as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(y + k).storeBytes(of: 1 / (1 + exp16(-v)), as: SIMD16<Float>.self)
-        k += 16
+    let block = 1 << 16
+    guard n > 2 * block else { return recpipe_sigmoid(y, x, n) }
+    parallelRows((n + block - 1) / block) { b in
+        let start = b * block
+        recpipe_sigmoid(y + start, x + start, min(block, n - start))
     }
-    while k < n { y[k] = 1 / (1 + expf(-x[k])); k += 1 }
 }
 
 /// log(1 + e^x) without overflow.

@@ -3,7 +3,8 @@
 /// from the standard library, whose shuffles and ranges may change between toolchains:
 /// the same seed gives the same splits and synthetic data on every machine and version.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+    // Visible to the inlined `next()` of other modules (hot loops draw one number per item).
+    @usableFromInline var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
     public init(seed: UInt64) {
         // The state is expanded from the seed with splitmix64, as the authors recommend.
@@ -23,6 +24,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         self.init(seed: seed ^ (stream &* 0xd1b5_4a32_d192_ed03) ^ 0x5851_f42d_4c95_7f2d)
     }
 
+    @inlinable
     public mutating func next() -> UInt64 {
         let result = rotl(s1 &* 5, 7) &* 9
         let t = s1 << 17
@@ -79,7 +81,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 }
 
-@inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+@inlinable @inline(__always) func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
 #if canImport(Glibc)
 import Glibc

@@ -64,6 +64,8 @@ struct Augment: ParsableCommand {
     var minScore = Augmentation.Selection().minScore
     @Flag(name: .customLong("long-tail"), help: "Only items outside the popular head (the items holding 80% of training interactions).")
     var longTail = false
+    @Flag(name: .customLong("warm-start"), help: "Start from the published CFGAN's weights, items matched by key (none published: from scratch).")
+    var warmStart = false
     @Option(help: "Seed of initialisation, shuffling and negative sampling.")
     var seed = CFGAN.Config().seed
     @Option(help: "BLAS threads (default: all cores).")
@@ -93,6 +95,7 @@ struct Augment: ParsableCommand {
             g.seed = seed
             config.gan = g
             config.probeUsers = probeUsers
+            config.warmStart = warmStart
             config.selection.usersBelow = usersBelow
             config.selection.fraction = fraction
             config.selection.minScore = minScore

@@ -149,4 +149,59 @@ import Testing
         #expect(a.log.allSatisfy { $0.discriminatorLoss.isFinite && $0.generatorLoss.isFinite && $0.zrLoss >= 0 })
         #expect([2, 4].contains(a.bestEpoch))
     }
+
+    /// A warm start onto a reordered catalogue with new items: for users of the old items,
+    /// the seeded model's generator scores the old items and its discriminator judges real
+    /// pairs exactly as the old model did; new items keep their initial weights.
+    @Test func warmStartRemapsEveryItemAxis() throws {
+        let old = model(saturating: true)
+        // New item n is old item mapping[n]; items 3 and 8 are new.
+        let mapping: [Int?] = [7, 2, 0, nil, 5, 1, 6, 3, nil, 4]
+        var seeded = CFGAN(items: mapping.count, config: old.config)
+        var rng = SeededRandom(seed: 9)
+        seeded.initialize(rng: &rng)
+        let initial = seeded
+        seeded.copyWeights(from: old, itemMapping: mapping)
+        let oldRows: [[Int32]] = [[0, 2, 5], [1, 7], [3, 4, 6, 7]]
+        let newIndex = Dictionary(uniqueKeysWithValues: mapping.enumerated().compactMap { n, o in o.map { ($0, Int32(n)) } })
+        let oldUsers = CSRMatrix(cols: 8, rowsOfColumns: oldRows)
+        let newUsers = CSRMatrix(cols: mapping.count, rowsOfColumns: oldRows.map { $0.map { newIndex[Int($0)]! }.sorted() })
+        var before: [[Float]] = [], after: [[Float]] = []
+        old.scores(oldUsers) { _, row in before.append(Array(row)) }
+        seeded.scores(newUsers) { _, row in after.append(Array(row)) }
+        for (u, row) in after.enumerated() {
+            for (n, o) in mapping.enumerated() {
+                if let o { #expect(abs(row[n] - before[u][o]) < 1e-6, "user \(u) item \(n)") }
+            }
+        }
+        func realLogits(_ model: CFGAN, _ users: CSRMatrix) -> [Float] {
+            let w = CFGAN.Workspace()
+            w.reserve(batch: users.rows, g: model.g, d: model.d)
+            model.discriminate(users, real: true, w)
+            return Array(UnsafeBufferPointer(start: w.dActs[model.d.layers - 1].p, count: users.rows))
+        }
+        for (a, b) in zip(realLogits(seeded, newUsers), realLogits(old, oldUsers)) { #expect(abs(a - b) < 1e-5) }
+        // A new item's input row and output column are the initial ones.
+        let hidden = old.config.generatorHidden[0]
+        for c in 0..<hidden {
+            #expect(seeded.generator[seeded.g.weight[0] + 3 * hidden + c] == initial.generator[initial.g.weight[0] + 3 * hidden + c])
+            #expect(seeded.generator[seeded.g.weight[1] + c * 10 + 8] == initial.generator[initial.g.weight[1] + c * 10 + 8])
+        }
+        #expect(seeded.generator[seeded.g.bias[1] + 8] == initial.generator[initial.g.bias[1] + 8])
+        // fit starts from the seeded weights.
+        var config = old.config
+        config.epochs = 1
+        config.learningRate(0)
+        let train = CSRMatrix(cols: mapping.count, rowsOfColumns: [[0, 1, 2], [4, 5], [6, 7, 9], [1, 3]])
+        let result = try CFGAN.fit(train: train, validation: nil, config: config, initial: seeded)
+        #expect(result.model.generator == seeded.generator && result.model.discriminator == seeded.discriminator)
+    }
+}
+
+extension CFGAN.Config {
+    /// Both learning rates at once.
+    mutating func learningRate(_ rate: Float) {
+        generatorLearningRate = rate
+        discriminatorLearningRate = rate
+    }
 }

@@ -110,6 +110,40 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
         #expect(report.summary.contains { $0.hasPrefix("augmentation goal") })
     }
 
+    @Test func warmStartContinuesFromThePublishedGenerator() throws {
+        let (scratch, store) = try TrainStageTests().prepared()
+        // Nothing published yet: from scratch.
+        try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quiet)
+        var more = "user_id,item_id,timestamp\n"
+        for u in 0..<40 { for i in 0..<6 { more += "new\(u),fresh\(i),\(1_800_000_000 + u)\n" } }
+        try ingest(store, [scratch.write("more.csv", more)])
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30 }
+        try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quiet)
+        try store.queue.read { db throws in
+            let rows = try Row.fetchAll(db, sql: "SELECT model_id, warm_start_from, status FROM models ORDER BY model_id")
+            #expect(rows.map { $0["warm_start_from"] as Int64? } == [nil, 1])
+            #expect(rows.map { $0["status"] as String } == ["retired", "published"])
+        }
+        #expect(throws: StageError.self, "the hidden layers differ") {
+            try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.generatorHidden = [16] }, store: store, logger: quiet)
+        }
+    }
+
+    @Test func anAugmentedWarmStartContinuesTheAugmentedLine() throws {
+        let (scratch, store) = try TrainStageTests().prepared()
+        _ = scratch
+        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quiet)                     // 1, published
+        try StageRunner.run(try smallAugment(), store: store, logger: quiet)                                // 2, the CFGAN
+        let augmented = { (warm: Bool) in
+            try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false; $0.warmStart = warm; $0.model.epochs = 2 }
+        }
+        try StageRunner.run(try augmented(true), store: store, logger: quiet)    // 3: no augmented model yet, from the published
+        try StageRunner.run(try augmented(true), store: store, logger: quiet)    // 4: from 3
+        try StageRunner.run(try TrainStageTests().small { $0.warmStart = true; $0.model.epochs = 2 }, store: store, logger: quiet)  // 5: from 1
+        let from = try store.queue.read { try Int64?.fetchAll($0, sql: "SELECT warm_start_from FROM models ORDER BY model_id") }
+        #expect(from == [nil, nil, 1, 3, 1])
+    }
+
     @Test func ablationArithmetic() {
         let change = AugmentationAblation.change([0.2, 0.4, 0.6], [0.3, 0.4, 0.8])
         #expect(abs(change.without - 0.4) < 1e-12 && abs(change.with - 0.5) < 1e-12)

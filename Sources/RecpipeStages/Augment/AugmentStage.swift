@@ -16,6 +16,9 @@ public struct AugmentStage: Stage {
         public var selection = Augmentation.Selection()
         /// Training users whose items are partly hidden to choose the generator's epoch.
         public var probeUsers = 500
+        /// Start from the published CFGAN's weights (items matched by key) rather than from
+        /// random ones: a nightly run trains a few epochs instead of all of them.
+        public var warmStart = false
         public init() {}
     }
 
@@ -57,13 +60,14 @@ public struct AugmentStage: Stage {
         let data = try TrainingData.load(context.store)
         guard data.train.rows > 0 else { throw StageError.missingInput("the split has no training interactions") }
         let (ganTrain, probe) = Augmentation.internalValidation(data.train, users: config.probeUsers, seed: config.gan.seed)
+        let (initial, warmFrom) = config.warmStart ? try warmStartModel(data, context: context) : (nil, nil)
         context.logger.info("training started", metadata: [
             "model": "cfgan", "users": "\(data.train.rows)", "items": "\(data.itemKeys.count)",
             "interactions": "\(ganTrain.nonZeros)", "probe_users": "\(probe?.foldIn.rows ?? 0)",
         ])
         let result: GANFitResult
         do {
-            result = try CFGAN.fit(train: ganTrain, validation: probe, config: config.gan) { epoch in
+            result = try CFGAN.fit(train: ganTrain, validation: probe, config: config.gan, initial: initial) { epoch in
                 var metadata: Logger.Metadata = [
                     "epoch": "\(epoch.epoch)", "g_loss": "\(String(format: "%.4f", epoch.generatorLoss))",
                     "d_loss": "\(String(format: "%.4f", epoch.discriminatorLoss))",
@@ -91,7 +95,7 @@ public struct AugmentStage: Stage {
         let parameters = String(decoding: try encoder.encode(config.selection), as: UTF8.self)
         let modelID = try context.store.queue.write { db -> Int64 in
             let modelID = try ModelStore.save(result.model, outcome: outcome, data: data, runID: context.runID, seconds: seconds,
-                                              warmStartFrom: nil, publish: true, in: db)
+                                              warmStartFrom: warmFrom, publish: true, in: db)
             let log = try db.makeStatement(sql: """
                 INSERT INTO gan_training_log (model_id, epoch, generator_loss, discriminator_loss, zr_loss, output_spread,
                     validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -134,5 +138,31 @@ public struct AugmentStage: Stage {
             ])
         }
         return StageReport(rowsIn: data.train.nonZeros, rowsOut: rows.count, summary: summary)
+    }
+
+    /// A generator and discriminator seeded with the published CFGAN's weights, items
+    /// re-indexed by key (new items keep fresh weights), and that model's id; nil when none
+    /// is published.
+    func warmStartModel(_ data: TrainingData, context: StageContext) throws -> (CFGAN?, Int64?) {
+        guard let (stored, record) = try context.store.queue.read({ try ModelStore.loadPublished(kind: .cfgan, in: $0) }),
+              let previous = stored as? CFGAN else {
+            context.logger.warning("no published model to warm-start from; training from scratch", metadata: ["model": "cfgan"])
+            return (nil, nil)
+        }
+        var model = CFGAN(items: data.itemKeys.count, config: config.gan)
+        guard model.hasHiddenLayers(of: previous) else {
+            throw StageError.badOption("--warm-start: model \(record.modelID) has generator \(previous.config.generatorHidden), "
+                                       + "discriminator \(previous.config.discriminatorHidden); the options ask for "
+                                       + "\(config.gan.generatorHidden), \(config.gan.discriminatorHidden)")
+        }
+        var rng = SeededRandom(seed: config.gan.seed)
+        model.initialize(rng: &rng)
+        let mapping = record.positions(of: data.itemKeys).map { $0.map(Int.init) }
+        model.copyWeights(from: previous, itemMapping: mapping)
+        let kept = mapping.compactMap { $0 }.count
+        context.logger.info("warm start", metadata: [
+            "from_model": "\(record.modelID)", "items_kept": "\(kept)", "items_new": "\(mapping.count - kept)",
+        ])
+        return (model, record.modelID)
     }
 }

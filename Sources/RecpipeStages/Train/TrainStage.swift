@@ -128,7 +128,11 @@ public struct TrainStage: Stage {
         var initial: MultVAE?
         var warmFrom: Int64?
         if config.warmStart {
-            (initial, warmFrom) = try warmStartModel(from: live, data, context: context)
+            // A model trained with augmentation continues from the latest such model: the
+            // with/without comparison stays a comparison of two lines of models.
+            let source = config.augmentedWeight == nil ? live
+                : try context.store.queue.read { try Self.latestAugmentedVAE(kind: config.model.kind, in: $0) } ?? live
+            (initial, warmFrom) = try warmStartModel(from: source, data, context: context)
         }
         context.logger.info("training started", metadata: [
             "model": "\(config.kind.rawValue)", "users": "\(data.train.rows)", "items": "\(data.itemKeys.count)",
@@ -160,6 +164,14 @@ public struct TrainStage: Stage {
         if let ndcg = result.bestNDCG { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
         return finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
                       rowsIn: data.train.nonZeros, rowsOut: result.model.parameters.count)
+    }
+
+    /// The newest VAE/DAE of a kind trained with augmented data, loaded; nil when none.
+    static func latestAugmentedVAE(kind: MultVAE.Kind, in db: Database) throws -> (MultVAE, ModelStore.Record)? {
+        try Int64.fetchOne(db, sql: """
+            SELECT model_id FROM models WHERE kind = ? AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL
+            ORDER BY model_id DESC LIMIT 1
+            """, arguments: [(kind == .vae ? ModelKind.multvae : .multdae).rawValue]).map { try ModelStore.loadVAE($0, in: db) }
     }
 
     /// The synthetic interactions of the current split's latest augment run, as rows of the
@@ -295,7 +307,7 @@ public struct TrainStage: Stage {
     func warmStartModel(from live: (MultVAE, ModelStore.Record)?, _ data: TrainingData,
                         context: StageContext) throws -> (MultVAE?, Int64?) {
         guard let (previous, record) = live else {
-            context.logger.warning("no published model to warm-start from; training from scratch",
+            context.logger.warning("no model to warm-start from; training from scratch",
                                    metadata: ["model": "\(config.kind.rawValue)"])
             return (nil, nil)
         }
