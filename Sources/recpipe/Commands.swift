@@ -166,6 +166,10 @@ struct SynthCommand: ParsableCommand {
     var ratings = false
     @Option var seed: UInt64 = RecpipeStages.Synth.Config().seed
     @Option var format: RecpipeStages.Synth.Format = .csv
+    @Option(name: .customLong("from-day"), help: "Write only the events of this day (0 is the first) and later: the same log, cut in time, so a later day's events can arrive as a new file.")
+    var fromDay = 0
+    @Option(name: .customLong("until-day"), help: "Write only the events before this day (default: all).")
+    var untilDay: Int?
     @OptionGroup var logging: LoggingOptions
 
     func run() throws {
@@ -180,7 +184,10 @@ struct SynthCommand: ParsableCommand {
             config.ratings = ratings
             config.seed = seed
             let started = Clock.monotonic()
-            let rows = try RecpipeStages.Synth(config: config).write(to: out, format: format)
+            guard fromDay >= 0, fromDay < (untilDay ?? days) else {
+                throw StageError.badOption("synth: --from-day must be at least 0 and before --until-day (or --days)")
+            }
+            let rows = try RecpipeStages.Synth(config: config).write(to: out, format: format, days: fromDay..<(untilDay ?? Int.max))
             logger.info("synthetic log written", metadata: [
                 "file": "\(out)", "rows": "\(rows)", "seconds": "\(String(format: "%.2f", Clock.monotonic() - started))",
             ])

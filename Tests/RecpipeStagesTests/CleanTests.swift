@@ -263,6 +263,29 @@ struct SeededRandomForTests {
         Set(after.keys.filter { before[$0] != after[$0] })
     }
 
+    /// A log cut in time (the nightly benchmark's "next day") is the whole log in two files:
+    /// ingesting both gives what ingesting the whole gives.
+    @Test func synthCutInTimeIsTheWholeLogInTwoParts() throws {
+        let scratch = Scratch()
+        var config = Synth.Config()
+        config.users = 200
+        config.items = 150
+        config.interactions = 5000
+        config.days = 30
+        let synth = try Synth(config: config)
+        let all = try synth.write(to: scratch.path("all.csv"))
+        let early = try synth.write(to: scratch.path("early.csv"), days: 0..<29)
+        let late = try synth.write(to: scratch.path("late.csv"), days: 29..<Int.max)
+        #expect(early + late == all && late > 0 && early > late)
+        let whole = try Store(path: scratch.path("whole.sqlite"), logger: quiet)
+        let parts = try Store(path: scratch.path("parts.sqlite"), logger: quiet)
+        try ingest(whole, [scratch.path("all.csv")])
+        try ingest(parts, [scratch.path("early.csv")])
+        try ingest(parts, [scratch.path("late.csv")])
+        let sql = "SELECT user_key, item_key, ts FROM raw_interactions ORDER BY 1, 2, 3"
+        #expect(try whole.queue.read { try Row.fetchAll($0, sql: sql) } == (try parts.queue.read { try Row.fetchAll($0, sql: sql) }))
+    }
+
     @Test func stagesTouchOnlyTheirDeclaredTablesAndRerunsAreIdempotent() throws {
         let scratch = Scratch()
         let store = try scratch.store()

@@ -116,10 +116,14 @@ public struct Synth: Sendable {
     }
 
     /// Writes the log as CSV or TSV with a header (`user_id,item_id[,rating],timestamp`),
-    /// gzip-compressed when the path ends in `.gz`. Returns the number of rows.
+    /// gzip-compressed when the path ends in `.gz`: the events of the days in `days` (0 is
+    /// the first; by default all of them). Returns the number of rows.
     @discardableResult
-    public func write(to path: String, format: Format = .csv) throws -> Int {
-        let events = generate()
+    public func write(to path: String, format: Format = .csv, days: Range<Int> = 0..<Int.max) throws -> Int {
+        var events = generate()
+        if days != 0..<Int.max {
+            events.removeAll { !days.contains(Int(($0.timestamp - config.start) / 86_400)) }
+        }
         let output = try OutputFile(path: path, gzip: path.hasSuffix(".gz"))
         let sep = format == .csv ? UInt8(ascii: ",") : UInt8(ascii: "\t")
         var buffer: [UInt8] = []
