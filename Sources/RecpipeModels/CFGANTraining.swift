@@ -18,7 +18,8 @@ public struct GANEpochLog: Sendable, Equatable {
 
 public struct GANFitResult: Sendable {
     public var model: CFGAN
-    /// The epoch whose generator was kept (best validation NDCG@100, or the last).
+    /// The epoch whose generator was kept (best validation NDCG@100, or the last); 0 when a
+    /// warm start's own generator beat every epoch.
     public var bestEpoch: Int
     public var bestNDCG: Double?
     public var log: [GANEpochLog]
@@ -33,7 +34,7 @@ extension CFGAN {
     /// the best validation NDCG@100. Throws `ModelError.diverged` on a non-finite loss and
     /// `ModelError.collapsed` when the generator's output stops depending on the user.
     /// Starts from `initial`'s weights when given (a warm start; the optimiser's state starts
-    /// afresh).
+    /// afresh), whose own validation NDCG@100 is the one to beat.
     public static func fit(train: CSRMatrix, validation: ValidationSet?, config: Config, initial: CFGAN? = nil,
                            onEpoch: (GANEpochLog) -> Void = { _ in }) throws -> GANFitResult {
         let users = (0..<train.rows).filter { train.count(row: $0) > 0 }
@@ -58,6 +59,11 @@ extension CFGAN {
         // A fixed sample of users for the collapse check.
         let probe = binary.rows(Array(users.prefix(256))[...])
         var best: (ndcg: Double, epoch: Int, generator: [Float])?
+        if initial != nil, let validation {
+            // A warm start is the epoch to beat ("epoch 0"): a night whose epochs only make
+            // the generator worse keeps the one it started from.
+            best = (Evaluation.meanNDCG(model, validation, k: 100), 0, model.generator)
+        }
         var log: [GANEpochLog] = []
         var updates = 0
         for epoch in 1...max(1, config.epochs) {

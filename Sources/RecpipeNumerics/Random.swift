@@ -81,6 +81,19 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     }
 }
 
+/// A hash of a key that is the same on every machine, process and version (Swift's own
+/// `Hasher` is seeded per process): FNV-1a over the UTF-8 bytes, mixed with `seed` and
+/// finished with splitmix64. Gives each user a place that does not depend on who else is in
+/// the data.
+public func stableHash(_ key: String, seed: UInt64) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in key.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+    var z = h ^ (seed &* 0x9e37_79b9_7f4a_7c15)
+    z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+    z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+    return z ^ (z >> 31)
+}
+
 @inlinable @inline(__always) func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 
 #if canImport(Glibc)

@@ -67,6 +67,8 @@ public struct StageAttemptRecord: Sendable, Codable, Equatable {
     public var exitStatus: Int?
     public var signal: Int?
     public var error: String?
+    /// The stage process's peak resident memory (`stage_runs.peak_rss_mb`), where read.
+    public var peakRSSMB: Double?
 
     init(row: Row) {
         func decode<T: Decodable>(_ column: String) -> T? {
@@ -85,6 +87,7 @@ public struct StageAttemptRecord: Sendable, Codable, Equatable {
         inputs = decode("inputs")
         output = row["output"]
         stageRunID = row["stage_run_id"]
+        peakRSSMB = row["peak_rss_mb"]
         pid = row["pid"]
         startedAt = row["started_at"]
         finishedAt = row["finished_at"]
@@ -200,8 +203,10 @@ public struct RunHistory: Sendable {
 
     public func attempts(run: Int64) throws -> [StageAttemptRecord] {
         try store.queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM pipeline_stage_runs WHERE pipeline_run_id = ? ORDER BY id", arguments: [run])
-                .map(StageAttemptRecord.init)
+            try Row.fetchAll(db, sql: """
+                SELECT s.*, r.peak_rss_mb FROM pipeline_stage_runs s LEFT JOIN stage_runs r ON r.run_id = s.stage_run_id
+                WHERE s.pipeline_run_id = ? ORDER BY s.id
+                """, arguments: [run]).map(StageAttemptRecord.init)
         }
     }
 

@@ -396,8 +396,10 @@ struct History: ParsableCommand {
                 guard try history.run(run) != nil else { throw SchedulerError.badSelection("no pipeline run \(run) in \(options.db)") }
                 let attempts = try history.attempts(run: run)
                 if json { return try printJSON(attempts) }
-                printTable(["stage", "kind", "attempt", "status", "started_at", "seconds", "rows_in", "rows_out", "reason / error"], attempts.map {
+                printTable(["stage", "kind", "attempt", "status", "started_at", "seconds", "peak_rss_mb", "rows_in", "rows_out",
+                            "reason / error"], attempts.map {
                     [$0.stage, $0.kind, "\($0.attempt)", $0.status, $0.startedAt, $0.seconds.map { String(format: "%.1f", $0) } ?? "-",
+                     $0.peakRSSMB.map { String(format: "%.0f", $0) } ?? "-",
                      $0.rowsIn.map { "\($0)" } ?? "-", $0.rowsOut.map { "\($0)" } ?? "-", $0.error.map { "error: \($0)" } ?? $0.reason ?? ""]
                 })
                 return

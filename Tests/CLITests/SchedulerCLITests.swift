@@ -161,6 +161,13 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let runs = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]] ?? []
         #expect(runs.map { $0["id"] as? Int } == [4, 3, 2, 1])
         #expect(runs.map { $0["stagesRun"] as? Int } == [1, 4, 0, stages.count])
+        // One run's attempts carry each stage process's peak memory.
+        let attempts = try recpipe(["history", "--db", dir + "/recpipe.sqlite", "--run", "1", "--json"], in: dir)
+        let rowsOfRun = try JSONSerialization.jsonObject(with: Data(attempts.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(rowsOfRun.count == stages.count)
+        #expect(rowsOfRun.filter { $0["kind"] as? String == "train" }.allSatisfy { ($0["peakRSSMB"] as? Double ?? 0) > 1 })
+        let table = try recpipe(["history", "--db", dir + "/recpipe.sqlite", "--run", "1"], in: dir)
+        #expect(table.stdout.contains("peak_rss_mb"))
     }
 
     @Test func invalidManifestsAndSelectionsExitBeforeRunningAnything() throws {

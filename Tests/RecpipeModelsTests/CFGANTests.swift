@@ -195,6 +195,13 @@ import Testing
         let train = CSRMatrix(cols: mapping.count, rowsOfColumns: [[0, 1, 2], [4, 5], [6, 7, 9], [1, 3]])
         let result = try CFGAN.fit(train: train, validation: nil, config: config, initial: seeded)
         #expect(result.model.generator == seeded.generator && result.model.discriminator == seeded.discriminator)
+        // With validation, the starting weights are the epoch to beat: epochs that change
+        // nothing do not replace them.
+        config.epochs = 2
+        config.evaluateEvery = 1
+        let validation = ValidationSet(foldIn: CSRMatrix(cols: mapping.count, rowsOfColumns: [[0, 1], [4, 6]]), targets: [[2], [7]])
+        let judged = try CFGAN.fit(train: train, validation: validation, config: config, initial: seeded)
+        #expect(judged.bestEpoch == 0 && judged.log.count == 2 && judged.model.generator == seeded.generator)
     }
 }
 

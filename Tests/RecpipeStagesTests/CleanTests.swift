@@ -263,6 +263,41 @@ struct SeededRandomForTests {
         Set(after.keys.filter { before[$0] != after[$0] })
     }
 
+    /// As users arrive, the strong split never moves a training user into the held-out
+    /// sets, keeps their sizes, and leaves the targets of a held-out user whose own data did
+    /// not change as they were: last night's models never saw tonight's held-out users.
+    @Test func strongSplitIsStableAsUsersArrive() throws {
+        let (scratch, store) = try SplitTests().synthetic()
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 40 }
+        func roles() throws -> [String: String] {
+            try store.queue.read { db in
+                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT user_key, role FROM users").map {
+                    ($0["user_key"] as String, $0["role"] as String)
+                })
+            }
+        }
+        func targets() throws -> Set<String> {
+            try Set(store.queue.read { try String.fetchAll($0, sql: """
+                SELECT u.user_key || '/' || i.item_key FROM interactions x JOIN users u USING (user_idx) JOIN items i USING (item_idx)
+                WHERE x.part IN ('validation_te', 'test_te')
+                """) })
+        }
+        let before = try roles(), targetsBefore = try targets()
+        var more = "user_id,item_id,timestamp\n"
+        for u in 0..<300 { for i in 1...6 { more += "newcomer\(u),\((u * 7 + i * 13) % 300 + 1),\(1_900_000_000 + u)\n" } }
+        try ingest(store, [scratch.write("more.csv", more)])
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 40 }
+        let after = try roles()
+        #expect(after.values.filter { $0 == "validation" }.count == 40 && after.values.filter { $0 == "test" }.count == 40)
+        #expect(before.filter { $0.value == "train" }.allSatisfy { after[$0.key] == "train" }, "a training user never becomes held out")
+        let newcomersHeldOut = after.filter { $0.key.hasPrefix("newcomer") && $0.value != "train" }.count
+        #expect(newcomersHeldOut > 0, "newcomers take some held-out places")
+        let stayed = Set(before.filter { $0.value != "train" && after[$0.key] == $0.value }.keys)
+        #expect(!stayed.isEmpty)
+        let kept = { (all: Set<String>) in all.filter { stayed.contains(String($0.split(separator: "/")[0])) } }
+        #expect(kept(try targets()) == kept(targetsBefore), "the targets of an unchanged held-out user stay as they were")
+    }
+
     /// A log cut in time (the nightly benchmark's "next day") is the whole log in two files:
     /// ingesting both gives what ingesting the whole gives.
     @Test func synthCutInTimeIsTheWholeLogInTwoParts() throws {

@@ -106,21 +106,29 @@ struct SplitBuilder {
 }
 
 public enum Splits {
-    /// Strong generalization (Liang et al. 2018): users are shuffled with `seed`; `heldOut`
-    /// validation and `heldOut` test users are set apart; their interactions on items that
-    /// training users have are kept, and each such user with at least `minHeldOutItems` of
-    /// them has `floor(targetFraction · k)` chosen at random as targets, the rest fold-in.
+    /// Strong generalization (Liang et al. 2018): `heldOut` validation and `heldOut` test
+    /// users are set apart; their interactions on items that training users have are kept,
+    /// and each such user with at least `minHeldOutItems` of them has
+    /// `floor(targetFraction · k)` chosen at random as targets, the rest fold-in.
+    ///
+    /// Users are ranked by a hash of their key and `seed`, not shuffled: the highest
+    /// `heldOut` are test users, the next `heldOut` validation users. As data grows, a
+    /// newcomer can only push held-out users back into training, never a training user out
+    /// of it, so the models of last night's split have never seen tonight's held-out users
+    /// (their warm starts, the quality gate and the test figures stay honest). A user's
+    /// targets are drawn from a stream of their own, so they change only with their own
+    /// interactions.
     public static func strong(_ positives: Positives, userKeys: [String], itemKeys: [String], heldOut: Int,
                               targetFraction: Double, minHeldOutItems: Int, seed: UInt64) throws -> SplitData {
-        var users = Array(Set(positives.user)).sorted()
+        let users = Array(Set(positives.user))
         guard users.count > 2 * heldOut else {
             throw StageError.badData(
                 "strong split: \(users.count) users after filtering, need more than 2 × \(heldOut) held-out users")
         }
-        var shuffler = SeededRandom(seed: seed, stream: 1)
-        shuffler.shuffle(&users)
+        let hashOf = Dictionary(uniqueKeysWithValues: users.map { ($0, stableHash(userKeys[Int($0)], seed: seed)) })
+        let ranked = users.sorted { a, b in hashOf[a]! != hashOf[b]! ? hashOf[a]! < hashOf[b]! : userKeys[Int(a)] < userKeys[Int(b)] }
         var roles: [Int32: UserRole] = [:]
-        for (position, user) in users.enumerated() {
+        for (position, user) in ranked.enumerated() {
             roles[user] = position < users.count - 2 * heldOut ? .train
                 : position < users.count - heldOut ? .validation : .test
         }
@@ -137,8 +145,8 @@ public enum Splits {
             }
         }
         var dropped = 0
-        var chooser = SeededRandom(seed: seed, stream: 2)
         for user in heldOutRows.keys.sorted() {
+            var chooser = SeededRandom(seed: seed, stream: hashOf[user]!)
             let rows = heldOutRows[user]!.filter { trainItems.contains(positives.item[$0]) }
             dropped += heldOutRows[user]!.count - rows.count
             let validation = roles[user] == .validation

@@ -123,36 +123,49 @@ public struct ScoreStage: Stage {
         """
 
     /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`
-    /// through `connection`, in transactions of 5,000 users. Returns the rows written.
+    /// through `connection`, in transactions of 5,000 users written on a thread of their own
+    /// while the next users are scored. Returns the rows written.
     static func write(_ model: any StorableModel, _ history: CSRMatrix, users: Range<Int>, k: Int, userKeys: [String],
                       itemKeys: [String], runID: Int64, to connection: RawConnection,
-                      progress: (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
+                      progress: @escaping (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
         var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
+        // Touched only by the writer's jobs until `finish` returns.
         var written = 0, usersDone = 0
+        let writer = SerialWorker(capacity: 2)
         func flush() throws {
-            let rows = pending.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
-            try connection.inTransaction {
-                try Bulk.insert(connection.handle, table: "recommendation_rows",
-                                columns: ["run_id", "user_key", "rank", "item_key", "score"], count: rows.count) { statement, p, n in
-                    let (user, rank, entry) = rows[n]
-                    sqlite3_bind_int64(statement, p, runID)
-                    sqlite3_bind_text(statement, p + 1, userKeys[user], -1, sqliteTransient)
-                    sqlite3_bind_int64(statement, p + 2, Int64(rank + 1))
-                    sqlite3_bind_text(statement, p + 3, itemKeys[Int(entry.ranked[rank])], -1, sqliteTransient)
-                    sqlite3_bind_double(statement, p + 4, Double(entry.scores[rank]))
+            let batch = pending
+            pending = []
+            pending.reserveCapacity(batch.count)
+            try writer.submit {
+                let rows = batch.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
+                try connection.inTransaction {
+                    try Bulk.insert(connection.handle, table: "recommendation_rows",
+                                    columns: ["run_id", "user_key", "rank", "item_key", "score"], count: rows.count) { statement, p, n in
+                        let (user, rank, entry) = rows[n]
+                        sqlite3_bind_int64(statement, p, runID)
+                        sqlite3_bind_text(statement, p + 1, userKeys[user], -1, sqliteTransient)
+                        sqlite3_bind_int64(statement, p + 2, Int64(rank + 1))
+                        sqlite3_bind_text(statement, p + 3, itemKeys[Int(entry.ranked[rank])], -1, sqliteTransient)
+                        sqlite3_bind_double(statement, p + 4, Double(entry.scores[rank]))
+                    }
                 }
+                written += rows.count
+                usersDone += batch.count
+                progress(usersDone)
             }
-            written += rows.count
-            usersDone += pending.count
-            progress(usersDone)
-            pending.removeAll(keepingCapacity: true)
         }
-        let subset = users == 0..<history.rows ? history : history.rows(Array(users)[...])
-        try model.rankedLists(subset, k: k) { row, ranked, scores in
-            pending.append((users.lowerBound + row, ranked, scores))
-            if pending.count >= 5000 { try flush() }
+        do {
+            let subset = users == 0..<history.rows ? history : history.rows(Array(users)[...])
+            try model.rankedLists(subset, k: k) { row, ranked, scores in
+                pending.append((users.lowerBound + row, ranked, scores))
+                if pending.count >= 5000 { try flush() }
+            }
+            try flush()
+        } catch {
+            try? writer.finish()
+            throw error
         }
-        try flush()
+        try writer.finish()
         return written
     }
 
