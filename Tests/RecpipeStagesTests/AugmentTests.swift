@@ -114,10 +114,7 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
         let (scratch, store) = try TrainStageTests().prepared()
         // Nothing published yet: from scratch.
         try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quiet)
-        var more = "user_id,item_id,timestamp\n"
-        for u in 0..<40 { for i in 0..<6 { more += "new\(u),fresh\(i),\(1_800_000_000 + u)\n" } }
-        try ingest(store, [scratch.write("more.csv", more)])
-        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30 }
+        try TrainStageTests().addUsersWithNewItems(store, scratch)
         try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quiet)
         try store.queue.read { db throws in
             let rows = try Row.fetchAll(db, sql: "SELECT model_id, warm_start_from, status FROM models ORDER BY model_id")

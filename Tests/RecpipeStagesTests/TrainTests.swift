@@ -22,6 +22,14 @@ import Testing
         return (scratch, store)
     }
 
+    /// Ingests 40 new users of 6 new items each and cleans again: the item index changes.
+    func addUsersWithNewItems(_ store: Store, _ scratch: Scratch) throws {
+        var more = "user_id,item_id,timestamp\n"
+        for u in 0..<40 { for i in 0..<6 { more += "new\(u),fresh\(i),\(1_800_000_000 + u)\n" } }
+        try ingest(store, [scratch.write("more.csv", more)])
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30 }
+    }
+
     func small(_ configure: (inout TrainStage.Config) -> Void = { _ in }) throws -> TrainStage {
         var config = TrainStage.Config()
         config.model.hidden = 24
@@ -102,10 +110,7 @@ import Testing
         let (scratch, store) = try prepared()
         try StageRunner.run(try small(), store: store, logger: quiet)
         // More data with new items: the item index changes.
-        var more = "user_id,item_id,timestamp\n"
-        for u in 0..<40 { for i in 0..<6 { more += "new\(u),fresh\(i),\(1_800_000_000 + u)\n" } }
-        try ingest(store, [scratch.write("more.csv", more)])
-        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30 }
+        try addUsersWithNewItems(store, scratch)
         try StageRunner.run(try small { $0.warmStart = true; $0.model.epochs = 1 }, store: store, logger: quiet)
         try store.queue.read { db throws in
             #expect(try Int64.fetchOne(db, sql: "SELECT warm_start_from FROM models WHERE model_id = 2") == 1)

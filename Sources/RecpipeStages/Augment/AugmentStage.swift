@@ -160,12 +160,7 @@ public struct AugmentStage: Stage {
         }
         var rng = SeededRandom(seed: config.gan.seed)
         model.initialize(rng: &rng)
-        let mapping = record.positions(of: data.itemKeys).map { $0.map(Int.init) }
-        model.copyWeights(from: previous, itemMapping: mapping)
-        let kept = mapping.compactMap { $0 }.count
-        context.logger.info("warm start", metadata: [
-            "from_model": "\(record.modelID)", "items_kept": "\(kept)", "items_new": "\(mapping.count - kept)",
-        ])
+        model.copyWeights(from: previous, itemMapping: record.warmStartMapping(to: data.itemKeys, context: context))
         return (model, record.modelID)
     }
 }

@@ -25,6 +25,17 @@ public enum ModelStore {
             let position = Dictionary(uniqueKeysWithValues: itemKeys.enumerated().map { ($1, Int32($0)) })
             return keys.map { position[$0] }
         }
+
+        /// A warm start's item mapping: for each of `keys`, its index in this model, nil
+        /// for a new item; logged as one `warm start` event.
+        public func warmStartMapping(to keys: [String], context: StageContext) -> [Int?] {
+            let mapping = positions(of: keys).map { $0.map(Int.init) }
+            let kept = mapping.compactMap { $0 }.count
+            context.logger.info("warm start", metadata: [
+                "from_model": "\(modelID)", "items_kept": "\(kept)", "items_new": "\(mapping.count - kept)",
+            ])
+            return mapping
+        }
     }
 
     /// What a training run produced besides the model itself.

@@ -318,12 +318,7 @@ public struct TrainStage: Stage {
         var rng = SeededRandom(seed: config.model.seed)
         var model = MultVAE(items: data.itemKeys.count, config: config.model)
         model.initialize(rng: &rng)
-        let mapping = record.positions(of: data.itemKeys).map { $0.map(Int.init) }
-        model.copyWeights(from: previous, itemMapping: mapping)
-        let kept = mapping.compactMap { $0 }.count
-        context.logger.info("warm start", metadata: [
-            "from_model": "\(previousID)", "items_kept": "\(kept)", "items_new": "\(mapping.count - kept)",
-        ])
+        model.copyWeights(from: previous, itemMapping: record.warmStartMapping(to: data.itemKeys, context: context))
         return (model, previousID)
     }
 }
