@@ -84,28 +84,22 @@ public enum Augmentation {
 
     /// A validation set carved out of training rows alone: up to `users` rows with at least
     /// 5 items each give a random `targetFraction` of their items as targets and keep the
-    /// rest; the returned training matrix has those targets removed. With `rowKeys` (a
-    /// stable hash of each row's user, `stableHash`), the rows are those with the lowest
-    /// keys and each row's targets come from a stream of its own: the same users and items
-    /// from one night to the next, whoever else arrives, so a warm-started model is never
+    /// rest; the returned training matrix has those targets removed. `rowKeys` is a stable
+    /// hash of each row's user (`stableHash`): the rows are those with the lowest keys and
+    /// each row's targets come from a stream of its own, so they are the same users and items
+    /// from one night to the next, whoever else arrives, and a warm-started model is never
     /// judged on items it was trained on.
     public static func internalValidation(_ train: CSRMatrix, users: Int, targetFraction: Double = 0.2,
-                                          seed: UInt64, rowKeys: [UInt64]? = nil) -> (train: CSRMatrix, validation: ValidationSet?) {
-        precondition(rowKeys.map { $0.count == train.rows } ?? true, "one key per row")
-        var rng = SeededRandom(seed: seed)
-        var candidates = (0..<train.rows).filter { train.count(row: $0) >= 5 }
-        if let rowKeys {
-            candidates.sort { rowKeys[$0] != rowKeys[$1] ? rowKeys[$0] < rowKeys[$1] : $0 < $1 }
-        } else {
-            rng.shuffle(&candidates)
-        }
+                                          seed: UInt64, rowKeys: [UInt64]) -> (train: CSRMatrix, validation: ValidationSet?) {
+        precondition(rowKeys.count == train.rows, "one key per row")
+        let candidates = (0..<train.rows).filter { train.count(row: $0) >= 5 }.sorted { (rowKeys[$0], $0) < (rowKeys[$1], $1) }
         let chosen = Set(candidates.prefix(users))
         guard !chosen.isEmpty else { return (train, nil) }
         var trainRows: [[Int32]] = [], foldIn: [[Int32]] = [], targets: [Set<Int32>] = []
         for r in 0..<train.rows {
             let items = Array(train.columns[train.rowStart[r]..<train.rowStart[r + 1]])
             guard chosen.contains(r) else { trainRows.append(items); continue }
-            if let rowKeys { rng = SeededRandom(seed: seed, stream: rowKeys[r]) }
+            var rng = SeededRandom(seed: seed, stream: rowKeys[r])
             let held = Set(rng.sample(Int(Double(items.count) * targetFraction), from: items.count).map { items[$0] })
             let kept = items.filter { !held.contains($0) }
             trainRows.append(kept)

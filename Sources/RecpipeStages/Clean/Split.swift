@@ -126,7 +126,7 @@ public enum Splits {
                 "strong split: \(users.count) users after filtering, need more than 2 × \(heldOut) held-out users")
         }
         let hashOf = Dictionary(uniqueKeysWithValues: users.map { ($0, stableHash(userKeys[Int($0)], seed: seed)) })
-        let ranked = users.sorted { a, b in hashOf[a]! != hashOf[b]! ? hashOf[a]! < hashOf[b]! : userKeys[Int(a)] < userKeys[Int(b)] }
+        let ranked = users.sorted { (hashOf[$0]!, userKeys[Int($0)]) < (hashOf[$1]!, userKeys[Int($1)]) }
         var roles: [Int32: UserRole] = [:]
         for (position, user) in ranked.enumerated() {
             roles[user] = position < users.count - 2 * heldOut ? .train
