@@ -1,4 +1,5 @@
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
 
@@ -50,4 +51,136 @@ void recpipe_sigmoid(float *y, const float *x, size_t n) {
     for (size_t k = 0; k < n; k++) {
         y[k] = 1.0f / (1.0f + exp_approx(-x[k]));
     }
+}
+
+// The selection heap keeps its worst entry at the root: the lowest value, and among equal
+// values the highest index (which a later element of the same value never displaces).
+static inline int heap_worse(const float *val, const int32_t *idx, size_t a, size_t b) {
+    return val[a] < val[b] || (val[a] == val[b] && idx[a] > idx[b]);
+}
+
+static inline void heap_swap(float *val, int32_t *idx, size_t a, size_t b) {
+    float v = val[a]; val[a] = val[b]; val[b] = v;
+    int32_t i = idx[a]; idx[a] = idx[b]; idx[b] = i;
+}
+
+static inline void heap_sift_down(float *val, int32_t *idx, size_t size) {
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < size && heap_worse(val, idx, l, m)) m = l;
+        if (r < size && heap_worse(val, idx, r, m)) m = r;
+        if (m == i) return;
+        heap_swap(val, idx, i, m);
+        i = m;
+    }
+}
+
+static inline void heap_sift_up(float *val, int32_t *idx, size_t c) {
+    while (c > 0) {
+        size_t p = (c - 1) / 2;
+        if (!heap_worse(val, idx, c, p)) return;
+        heap_swap(val, idx, c, p);
+        c = p;
+    }
+}
+
+// The heap selection over x[0..<n]; ids (when given) name the entries instead of their
+// positions and must rise with position, as the tie rule needs. Once the heap is full,
+// almost every entry is at or below its worst value: blocks of 16 are tested against it with
+// one vector comparison, and only a block holding a greater entry is walked one by one.
+static inline size_t heap_select(const float *x, const int32_t *ids, size_t n, size_t k,
+                                 int32_t *idx, float *val) {
+    size_t size = 0, i = 0;
+    for (; i < n && size < k; i++) {
+        float s = x[i];
+        if (!(s > -__builtin_inff())) continue;  // -inf and NaN are never chosen
+        val[size] = s; idx[size] = ids ? ids[i] : (int32_t)i;
+        heap_sift_up(val, idx, size);
+        size++;
+    }
+    if (size < k) return size;
+    float threshold = val[0];
+    for (; i < n; ) {
+        if (i + 16 <= n) {
+            int any = 0;
+            #pragma omp simd reduction(| : any)
+            for (size_t j = 0; j < 16; j++) any |= x[i + j] > threshold;
+            if (!any) { i += 16; continue; }
+        }
+        size_t end = i + 16 <= n ? i + 16 : n;
+        for (; i < end; i++) {
+            if (x[i] > threshold) {
+                val[0] = x[i]; idx[0] = ids ? ids[i] : (int32_t)i;
+                heap_sift_down(val, idx, size);
+                threshold = val[0];
+            }
+        }
+    }
+    return size;
+}
+
+// The entries of x above t, in position order, into cand_val/cand_id (room for cap);
+// returns how many, or cap + 1 when they do not fit.
+static inline size_t above(const float *x, size_t n, float t, float *cand_val, int32_t *cand_id, size_t cap) {
+    size_t count = 0, i = 0;
+    for (; i < n; ) {
+        if (i + 16 <= n) {
+            int any = 0;
+            #pragma omp simd reduction(| : any)
+            for (size_t j = 0; j < 16; j++) any |= x[i + j] > t;
+            if (!any) { i += 16; continue; }
+        }
+        size_t end = i + 16 <= n ? i + 16 : n;
+        for (; i < end; i++) {
+            if (x[i] > t) {
+                if (count == cap) return cap + 1;
+                cand_val[count] = x[i]; cand_id[count] = (int32_t)i;
+                count++;
+            }
+        }
+    }
+    return count;
+}
+
+// How many entries are selected over a long row depends on its order: a row that rises
+// with position replaces the heap's worst entry at almost every step. Long rows therefore
+// first take a threshold from every 8th entry (the k/4-th best of them, about 2k entries of
+// the row above it) and select among the few entries above it, in position order; when
+// fewer than k lie above it (or too many), the plain selection runs over the whole row.
+// Both give the same list: all of the k best lie above the threshold whenever k entries do.
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+size_t recpipe_top_k(const float *x, size_t n, size_t k, int32_t *idx, float *val) {
+    if (k == 0) return 0;
+    size_t size = 0;
+    int done = 0;
+    if (k >= 8 && n >= 64 * k) {
+        size_t stride = 8, m = n / stride, r = k / 4, cap = 8 * k;
+        float *buffer = malloc(sizeof(float) * (m + r + cap));
+        int32_t *ids = malloc(sizeof(int32_t) * (r + cap));
+        if (buffer && ids) {
+            float *sample = buffer, *sample_val = buffer + m, *cand_val = buffer + m + r;
+            int32_t *sample_id = ids, *cand_id = ids + r;
+            for (size_t j = 0; j < m; j++) sample[j] = x[j * stride];
+            if (heap_select(sample, NULL, m, r, sample_id, sample_val) == r) {
+                size_t count = above(x, n, sample_val[0], cand_val, cand_id, cap);
+                if (count >= k && count <= cap) {
+                    size = heap_select(cand_val, cand_id, count, k, idx, val);
+                    done = 1;
+                }
+            }
+        }
+        free(buffer);
+        free(ids);
+    }
+    if (!done) size = heap_select(x, NULL, n, k, idx, val);
+    // Heap sort: each pop moves the worst remaining entry behind the heap, so the array
+    // ends best first.
+    for (size_t end = size; end > 1; end--) {
+        heap_swap(val, idx, 0, end - 1);
+        heap_sift_down(val, idx, end - 1);
+    }
+    return size;
 }

@@ -67,9 +67,7 @@ extension Recommender {
                     parallelRows(count) { n in
                         let row = first + n, s = all + n * width
                         for j in foldIn.rowStart[row]..<foldIn.rowStart[row + 1] { s[Int(foldIn.columns[j])] = -.infinity }
-                        let top = RecpipeNumerics.topK(UnsafeBufferPointer(start: s, count: width), k: k)
-                        ranked[n] = top
-                        values[n] = top.map { s[Int($0)] }
+                        (ranked[n], values[n]) = topKWithScores(UnsafeBufferPointer(start: s, count: width), k: k)
                     }
                 }
             }

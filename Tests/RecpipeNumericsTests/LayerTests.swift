@@ -174,12 +174,30 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
 
     @Test func topKMatchesAFullSort() {
         var rng = SeededRandom(seed: 7)
-        var scores = (0..<1000).map { _ in Float(rng.below(50)) }  // many ties
-        scores[3] = -.infinity
-        let expected = (0..<1000).filter { $0 != 3 }.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
-        for k in [1, 10, 100, 999, 2000] {
-            let got = scores.withUnsafeBufferPointer { topK($0, k: k) }
-            #expect(got.map(Int.init) == Array(expected.prefix(k)))
+        // Many ties; excluded entries (−∞, NaN); rows shorter than a 16-entry block, of odd
+        // lengths, and rising rows where every entry displaces the heap's worst.
+        var rows: [[Float]] = (0..<40).map { t in (0..<(t * 37 % 1001)).map { _ in Float(rng.below(50)) } }
+        rows.append((0..<999).map(Float.init))
+        rows.append((0..<999).map { Float($0 / 3) })
+        // Long rows, where the selection first takes a threshold from a sample: random,
+        // rising, with ties, and one whose sampled entries (every 8th) are all low, so that
+        // too many lie above the threshold and the plain selection takes over.
+        rows.append((0..<20_000).map { _ in rng.uniformFloat() })
+        rows.append((0..<20_000).map { Float($0 / 2) })
+        rows.append((0..<20_000).map { _ in Float(rng.below(300)) })
+        rows.append((0..<20_000).map { $0 % 8 == 0 ? 0 : rng.uniformFloat() + 1 })
+        for r in rows.indices where rows[r].count > 5 {
+            rows[r][3] = -.infinity
+            rows[r][rows[r].count - 2] = .nan
+        }
+        for scores in rows {
+            let expected = scores.indices.filter { scores[$0] > -.infinity }
+                .sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+            for k in [0, 1, 10, 100, 999, 2000] {
+                let (items, values) = scores.withUnsafeBufferPointer { topKWithScores($0, k: k) }
+                #expect(items.map(Int.init) == Array(expected.prefix(k)))
+                #expect(values == items.map { scores[Int($0)] })
+            }
         }
     }
 
