@@ -61,11 +61,12 @@ public enum Evaluation {
         return (users, lists)
     }
 
-    /// The metrics of given lists (best first) for `users` (rows of `heldOut`).
+    /// The metrics of given lists (best first) for `users` (rows of `heldOut`). `isHead`
+    /// (default: `head(counts: trainCounts)`) marks the popular head for APLT.
     public static func evaluate(lists: [[Int32]], users: [Int], on heldOut: ValidationSet, trainCounts: [Float],
-                                trainUsers: Int) -> [Metric] {
+                                trainUsers: Int, isHead: [Bool]? = nil) -> [Metric] {
         let cutoff = 100
-        let isHead = head(counts: trainCounts)
+        let isHead = isHead ?? head(counts: trainCounts)
         var metrics: [Metric] = []
         func perUser(_ name: String, _ k: Int, _ value: (_ list: ArraySlice<Int32>, _ targets: Set<Int32>) -> Double) {
             let values = zip(users, lists).map { value($1.prefix(k), heldOut.targets[$0]) }

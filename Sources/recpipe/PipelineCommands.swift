@@ -259,7 +259,9 @@ struct Run: ParsableCommand {
             timeout fails that stage and the stages that need it do not run. One run at a time per \
             database. Exit codes: 0 every selected stage succeeded or was up to date; 1 a stage \
             failed; 64 bad usage; 65 invalid manifest (every problem is printed with file:line); \
-            66 the manifest cannot be read; 75 another run holds the lock.
+            66 the manifest cannot be read; 70 internal or SQLite error; 75 another run holds \
+            the lock; 78 the database schema does not match this recpipe; 130 or 143 stopped by \
+            SIGINT or SIGTERM (128 + the signal).
             """)
 
     @OptionGroup var manifest: ManifestOptions

@@ -133,8 +133,18 @@ public struct EvaluateStage: Stage {
                 summary.append("not evaluated (no model trained on this split): " + missing.map(\.rawValue).joined(separator: ", "))
             }
             for kind in [ModelKind.multvae, .multdae] {
-                guard let plain = results.first(where: { $0.name == kind.rawValue }),
-                      let augmented = results.first(where: { $0.name == kind.rawValue + Self.augmentedSuffix }) else { continue }
+                let plain = results.first(where: { $0.name == kind.rawValue })
+                guard let plain, let augmented = results.first(where: { $0.name == kind.rawValue + Self.augmentedSuffix }) else {
+                    // The ablation is reported every run: say why there is none.
+                    if kind == .multvae || plain != nil {
+                        let lacking = plain == nil ? "no \(kind.rawValue) trained on real data only"
+                            : "no \(kind.rawValue) trained with --augmented"
+                        summary.append("augmentation ablation (\(kind.rawValue)): not available, \(lacking) on this split")
+                        context.logger.info("augmentation ablation not available", metadata: [
+                            "model": "\(kind.rawValue)", "reason": "\(lacking) on this split"])
+                    }
+                    continue
+                }
                 let ablation = AugmentationAblation(without: plain.metrics, with: augmented.metrics)
                 summary.append(contentsOf: ablation.lines(model: kind.rawValue))
                 context.logger.info("augmentation ablation", metadata: [

@@ -164,7 +164,12 @@ public enum Report {
                 guard !users.isEmpty else { return nil }
                 return AugmentationAblation.change(users.map { a[$0]! }, users.map { b[$0]! })
             }
-            guard let ndcg = try change("ndcg", 100), let aplt = try change("aplt", 20) else { continue }
+            guard let ndcg = try change("ndcg", 100), let aplt = try change("aplt", 20) else {
+                if kind == .multvae {
+                    html += "<p class=\"failed\">Ablation (\(SVG.escape(plain))): not available in evaluation run \(evaluation); it needs a \(SVG.escape(plain)) trained on real data only and one trained with <code>--augmented</code> on the same split.</p>"
+                }
+                continue
+            }
             let ablation = AugmentationAblation(ndcg: ndcg, aplt: aplt)
             html += "<p><b>Ablation, \(SVG.escape(plain)) with and without synthetic interactions</b> (evaluation run \(evaluation), the same users; changes ± 1.96 paired standard errors):</p>"
             html += table(["metric", "without", "with", "change"], [("NDCG@100", ndcg), ("APLT@20", aplt)].map { name, c in
