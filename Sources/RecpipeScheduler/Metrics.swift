@@ -3,8 +3,9 @@ import GRDB
 import RecpipeStore
 
 /// Prometheus text format for node_exporter's textfile collector: the run's status and
-/// duration, each stage's status, duration and rows, and the latest evaluation's NDCG@100 per
-/// model. Written to a temporary file and renamed, so the collector never reads half a file.
+/// duration, each stage's status, duration and rows, the latest evaluation's NDCG@100 per
+/// model and the latest closed-loop hit rate and recall. Written to a temporary file and
+/// renamed, so the collector never reads half a file.
 public enum PrometheusTextfile {
     public static func render(_ result: RunResult, pipeline: String, store: Store) throws -> String {
         let label = "pipeline=\"\(escape(pipeline))\""
@@ -45,6 +46,13 @@ public enum PrometheusTextfile {
         }
         metric("recpipe_evaluation_ndcg_at_100", "Test NDCG@100 of each model in the latest evaluation.",
                quality.map { ("\(label),model=\"\(escape($0["model"]))\"", $0["value"]) })
+        let loop = try store.queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT k, hit_rate, recall FROM closed_loop WHERE run_id = (SELECT max(run_id) FROM closed_loop) ORDER BY k")
+        }
+        metric("recpipe_closed_loop_hit_rate", "Share of users with new interactions who had one of them in their published top K (latest feedback).",
+               loop.map { ("\(label),k=\"\($0["k"] as Int)\"", $0["hit_rate"]) })
+        metric("recpipe_closed_loop_recall", "Mean Recall@K of the published lists against users' new interactions (latest feedback).",
+               loop.map { ("\(label),k=\"\($0["k"] as Int)\"", $0["recall"]) })
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import Testing
 @testable import RecpipeStages
 @testable import RecpipeStore
@@ -312,5 +313,52 @@ import Testing
         for table in ["raw_interactions", "ingest_rejects", "ingest_batches"] { #expect(try count(store, table) == 0) }
         #expect(try ingest(store, [whole]).failures.isEmpty)
         #expect(try count(store, "raw_interactions") == 200_000)
+    }
+}
+
+/// Log events kept for a test to read.
+final class CapturedLog: LogHandler, @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [(String, Logger.Metadata)] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lock.withLock { lines.append(("\(event.message)", event.metadata ?? [:])) }
+    }
+
+    var events: [(String, Logger.Metadata)] { lock.withLock { lines } }
+}
+
+@Suite struct IngestProgressTests {
+    /// Progress counts the bytes of the file as stored (compressed), across sources, in MB.
+    @Test func progressCountsFileBytesAcrossSources() throws {
+        let scratch = Scratch()
+        // 3 MB of CSV that compresses well, then a plain 1.5 MB file.
+        let rows = (0..<150_000).map { "u\($0 % 997),i\($0 % 313),4\n" }.joined()
+        let compressed = try scratch.writeGzip("a.csv.gz", "user_id,item_id,rating\n" + rows)
+        let plain = scratch.write("b.csv", "user_id,item_id,rating\n" + String(repeating: "u1,i1,5\n", count: 200_000))
+        let sizes = try [compressed, plain].map { try FileByteSource.size(path: $0) }
+        let captured = CapturedLog()
+        let progress = IngestProgress(totalBytes: sizes.reduce(0, +), logger: Logger(label: "test") { _ in captured }, interval: 0)
+        var decompressed = 0
+        for (path, size) in zip([compressed, plain], sizes) {
+            let source = try openByteSource(path: path) { progress.reading($0) }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
+            defer { buffer.deallocate() }
+            while case let n = try source.read(into: buffer, count: 1 << 16), n > 0 { decompressed += n }
+            progress.finished(source: size)
+        }
+        #expect(decompressed > sizes.reduce(0, +))  // the counts are of file bytes, not decompressed ones
+        let events = captured.events.filter { $0.0 == "progress" }
+        let done = events.compactMap { Int("\($0.1["done"] ?? "")") }
+        let totalMB = (sizes.reduce(0, +) + (1 << 20) - 1) >> 20
+        #expect(events.count >= 2 && events.allSatisfy { "\($0.1["unit"] ?? "")" == "MB" && "\($0.1["total"] ?? "")" == "\(totalMB)" })
+        #expect(done == done.sorted() && done.last == totalMB)
     }
 }

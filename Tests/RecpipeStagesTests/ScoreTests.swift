@@ -181,6 +181,14 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
 }
 
 @Suite struct FeedbackStageTests {
+    @Test func nothingPublishedYetIsNotAFailure() throws {
+        let (scratch, store) = try ScoreStageTests().trained()
+        _ = scratch
+        let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
+        #expect(report.summary == ["no live recommendations yet: nothing to score against"])
+        #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM closed_loop") } == 0)
+    }
+
     @Test func liveListsAreScoredAgainstWhatUsersDidNext() throws {
         let (scratch, store) = try ScoreStageTests().trained()
         try ScoreStageTests().score(store, k: 10)
@@ -196,8 +204,13 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
                 """, arguments: [users[1], users[1]])!
             return (users[0], top, users[1], outside)
         }
+        let seenItem = try store.queue.read { db in
+            try String.fetchOne(db, sql: "SELECT item_key FROM raw_interactions WHERE user_key = ? LIMIT 1", arguments: [missUser])!
+        }
         sleep(1)  // times are kept to the second: the new file must come after publishing
-        try ingest(store, [scratch.write("next-day.csv", "user_id,item_id\n\(hitUser),\(hitItem)\n\(missUser),\(missItem)\n")])
+        // A pair seen before the lists went live is not new: it does not count.
+        try ingest(store, [scratch.write("next-day.csv",
+                                         "user_id,item_id\n\(hitUser),\(hitItem)\n\(missUser),\(missItem)\n\(missUser),\(seenItem)\n")])
         let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
         #expect(report.summary.first?.contains("2 users with 2 new interactions") == true, "\(report.summary)")
         try store.queue.read { db throws in

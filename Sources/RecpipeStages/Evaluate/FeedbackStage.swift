@@ -32,12 +32,10 @@ public struct FeedbackStage: Stage {
 
     public func run(_ context: StageContext) throws -> StageReport {
         let store = context.store
-        let (scoreRun, since, minRating) = try store.queue.read { db -> (Int64, String, Double?) in
+        let found = try store.queue.read { db -> (Int64, String, Double?)? in
             guard let live = try Row.fetchOne(db, sql: """
                 SELECT s.run_id, s.published_at FROM live_recommendations l JOIN score_runs s USING (run_id)
-                """) else {
-                throw StageError.missingInput("\(store.path): no live recommendations; run score first")
-            }
+                """) else { return nil }
             var minRating: Double? = 4
             if let parameters = try String.fetchOne(db, sql: "SELECT parameters FROM clean_runs ORDER BY run_id DESC LIMIT 1"),
                let config = try? JSONDecoder().decode(CleanStage.Config.self, from: Data(parameters.utf8)) {
@@ -45,30 +43,53 @@ public struct FeedbackStage: Stage {
             }
             return (live["run_id"], live["published_at"], minRating)
         }
-        // Pairs seen before the lists went live, and new positive pairs after.
-        var before = Set<String>(), after: [String: Set<String>] = [:]
+        // A pipeline's first night has nothing published yet: nothing to score, not a failure.
+        guard let (scoreRun, since, minRating) = found else {
+            context.logger.info("no live recommendations yet: nothing to score against")
+            return StageReport(rowsIn: 0, rowsOut: 0, summary: ["no live recommendations yet: nothing to score against"])
+        }
+        // New positive pairs: in sources ingested after the lists went live, not seen in any
+        // source before. Only the new rows are read into memory; the older ones are matched
+        // against them inside SQLite (one pass over the table, each row probing the new
+        // pairs' key), so a nightly run costs the same whatever the history's size.
+        var after: [String: Set<String>] = [:]
         var newRows = 0
-        try store.queue.read { db in
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT r.user_key, r.item_key, r.rating, b.finished_at > ? AS fresh FROM raw_interactions r
-                JOIN ingest_batches b USING (batch_id) ORDER BY r.rowid
-                """, arguments: [since])
-            while let row = try rows.next() {
-                let user: String = row[0], item: String = row[1], rating: Double? = row[2], fresh: Bool = row[3]
-                let pair = user + "\u{0}" + item
-                if !fresh {
-                    before.insert(pair)
-                } else if !before.contains(pair), minRating == nil || rating == nil || rating! >= minRating! {
-                    if after[user, default: []].insert(item).inserted { newRows += 1 }
+        let fresh = try store.queue.read { db in
+            try Int64.fetchAll(db, sql: "SELECT batch_id FROM ingest_batches WHERE finished_at > ? ORDER BY batch_id", arguments: [since])
+        }
+        if !fresh.isEmpty {
+            let batches = fresh.map(String.init).joined(separator: ",")
+            try store.queue.writeWithoutTransaction { db in
+                try db.execute(sql: """
+                    CREATE TEMP TABLE feedback_new_pairs (user_key TEXT NOT NULL, item_key TEXT NOT NULL,
+                        PRIMARY KEY (user_key, item_key)) WITHOUT ROWID
+                    """)
+                defer { try? db.execute(sql: "DROP TABLE temp.feedback_new_pairs") }
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO temp.feedback_new_pairs SELECT user_key, item_key FROM raw_interactions
+                    WHERE batch_id IN (\(batches)) AND (?1 IS NULL OR rating IS NULL OR rating >= ?1)
+                    """, arguments: [minRating])
+                // CROSS JOIN keeps raw_interactions as the outer loop: one scan of it.
+                try db.execute(sql: """
+                    DELETE FROM temp.feedback_new_pairs WHERE (user_key, item_key) IN (
+                        SELECT p.user_key, p.item_key FROM raw_interactions r CROSS JOIN temp.feedback_new_pairs p
+                        ON p.user_key = r.user_key AND p.item_key = r.item_key WHERE r.batch_id NOT IN (\(batches)))
+                    """)
+                let rows = try Row.fetchCursor(db, sql: "SELECT user_key, item_key FROM temp.feedback_new_pairs")
+                while let row = try rows.next() {
+                    if after[row[0] as String, default: []].insert(row[1]).inserted { newRows += 1 }
                 }
             }
         }
-        let lists = try store.queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT user_key, item_key FROM recommendation_rows WHERE run_id = ? ORDER BY user_key, rank",
-                             arguments: [scoreRun])
-        }
+        // The live lists of those users only, by the primary key.
         var ranked: [String: [String]] = [:]
-        for row in lists { ranked[row[0] as String, default: []].append(row[1]) }
+        try store.queue.read { db in
+            let statement = try db.cachedStatement(sql: "SELECT item_key FROM recommendation_rows WHERE run_id = ? AND user_key = ? ORDER BY rank")
+            for user in after.keys {
+                let items = try String.fetchAll(statement, arguments: [scoreRun, user])
+                if !items.isEmpty { ranked[user] = items }
+            }
+        }
         let users = after.keys.filter { ranked[$0] != nil }.sorted()
         var summary = ["live run \(scoreRun) (published \(since)): \(users.count) users with \(newRows) new interactions since"]
         try store.queue.write { db in

@@ -11,6 +11,9 @@ protocol ByteSource: AnyObject {
 final class FileByteSource: ByteSource {
     let path: String
     private let fd: Int32
+    /// Called after each read with the bytes read so far (for progress reports).
+    var onRead: (@Sendable (Int) -> Void)?
+    private var consumed = 0
 
     init(path: String) throws {
         self.path = path
@@ -26,6 +29,10 @@ final class FileByteSource: ByteSource {
     func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
         while true {
             let n = Glibc.read(fd, buffer, count)
+            if n > 0, let onRead {
+                consumed += n
+                onRead(consumed)
+            }
             if n >= 0 { return n }
             if errno == EINTR { continue }
             throw StageError.unreadable(path: path, reason: String(cString: strerror(errno)))
@@ -116,8 +123,10 @@ final class GzipByteSource: ByteSource {
     private var atMemberBoundary = false
 }
 
-/// Opens a file, decompressing it on the fly when it is gzip-compressed.
-func openByteSource(path: String) throws -> ByteSource {
+/// Opens a file, decompressing it on the fly when it is gzip-compressed. `onRead` gets the
+/// bytes of the file (compressed, where it is) read so far.
+func openByteSource(path: String, onRead: (@Sendable (Int) -> Void)? = nil) throws -> ByteSource {
     let file = try FileByteSource(path: path)
+    file.onRead = onRead
     return try FileByteSource.isGzip(path: path) ? GzipByteSource(input: file, path: path) : file
 }

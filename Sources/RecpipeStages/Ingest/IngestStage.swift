@@ -60,11 +60,15 @@ public struct IngestStage: Stage {
 
     public func run(_ context: StageContext) throws -> StageReport {
         var report = StageReport()
-        for source in try expandSources() {
+        let sources = try expandSources()
+        let progress = config.format == .sqlite ? nil
+            : IngestProgress(totalBytes: sources.reduce(0) { $0 + ((try? FileByteSource.size(path: $1)) ?? 0) }, logger: context.logger)
+        for source in sources {
             var logger = context.logger
             logger[metadataKey: "source"] = "\(source)"
+            defer { progress?.finished(source: (try? FileByteSource.size(path: source)) ?? 0) }
             do {
-                switch try ingest(source: source, context: context, logger: logger) {
+                switch try ingest(source: source, context: context, logger: logger, progress: progress) {
                 case let .stored(batch, read, accepted, rejected):
                     report.rowsIn += read
                     report.rowsOut += accepted
@@ -105,7 +109,7 @@ public struct IngestStage: Stage {
         return files
     }
 
-    func ingest(source: String, context: StageContext, logger: Logger) throws -> Outcome {
+    func ingest(source: String, context: StageContext, logger: Logger, progress: IngestProgress? = nil) throws -> Outcome {
         if config.format == .sqlite {
             return try ingestSQLite(path: source, query: config.query ?? "", context: context, logger: logger)
         }
@@ -128,7 +132,8 @@ public struct IngestStage: Stage {
             }
         }
         let format = try config.format ?? Self.sniff(path: source)
-        let reader = RowReader(path: source, format: format, columns: config.columns, maxFieldBytes: config.maxFieldBytes)
+        var reader = RowReader(path: source, format: format, columns: config.columns, maxFieldBytes: config.maxFieldBytes)
+        reader.progress = progress.map { progress in { @Sendable bytes in progress.reading(bytes) } }
         return try storeBatch(source: source, query: nil, format: format, context: context, logger: logger) { sink in
             let rows = try reader.readPipelined(into: sink)
             return (rows, try hashing.wait(), size)
@@ -249,5 +254,43 @@ final class BackgroundHash: @unchecked Sendable {
             hasher.update(UnsafeRawBufferPointer(start: buffer, count: n))
         }
         return hasher.finalizeHex()
+    }
+}
+
+/// Logs `progress done=N total=M unit=MB` for the scheduler's status line, at most every two
+/// seconds, counting the bytes of the files (compressed, where they are) read so far.
+final class IngestProgress: @unchecked Sendable {
+    private let total: Int
+    private let logger: Logger
+    private let lock = NSLock()
+    private let interval: Double
+    private var before = 0  // bytes of the sources already done
+    private var last = Clock.monotonic()
+
+    init(totalBytes: Int, logger: Logger, interval: Double = 2) {
+        total = totalBytes
+        self.logger = logger
+        self.interval = interval
+    }
+
+    /// `bytes` of the current source read so far.
+    func reading(_ bytes: Int) {
+        let now = Clock.monotonic()
+        let done: Int? = lock.withLock {
+            guard now - last >= interval else { return nil }
+            last = now
+            return before + bytes
+        }
+        if let done { log(done) }
+    }
+
+    /// The current source is done (stored, skipped or failed).
+    func finished(source size: Int) {
+        lock.withLock { before += size }
+    }
+
+    private func log(_ done: Int) {
+        let mb = { (bytes: Int) in (bytes + (1 << 20) - 1) >> 20 }
+        logger.info("progress", metadata: ["done": "\(min(mb(done), mb(total)))", "total": "\(mb(total))", "unit": "MB"])
     }
 }

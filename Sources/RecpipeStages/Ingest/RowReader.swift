@@ -7,9 +7,11 @@ struct RowReader {
     let format: InputFormat
     let columns: SourceColumns
     let maxFieldBytes: Int
+    /// Gets the bytes of the file read so far, now and then.
+    var progress: (@Sendable (Int) -> Void)? = nil
 
     func read(into sink: RowConsumer) throws -> Int {
-        let reader = LineReader(source: try openByteSource(path: path))
+        let reader = LineReader(source: try openByteSource(path: path, onRead: progress))
         return format == .jsonl ? try readJSONLines(reader, sink) : try readDelimited(reader, sink)
     }
 

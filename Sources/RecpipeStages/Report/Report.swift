@@ -17,6 +17,7 @@ public enum Report {
             body += try evaluationSection(db)
             body += try augmentationSection(db)
             body += try popularitySection(db)
+            body += try closedLoopSection(db)
             body += try historySection(db)
             return """
                 <!DOCTYPE html>
@@ -214,6 +215,21 @@ public enum Report {
                                   yLabel: "share", series: [series], width: 540, verticalMarks: [(Double(head), "long tail")])
             html += "<p>\(String(format: "%.1f%%", 100 * Double(tail) / total)) of the live top-20 recommendations are long-tail items (\(values.count - head) of \(values.count) items).</p>"
         }
+        return html
+    }
+
+    /// The closed loop: each published list set against what its users did next, the
+    /// latest first.
+    static func closedLoopSection(_ db: Database) throws -> String {
+        var html = "<h2>Closed loop: published lists against what users did next</h2>"
+        let rows = try Row.fetchAll(db, sql: "SELECT * FROM closed_loop ORDER BY run_id DESC, k LIMIT 60")
+        guard !rows.isEmpty else {
+            return html + "<p class=\"empty\">No feedback run yet (it needs lists published by one run and interactions ingested after them).</p>"
+        }
+        html += table(["feedback run", "lists of score run", "published", "K", "users", "new interactions", "hit rate@K", "recall@K"], rows.map {
+            ["\($0["run_id"] as Int64)", "\($0["score_run_id"] as Int64)", $0["since"], "\($0["k"] as Int)", "\($0["users"] as Int)",
+             "\($0["new_interactions"] as Int)", String(format: "%.4f", $0["hit_rate"] as Double), String(format: "%.4f", $0["recall"] as Double)]
+        }, numeric: [0, 1, 3, 4, 5, 6, 7])
         return html
     }
 
