@@ -9,7 +9,8 @@ import RecpipeStore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
-        subcommands: [BenchSuite.self, BenchIngest.self, BenchTrain.self, BenchScore.self, BenchAugment.self])
+        subcommands: [BenchSuite.self, BenchIngest.self, BenchClean.self, BenchTrain.self, BenchEASE.self, BenchScore.self,
+                      BenchAugment.self])
 }
 
 /// One benchmark's figures, as `bench suite` tabulates them.
@@ -21,10 +22,11 @@ struct BenchResult: Codable {
     var seconds: Double
     var rowsPerSecond: Double
     var gflops: Double?
-    /// The reference measured in the same run, its value, and ours over it.
+    /// The reference measured in the same run, its value, and ours over it (none for stages
+    /// without a comparable reference).
     var reference: String
-    var referenceValue: Double
-    var ratio: Double
+    var referenceValue: Double?
+    var ratio: Double?
     var peakMB: Double
 
     /// Writes the result as JSON to `path` when one is given (`--result-out`).
@@ -45,8 +47,8 @@ struct BenchSuite: ParsableCommand {
 
     @Option(help: "Size as a fraction of MovieLens 20M (136,000 users, 20,000 items, 10M interactions).")
     var scale = 1.0
-    @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, train, augment, score.")
-    var only: [String] = ["ingest", "train", "augment", "score"]
+    @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, clean, train, augment, ease, score.")
+    var only: [String] = ["ingest", "clean", "train", "augment", "ease", "score"]
     @Flag(help: "Print the table as JSON.")
     var json = false
     @OptionGroup var logging: LoggingOptions
@@ -55,7 +57,7 @@ struct BenchSuite: ParsableCommand {
         let logger = logging.makeLogger()
         try runReporting(logger) {
             guard scale > 0, scale <= 10 else { throw StageError.badOption("--scale must be in (0, 10]") }
-            let known = ["ingest", "train", "augment", "score"]
+            let known = ["ingest", "clean", "train", "augment", "ease", "score"]
             if let bad = only.first(where: { !known.contains($0) }) {
                 throw StageError.badOption("--only: no benchmark '\(bad)'; benchmarks: \(known.joined(separator: ", "))")
             }
@@ -72,6 +74,8 @@ struct BenchSuite: ParsableCommand {
                 case "ingest": ["bench", "ingest", "--rows", "\(interactions)"]
                 case "train": ["bench", "train", "--heldout", "\(heldout)"] + size
                 case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
+                case "clean": ["bench", "clean", "--heldout", "\(heldout)"] + size
+                case "ease": ["bench", "ease"] + size
                 default: ["bench", "score"] + size
                 }
                 let out = work + "/\(name).json"
@@ -91,8 +95,8 @@ struct BenchSuite: ParsableCommand {
             let header = ["stage", "rows", "seconds", "rows/s", "GFLOPS", "reference (same run)", "reference", "ratio", "peak RSS MB"]
             let rows = results.map { r in
                 [r.stage, "\(r.rows) \(r.unit)", String(format: "%.1f", r.seconds), String(format: "%.0f", r.rowsPerSecond),
-                 r.gflops.map { String(format: "%.1f", $0) } ?? "", r.reference, String(format: "%.1f", r.referenceValue),
-                 String(format: "%.2f", r.ratio), String(format: "%.0f", r.peakMB)]
+                 r.gflops.map { String(format: "%.1f", $0) } ?? "", r.reference, r.referenceValue.map { String(format: "%.1f", $0) } ?? "",
+                 r.ratio.map { String(format: "%.2f", $0) } ?? "", String(format: "%.0f", r.peakMB)]
             }
             let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max()! }
             for row in [header] + rows {
@@ -286,6 +290,81 @@ struct BenchTrain: ParsableCommand {
             best = min(best, Clock.monotonic() - started)
         }
         return 2 * Double(m) * Double(k) * Double(n) / best / 1e9
+    }
+}
+
+struct BenchClean: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clean",
+        abstract: "Seconds and peak memory of the clean stage (dedupe, k-core, dense ids, strong split) on a synthetic log ingested first. No reference: nothing else does this job.")
+
+    @OptionGroup var data: SyntheticData
+    @Option(help: "Users held out for validation and for test (each).")
+    var heldout = 10_000
+    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
+    var resultOut: String?
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) {
+            let work = NSTemporaryDirectory() + "recpipe-bench-clean-\(getpid())"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            var config = RecpipeStages.Synth.Config()
+            config.users = data.users
+            config.items = data.items
+            config.interactions = data.interactions
+            let rows = try RecpipeStages.Synth(config: config).write(to: work + "/events.csv")
+            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            let db = work + "/recpipe.sqlite"
+            _ = try ChildProcess.measure(me, ["ingest", "--quiet", "--db", db, work + "/events.csv"])
+            let measured = try ChildProcess.measure(me, ["clean", "--quiet", "--db", db, "--min-rating", "none",
+                                                         "--heldout-users", "\(heldout)"])
+            print(String(format: "clean: %d rows in %.1f s, %.0f rows/s, peak RSS %.0f MB", rows, measured.seconds,
+                         Double(rows) / measured.seconds, measured.peakMB))
+            try BenchResult(stage: "clean (strong split)", unit: "rows", rows: rows, seconds: measured.seconds,
+                            rowsPerSecond: Double(rows) / measured.seconds, gflops: nil, reference: "",
+                            referenceValue: nil, ratio: nil, peakMB: measured.peakMB).write(to: resultOut)
+        }
+    }
+}
+
+struct BenchEASE: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ease",
+        abstract: "Seconds and peak memory of one EASE fit (Gram matrix, then its Cholesky factor and inverse through LAPACK), next to the sgemm ceiling measured in the same run.")
+
+    @OptionGroup var data: SyntheticData
+    @Option(help: "The L2 weight λ.")
+    var lambda: Float = 800
+    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
+    var resultOut: String?
+    @OptionGroup var logging: LoggingOptions
+
+    func run() throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) {
+            let train = try data.matrix(users: data.users)
+            let n = data.items
+            let peak = BenchTrain.sgemmGFLOPS(m: 2048, k: 2048, n: 2048)
+            var started = Clock.monotonic()
+            let gram = EASE.gram(train)
+            let gramSeconds = Clock.monotonic() - started
+            started = Clock.monotonic()
+            let model = try EASE.fit(gram: gram, items: n, lambda: lambda)
+            let solveSeconds = Clock.monotonic() - started
+            // The Cholesky factor takes n³/3 flops and the inverse from it 2n³/3.
+            let gflops = Double(n) * Double(n) * Double(n) / solveSeconds / 1e9
+            let seconds = gramSeconds + solveSeconds
+            print(String(format: "EASE: %d users × %d items, λ %g (weights %d)", train.rows, n, lambda, model.items))
+            print(String(format: "Gram matrix %.1f s; Cholesky and inverse %.1f s at %.1f GFLOPS, the sgemm ceiling now %.1f (%.0f%%)",
+                         gramSeconds, solveSeconds, gflops, peak, 100 * gflops / peak))
+            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
+            try BenchResult(stage: "EASE fit (\(n) items)", unit: "items", rows: n, seconds: seconds,
+                            rowsPerSecond: Double(n) / seconds, gflops: gflops, reference: "sgemm GFLOPS",
+                            referenceValue: peak, ratio: gflops / peak, peakMB: peakResidentMB()).write(to: resultOut)
+        }
     }
 }
 

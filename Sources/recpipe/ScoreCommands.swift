@@ -116,7 +116,8 @@ struct Evaluate: ParsableCommand {
             computed on the spot when none was trained. Every model is evaluated on the same \
             users in the same run: Recall@20/50, NDCG@100, Precision@10, HitRate@10, MRR, \
             APLT@20, novelty@20 (mean and standard error over users), coverage@20 and \
-            Gini@20. Results go to evaluation and evaluation_users.
+            Gini@20. Results go to evaluation and evaluation_users; the popular head APLT \
+            counts against goes to evaluation_head_items.
             """)
 
     @OptionGroup var options: DatabaseOptions

@@ -55,6 +55,32 @@ func scratchDirectory() -> String {
         #expect(try recpipe(["clean", "--db", "x.sqlite", "--min-rating", "lots"], in: dir).status == 64)
     }
 
+    /// Every option of the stage commands is explained in --help, defaults shown.
+    @Test func stageCommandsExplainEveryOption() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let expected = ["train": ["--model <model>", "default: multvae)", "--publish-margin"],
+                        "score": ["--k <k>", "(default: 100)", "(default: multvae)"],
+                        "evaluate": ["--part <part>", "default: test"],
+                        "augment": ["--epochs <epochs>", "default:"],
+                        "ingest": ["--format <format>"], "clean": ["--split <split>"]]
+        for (command, fragments) in expected {
+            let help = try recpipe([command, "--help"], in: dir)
+            #expect(help.status == 0)
+            for fragment in fragments { #expect(help.stdout.contains(fragment), "\(command) --help lacks \(fragment)") }
+            let lines = help.stdout.components(separatedBy: "\n")
+            let options = lines.drop { $0 != "OPTIONS:" }.dropFirst()
+            #expect(options.count > 3)
+            for (index, line) in zip(options.indices, options) where line.hasPrefix("  -") {
+                // The option's words, then its explanation on the same line or the next.
+                let described = line.range(of: #"^  (-\w, )?--[\w-]+( <[^>]+>)?( \.\.\.)?\s{2,}\S"#, options: .regularExpression) != nil
+                    || (index + 1 < lines.count && lines[index + 1].hasPrefix(String(repeating: " ", count: 10))
+                        && !lines[index + 1].trimmingCharacters(in: .whitespaces).isEmpty)
+                #expect(described, "\(command) --help: no explanation for '\(line)'")
+            }
+        }
+    }
+
     @Test func endToEndOnSyntheticData() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -140,13 +166,17 @@ func scratchDirectory() -> String {
     @Test func benchSuitePrintsOneRowPerBenchmark() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try recpipe(["bench", "suite", "--scale", "0.002", "--only", "train", "score", "--json", "--quiet"], in: dir)
+        let result = try recpipe(["bench", "suite", "--scale", "0.002", "--only", "clean", "train", "ease", "score", "--json", "--quiet"],
+                                 in: dir)
         #expect(result.status == 0, "\(result.stderr)")
         let rows = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
-        #expect(rows.map { $0["stage"] as? String } == ["train (Mult-VAE epoch)", "score (top-100)"])
+        #expect(rows.map { $0["stage"] as? String } == ["clean (strong split)", "train (Mult-VAE epoch)", "EASE fit (160 items)", "score (top-100)"])
         for row in rows {
             #expect((row["seconds"] as? Double ?? 0) > 0 && (row["rows"] as? Int ?? 0) > 0)
-            #expect((row["referenceValue"] as? Double ?? 0) > 0 && (row["ratio"] as? Double ?? 0) > 0)
+            // Clean has no reference to measure against; the others do.
+            if row["stage"] as? String != "clean (strong split)" {
+                #expect((row["referenceValue"] as? Double ?? 0) > 0 && (row["ratio"] as? Double ?? 0) > 0)
+            }
             #expect((row["peakMB"] as? Double ?? 0) > 1, "the child's own peak memory")
         }
         #expect(try recpipe(["bench", "suite", "--only", "everything"], in: dir).status == 64)

@@ -79,11 +79,17 @@ import Testing
         #expect(report.summary.contains { $0.hasPrefix("not published: validation NDCG@100") })
         #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
                 == ["published", "candidate"])
+        // A margin wide enough lets the same model through the gate, which says so.
+        let lenient = try StageRunner.run(try small { $0.model.epochs = 1; $0.model.learningRate = 1e-6; $0.publishMargin = 1 },
+                                          store: store, logger: quiet)
+        #expect(lenient.summary.contains { $0.contains("quality gate passed") }, "\(lenient.summary)")
+        #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
+                == ["retired", "candidate", "published"])
         // Without the gate it goes live.
         try StageRunner.run(try small { $0.model.epochs = 1; $0.model.learningRate = 1e-6; $0.publishMargin = nil },
                             store: store, logger: quiet)
         #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
-                == ["retired", "candidate", "published"])
+                == ["retired", "candidate", "retired", "published"])
     }
 
     @Test func aModelLoadsBackBitForBit() throws {

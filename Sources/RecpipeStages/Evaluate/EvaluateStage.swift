@@ -8,7 +8,7 @@ import RecpipeStore
 
 /// Evaluates every kind of model trained on the current split on the same held-out users,
 /// side by side, into `evaluation` (aggregates with standard errors) and `evaluation_users`
-/// (per-user values). Of each kind it takes the published model when it was trained on the
+/// (per-user values), with the run's popular head in `evaluation_head_items`. Of each kind it takes the published model when it was trained on the
 /// current split, else the newest one that was; popularity is computed on the spot when no
 /// popularity model was trained.
 public struct EvaluateStage: Stage {
@@ -24,7 +24,7 @@ public struct EvaluateStage: Stage {
 
     public static let name = "evaluate"
     public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights]
-    public static let writes: [TableName] = [.evaluationRuns, .evaluation, .evaluationUsers]
+    public static let writes: [TableName] = [.evaluationRuns, .evaluation, .evaluationUsers, .evaluationHeadItems]
     public let config: Config
 
     public init(config: Config) { self.config = config }
@@ -78,15 +78,17 @@ public struct EvaluateStage: Stage {
                 "hint": "recpipe train --model \(missing[0].rawValue)",
             ])
         }
-        let head = Evaluation.head(counts: popularity.counts).filter { $0 }.count
+        let isHead = Evaluation.head(counts: popularity.counts)
+        let head = isHead.filter { $0 }.count
         var summary: [String] = []
         var rows = 0
         var results: [(name: String, id: Int64?, metrics: [Evaluation.Metric], users: [Int])] = []
         for candidate in chosen {
             let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, in: $0).0 } }
                 ?? popularity
-            let (metrics, users) = Evaluation.evaluate(recommender, on: heldOut, trainCounts: popularity.counts,
-                                                       trainUsers: data.train.rows)
+            let (users, lists) = Evaluation.topLists(recommender, on: heldOut)
+            let metrics = Evaluation.evaluate(lists: lists, users: users, on: heldOut, trainCounts: popularity.counts,
+                                              trainUsers: data.train.rows, isHead: isHead)
             let name = candidate.name
             results.append((name, candidate.id, metrics, users))
             context.logger.info("model evaluated", metadata: [
@@ -99,6 +101,12 @@ public struct EvaluateStage: Stage {
                 INSERT INTO evaluation_runs (run_id, clean_run_id, part, users, head_items, created_at) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [context.runID, data.cleanRunID, config.part.rawValue, results.first?.users.count ?? 0, head,
                                  Clock.isoNow()])
+            let headItem = try db.makeStatement(sql: """
+                INSERT INTO evaluation_head_items (run_id, item_key, interactions) VALUES (?, ?, ?)
+                """)
+            for item in isHead.indices where isHead[item] {
+                try headItem.execute(arguments: [context.runID, data.itemKeys[item], Int(popularity.counts[item])])
+            }
             let aggregate = try db.makeStatement(sql: """
                 INSERT INTO evaluation (run_id, model, model_id, metric, k, value, stderr, users) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """)
