@@ -159,16 +159,19 @@ public struct RunHistory: Sendable {
     }
 
     /// Called with the lock held: marks the runs a dead scheduler left `running` as abandoned,
-    /// and stops the stage processes they left (those still running `executable`), so the new
-    /// run does not write the same tables at the same time (SIGTERM, then SIGKILL after `grace` seconds).
-    public func takeOverStaleRuns(executable: String, grace: Double = 10, logger: Logger) throws {
+    /// and stops the stage processes they left, so the new run does not write the same tables
+    /// at the same time (SIGTERM, then SIGKILL after `grace` seconds). A stage process is
+    /// recognised by the environment its scheduler gave it (pipeline, run and stage), not by
+    /// its binary: that still holds after recpipe was rebuilt or moved, and a pid the system
+    /// has since given to another process is left alone.
+    public func takeOverStaleRuns(grace: Double = 10, logger: Logger) throws {
         for stale in try abandonStaleRuns() {
             logger.warning("marked a run that did not finish as abandoned", metadata: [
                 "pipeline_run": "\(stale.id)", "pid": "\(stale.pid)", "started_at": "\(stale.startedAt)",
             ])
             for attempt in try attempts(run: stale.id) {
                 guard let pid = attempt.pid.map(pid_t.init), Self.isRunning(pid),
-                      URL(fileURLWithPath: "/proc/\(pid)/exe").resolvingSymlinksInPath().path == executable else { continue }
+                      Self.isStage(pid, pipeline: stale.pipeline, run: stale.id, stage: attempt.stage) else { continue }
                 logger.warning("stopping a stage left running by that run", metadata: ["stage": "\(attempt.stage)", "pid": "\(pid)"])
                 kill(pid, SIGTERM)
                 let deadline = Date().addingTimeInterval(grace)
@@ -176,6 +179,15 @@ public struct RunHistory: Sendable {
                 if Self.isRunning(pid) { kill(pid, SIGKILL) }
             }
         }
+    }
+
+    /// Whether process `pid` runs stage `stage` of pipeline run `run`: its environment holds
+    /// the RECPIPE_PIPELINE, RECPIPE_PIPELINE_RUN and RECPIPE_PIPELINE_STAGE the runner set.
+    static func isStage(_ pid: pid_t, pipeline: String, run: Int64, stage: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+        let entries = Set(data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
+        return entries.contains("RECPIPE_PIPELINE=\(pipeline)") && entries.contains("RECPIPE_PIPELINE_RUN=\(run)")
+            && entries.contains("RECPIPE_PIPELINE_STAGE=\(stage)")
     }
 
     /// Whether a process exists and has not exited (a zombie waiting for its parent has).

@@ -141,7 +141,7 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     if let previous = lock.takenOverFrom {
         logger.warning("taking over a lock left by a run that was killed", metadata: ["lock": "\(lock.path)", "previous": "\(previous)"])
     }
-    try RunHistory(store: store).takeOverStaleRuns(executable: recpipeExecutable, logger: logger)
+    try RunHistory(store: store).takeOverStaleRuns(logger: logger)
     // SIGINT and SIGTERM stop the run: its stages are stopped and recorded, then it exits. A
     // caught signal is back to its default in the children (an ignored or blocked one would be
     // inherited, and a stage past its timeout must stop on SIGTERM).

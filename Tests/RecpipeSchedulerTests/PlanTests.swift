@@ -139,32 +139,34 @@ import RecpipeStore
 
     @Test func takingOverStopsTheStagesADeadRunLeft() throws {
         let f = try Fixture()
-        func sleeper() throws -> Process {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/sleep")
-            process.arguments = ["30"]
-            try process.run()
-            return process
-        }
-        let left = try sleeper(), stranger = try sleeper()
-        defer { stranger.terminate() }
         let stage = try #require(f.pipeline.stage("ingest"))
-        for (process, name) in [(left, "left"), (stranger, "stranger")] {
+        var processes: [String: Process] = [:]
+        // left: a stage of a run left running; stranger: a stage of a run that finished;
+        // reused: a pid recorded for a run left running, now another program's.
+        for name in ["left", "stranger", "reused"] {
             let run = try f.history.begin(pipeline: "plan", manifest: "p.yaml", selection: ["ingest"], forced: false, retryOf: nil,
                                           codeVersion: name)
             let attempt = try f.history.startAttempt(run: run, stage: stage, attempt: 1, reason: "never run",
                                                      fingerprint: Planner.fingerprint(stage, code: name) { _ in "never" })
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            process.arguments = ["30"]
+            process.environment = name == "reused" ? [:]
+                : ["RECPIPE_PIPELINE": "plan", "RECPIPE_PIPELINE_RUN": "\(run)", "RECPIPE_PIPELINE_STAGE": "ingest"]
+            try process.run()
+            processes[name] = process
             try f.history.setPID(attempt: attempt, pid: process.processIdentifier)
             if name == "stranger" { try f.history.finish(run: run, status: "failed", seconds: 1, error: nil) }
         }
-        let sleep = URL(fileURLWithPath: "/proc/\(left.processIdentifier)/exe").resolvingSymlinksInPath().path
-        try f.history.takeOverStaleRuns(executable: sleep, grace: 0.5, logger: quietLogger)
+        let (left, stranger, reused) = (processes["left"]!, processes["stranger"]!, processes["reused"]!)
+        defer { stranger.terminate(); reused.terminate() }
+        try f.history.takeOverStaleRuns(grace: 0.5, logger: quietLogger)
         left.waitUntilExit()
         // SIGTERM, or SIGKILL where the test runner's children ignore SIGTERM.
         #expect(left.terminationReason == .uncaughtSignal && [SIGTERM, SIGKILL].contains(left.terminationStatus))
-        // Only processes of runs left running are stopped.
-        #expect(stranger.isRunning)
-        #expect(try f.history.runs().map(\.status) == ["failed", "abandoned"])
+        // Only stage processes of runs left running are stopped.
+        #expect(stranger.isRunning && reused.isRunning)
+        #expect(try f.history.runs().map(\.status) == ["abandoned", "failed", "abandoned"])
     }
 }
 
