@@ -234,6 +234,11 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
         #expect(report.summary == ["no live recommendations yet: nothing to score against"])
         #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM closed_loop") } == 0)
+        // Lists published, nothing new since: nothing measured either (not a hit rate of 0).
+        try ScoreStageTests().score(store, k: 10)
+        let quietNight = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
+        #expect(quietNight.summary.last?.hasPrefix("nothing to score") == true, "\(quietNight.summary)")
+        #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM closed_loop") } == 0)
     }
 
     @Test func liveListsAreScoredAgainstWhatUsersDidNext() throws {

@@ -92,6 +92,13 @@ public struct FeedbackStage: Stage {
         }
         let users = after.keys.filter { ranked[$0] != nil }.sorted()
         var summary = ["live run \(scoreRun) (published \(since)): \(users.count) users with \(newRows) new interactions since"]
+        // No user of the lists did anything new: there is nothing to measure, and a hit rate
+        // of 0 would read as a failure of the lists.
+        guard !users.isEmpty else {
+            summary.append("nothing to score: no new interactions of users with lists since they were published")
+            context.logger.info("no new interactions since the lists were published", metadata: ["live_run": "\(scoreRun)"])
+            return StageReport(rowsIn: 0, rowsOut: 0, summary: summary)
+        }
         try store.queue.write { db in
             for k in config.cutoffs {
                 var hits = 0, recall = 0.0
@@ -100,8 +107,8 @@ public struct FeedbackStage: Stage {
                     if found > 0 { hits += 1 }
                     recall += Double(found) / Double(min(k, after[user]!.count))
                 }
-                let hitRate = users.isEmpty ? 0 : Double(hits) / Double(users.count)
-                let meanRecall = users.isEmpty ? 0 : recall / Double(users.count)
+                let hitRate = Double(hits) / Double(users.count)
+                let meanRecall = recall / Double(users.count)
                 try db.execute(sql: """
                     INSERT INTO closed_loop (run_id, score_run_id, k, users, new_interactions, hit_rate, recall, since, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
