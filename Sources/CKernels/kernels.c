@@ -156,7 +156,7 @@ size_t recpipe_top_k(const float *x, size_t n, size_t k, int32_t *idx, float *va
     if (k == 0) return 0;
     size_t size = 0;
     int done = 0;
-    if (k >= 8 && n >= 64 * k) {
+    if (k >= 8 && n / 64 >= k) {
         size_t stride = 8, m = n / stride, r = k / 4, cap = 8 * k;
         float *buffer = malloc(sizeof(float) * (m + r + cap));
         int32_t *ids = malloc(sizeof(int32_t) * (r + cap));

@@ -11,6 +11,7 @@ public func topK(_ scores: UnsafeBufferPointer<Float>, k: Int) -> [Int32] {
 
 /// `topK` with the chosen entries' scores beside them.
 public func topKWithScores(_ scores: UnsafeBufferPointer<Float>, k: Int) -> (items: [Int32], scores: [Float]) {
+    precondition(scores.count <= Int(Int32.max), "topK: indices are Int32")
     let k = max(0, min(k, scores.count))
     guard k > 0, let base = scores.baseAddress else { return ([], []) }
     var values = [Float]()

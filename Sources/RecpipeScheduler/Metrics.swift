@@ -47,8 +47,16 @@ public enum PrometheusTextfile {
         metric("recpipe_evaluation_ndcg_at_100", "Test NDCG@100 of each model in the latest evaluation.",
                quality.map { ("\(label),model=\"\(escape($0["model"]))\"", $0["value"]) })
         let loop = try store.queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT k, hit_rate, recall FROM closed_loop WHERE run_id = (SELECT max(run_id) FROM closed_loop) ORDER BY k")
+            try Row.fetchAll(db, sql: """
+                SELECT k, hit_rate, recall, created_at FROM closed_loop WHERE run_id = (SELECT max(run_id) FROM closed_loop) ORDER BY k
+                """)
         }
+        // Feedback stores nothing on a night without new interactions: the figures below are
+        // the latest measured ones, and this says when they were measured.
+        metric("recpipe_closed_loop_timestamp_seconds", "When the latest closed-loop figures were measured (Unix seconds).",
+               loop.prefix(1).compactMap { row in
+                   ISO8601DateFormatter().date(from: row["created_at"] as String).map { (label, $0.timeIntervalSince1970) }
+               })
         metric("recpipe_closed_loop_hit_rate", "Share of users with new interactions who had one of them in their published top K (latest feedback).",
                loop.map { ("\(label),k=\"\($0["k"] as Int)\"", $0["hit_rate"]) })
         metric("recpipe_closed_loop_recall", "Mean Recall@K of the published lists against users' new interactions (latest feedback).",

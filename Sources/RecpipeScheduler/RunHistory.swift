@@ -171,7 +171,8 @@ public struct RunHistory: Sendable {
             ])
             for attempt in try attempts(run: stale.id) {
                 guard let pid = attempt.pid.map(pid_t.init), Self.isRunning(pid),
-                      Self.isStage(pid, pipeline: stale.pipeline, run: stale.id, stage: attempt.stage) else { continue }
+                      Self.isStage(pid, database: store.path, pipeline: stale.pipeline, run: stale.id, stage: attempt.stage)
+                else { continue }
                 logger.warning("stopping a stage left running by that run", metadata: ["stage": "\(attempt.stage)", "pid": "\(pid)"])
                 kill(pid, SIGTERM)
                 let deadline = Date().addingTimeInterval(grace)
@@ -181,13 +182,14 @@ public struct RunHistory: Sendable {
         }
     }
 
-    /// Whether process `pid` runs stage `stage` of pipeline run `run`: its environment holds
-    /// the RECPIPE_PIPELINE, RECPIPE_PIPELINE_RUN and RECPIPE_PIPELINE_STAGE the runner set.
-    static func isStage(_ pid: pid_t, pipeline: String, run: Int64, stage: String) -> Bool {
+    /// Whether process `pid` runs stage `stage` of pipeline run `run` on `database`: its
+    /// environment holds the RECPIPE_DATABASE, RECPIPE_PIPELINE, RECPIPE_PIPELINE_RUN and
+    /// RECPIPE_PIPELINE_STAGE the runner set.
+    static func isStage(_ pid: pid_t, database: String, pipeline: String, run: Int64, stage: String) -> Bool {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
         let entries = Set(data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
-        return entries.contains("RECPIPE_PIPELINE=\(pipeline)") && entries.contains("RECPIPE_PIPELINE_RUN=\(run)")
-            && entries.contains("RECPIPE_PIPELINE_STAGE=\(stage)")
+        return entries.contains("RECPIPE_DATABASE=\(database)") && entries.contains("RECPIPE_PIPELINE=\(pipeline)")
+            && entries.contains("RECPIPE_PIPELINE_RUN=\(run)") && entries.contains("RECPIPE_PIPELINE_STAGE=\(stage)")
     }
 
     /// Whether a process exists and has not exited (a zombie waiting for its parent has).

@@ -312,6 +312,7 @@ public final class Runner: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: options.executable)
         process.arguments = stage.commandLine(database: pipeline.database, options: options.childOptions)
         var environment = ProcessInfo.processInfo.environment
+        environment["RECPIPE_DATABASE"] = pipeline.database
         environment["RECPIPE_PIPELINE"] = pipeline.name
         environment["RECPIPE_PIPELINE_RUN"] = "\(run)"
         environment["RECPIPE_PIPELINE_STAGE"] = stage.name

@@ -48,7 +48,7 @@ public struct StageKind: Sendable, Equatable {
     static let reportReads: [TableName] = [
         .cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights, .trainingLog,
         .scoreRuns, .recommendationRows, .liveRecommendations, .evaluationRuns, .evaluation, .evaluationUsers,
-        .evaluationHeadItems, .augmentRuns, .ganTrainingLog,
+        .evaluationHeadItems, .closedLoop, .augmentRuns, .ganTrainingLog,
     ]
 
     public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }

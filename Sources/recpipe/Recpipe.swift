@@ -46,8 +46,8 @@ struct Recpipe: ParsableCommand {
             changed = true
         }
         guard changed else { return }
-        let argv = CommandLine.arguments.map { strdup($0) } + [nil]
-        execv("/proc/self/exe", argv)
+        // The arguments as the process received them (byte for byte, whatever their encoding).
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
         // execv returns only on failure: carry on with what OpenBLAS chose.
     }
 }

@@ -152,7 +152,8 @@ import RecpipeStore
             process.executableURL = URL(fileURLWithPath: "/bin/sleep")
             process.arguments = ["30"]
             process.environment = name == "reused" ? [:]
-                : ["RECPIPE_PIPELINE": "plan", "RECPIPE_PIPELINE_RUN": "\(run)", "RECPIPE_PIPELINE_STAGE": "ingest"]
+                : ["RECPIPE_DATABASE": f.history.store.path, "RECPIPE_PIPELINE": "plan", "RECPIPE_PIPELINE_RUN": "\(run)",
+                   "RECPIPE_PIPELINE_STAGE": "ingest"]
             try process.run()
             processes[name] = process
             try f.history.setPID(attempt: attempt, pid: process.processIdentifier)

@@ -361,4 +361,19 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         #expect(events.count >= 2 && events.allSatisfy { "\($0.1["unit"] ?? "")" == "MB" && "\($0.1["total"] ?? "")" == "\(totalMB)" })
         #expect(done == done.sorted() && done.last == totalMB)
     }
+
+    /// The ingest stage reports its progress over all its sources.
+    @Test func ingestLogsProgressOverItsSources() throws {
+        let scratch = Scratch()
+        let rows = (0..<120_000).map { "u\($0 % 997),i\($0 % 313),4\n" }.joined()
+        let files = [scratch.write("a.csv", "user_id,item_id,rating\n" + rows), try scratch.writeGzip("b.csv.gz", "user_id,item_id,rating\n" + rows)]
+        let total = try files.reduce(0) { $0 + (try FileByteSource.size(path: $1)) }
+        let captured = CapturedLog()
+        IngestStage.progressInterval = 0
+        defer { IngestStage.progressInterval = 2 }
+        try StageRunner.run(try IngestStage(config: IngestStage.Config(sources: files)), store: try scratch.store(), logger: Logger(label: "test") { _ in captured })
+        let done = captured.events.filter { $0.0 == "progress" }.map { "\($0.1["done"] ?? "")/\($0.1["total"] ?? "")" }
+        let mb = (total + (1 << 20) - 1) >> 20
+        #expect(done.count >= 2 && done.allSatisfy { $0.hasSuffix("/\(mb)") } && done.last == "\(mb)/\(mb)", "\(done)")
+    }
 }

@@ -20,7 +20,7 @@ public struct FeedbackStage: Stage {
     public static let name = "feedback"
     public static let reads: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations, .rawInteractions,
                                             .ingestBatches, .cleanRuns]
-    public static let writes: [TableName] = ["closed_loop"]
+    public static let writes: [TableName] = [.closedLoop]
     public let config: Config
 
     public init(config: Config) throws {
@@ -53,13 +53,13 @@ public struct FeedbackStage: Stage {
         // against them inside SQLite (one pass over the table, each row probing the new
         // pairs' key), so a nightly run costs the same whatever the history's size.
         var after: [String: Set<String>] = [:]
-        var newRows = 0
         let fresh = try store.queue.read { db in
             try Int64.fetchAll(db, sql: "SELECT batch_id FROM ingest_batches WHERE finished_at > ? ORDER BY batch_id", arguments: [since])
         }
         if !fresh.isEmpty {
             let batches = fresh.map(String.init).joined(separator: ",")
             try store.queue.writeWithoutTransaction { db in
+                try db.execute(sql: "DROP TABLE IF EXISTS temp.feedback_new_pairs")
                 try db.execute(sql: """
                     CREATE TEMP TABLE feedback_new_pairs (user_key TEXT NOT NULL, item_key TEXT NOT NULL,
                         PRIMARY KEY (user_key, item_key)) WITHOUT ROWID
@@ -77,7 +77,7 @@ public struct FeedbackStage: Stage {
                     """)
                 let rows = try Row.fetchCursor(db, sql: "SELECT user_key, item_key FROM temp.feedback_new_pairs")
                 while let row = try rows.next() {
-                    if after[row[0] as String, default: []].insert(row[1]).inserted { newRows += 1 }
+                    after[row[0] as String, default: []].insert(row[1])
                 }
             }
         }
@@ -91,6 +91,8 @@ public struct FeedbackStage: Stage {
             }
         }
         let users = after.keys.filter { ranked[$0] != nil }.sorted()
+        // What the lists are judged on: the new interactions of users who had a list.
+        let newRows = users.reduce(0) { $0 + after[$1]!.count }
         var summary = ["live run \(scoreRun) (published \(since)): \(users.count) users with \(newRows) new interactions since"]
         // No user of the lists did anything new: there is nothing to measure, and a hit rate
         // of 0 would read as a failure of the lists.

@@ -58,11 +58,15 @@ public struct IngestStage: Stage {
         case skipped(existingBatch: Int64)
     }
 
+    /// Seconds between progress events (tests shorten it).
+    nonisolated(unsafe) static var progressInterval: Double = 2
+
     public func run(_ context: StageContext) throws -> StageReport {
         var report = StageReport()
         let sources = try expandSources()
         let progress = config.format == .sqlite ? nil
-            : IngestProgress(totalBytes: sources.reduce(0) { $0 + ((try? FileByteSource.size(path: $1)) ?? 0) }, logger: context.logger)
+            : IngestProgress(totalBytes: sources.reduce(0) { $0 + ((try? FileByteSource.size(path: $1)) ?? 0) }, logger: context.logger,
+                             interval: Self.progressInterval)
         for source in sources {
             var logger = context.logger
             logger[metadataKey: "source"] = "\(source)"

@@ -222,9 +222,12 @@ public enum Report {
     /// latest first.
     static func closedLoopSection(_ db: Database) throws -> String {
         var html = "<h2>Closed loop: published lists against what users did next</h2>"
-        let rows = try Row.fetchAll(db, sql: "SELECT * FROM closed_loop ORDER BY run_id DESC, k LIMIT 60")
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT * FROM closed_loop WHERE run_id IN (SELECT DISTINCT run_id FROM closed_loop ORDER BY run_id DESC LIMIT 14)
+            ORDER BY run_id DESC, k
+            """)
         guard !rows.isEmpty else {
-            return html + "<p class=\"empty\">No feedback run yet (it needs lists published by one run and interactions ingested after them).</p>"
+            return html + "<p class=\"empty\">No closed-loop figures yet: they need lists published by one run and new interactions of their users ingested after them.</p>"
         }
         html += table(["feedback run", "lists of score run", "published", "K", "users", "new interactions", "hit rate@K", "recall@K"], rows.map {
             ["\($0["run_id"] as Int64)", "\($0["score_run_id"] as Int64)", $0["since"], "\($0["k"] as Int)", "\($0["users"] as Int)",
