@@ -223,12 +223,24 @@ public struct TrainStage: Stage {
         case .popularity:
             (model, ndcg) = (Popularity(train: data.train), validation.map { Evaluation.meanNDCG(Popularity(train: data.train), $0, k: 100) })
         case .ease:
-            let gram = EASE.gram(data.train)
+            // Memory: I² floats each for the Gram matrix, the matrix being inverted and a kept
+            // model. Each λ of a grid is fitted from a copy of the Gram matrix, scored and
+            // dropped; the chosen λ is then fitted once more from the Gram matrix itself. So
+            // at most two such matrices are held (3.2 GB at 20,000 items), one with one λ.
+            var gram: [Float]? = EASE.gram(data.train)
+            let items = data.itemKeys.count
             do {
-                let best = try Tuning.best(config.ease.lambdas, validation: config.ease.lambdas.count > 1 ? validation : nil,
-                                           fit: { try EASE.fit(gram: gram, items: data.itemKeys.count, lambda: $0) },
-                                           trial: { tried(json(EASE.Hyperparameters(lambda: $0)), $1) })
-                (model, ndcg) = (best.model, best.ndcg ?? validation.map { Evaluation.meanNDCG(best.model, $0, k: 100) })
+                var lambda = config.ease.lambdas[0]
+                var chosenNDCG: Double?
+                if config.ease.lambdas.count > 1, let validation, validation.targets.contains(where: { !$0.isEmpty }) {
+                    for candidate in config.ease.lambdas {
+                        let score = Evaluation.meanNDCG(try EASE.fit(gram: gram!, items: items, lambda: candidate), validation, k: 100)
+                        tried(json(EASE.Hyperparameters(lambda: candidate)), score)
+                        if chosenNDCG == nil || score > chosenNDCG! { (lambda, chosenNDCG) = (candidate, score) }
+                    }
+                }
+                let ease = try EASE.fit(gram: gram.take()!, items: items, lambda: lambda)
+                (model, ndcg) = (ease, chosenNDCG ?? validation.map { Evaluation.meanNDCG(ease, $0, k: 100) })
             } catch let error as EASE.Failure {
                 throw StageError.badData("train: \(error.localizedDescription); raise --lambda")
             }
