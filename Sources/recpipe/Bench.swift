@@ -38,6 +38,13 @@ struct BenchResult: Codable {
     }
 }
 
+/// Options every single benchmark takes: where `bench suite` wants its figures, and logging.
+struct BenchOutputOptions: ParsableArguments {
+    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
+    var resultOut: String?
+    @OptionGroup var logging: LoggingOptions
+}
+
 /// Runs the benchmarks, each in a process of its own (so each has its own peak memory), and
 /// prints one table.
 struct BenchSuite: ParsableCommand {
@@ -168,12 +175,10 @@ struct BenchIngest: ParsableCommand {
     var dir: String?
     @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
     var sqlite3 = "sqlite3"
-    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
-    var resultOut: String?
-    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = logging.makeLogger()
+        let logger = output.logging.makeLogger()
         try runReporting(logger) {
             let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(getpid())"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -217,7 +222,7 @@ struct BenchIngest: ParsableCommand {
             print(String(format: "ratio recpipe / sqlite3 (rows/s): %.2f", ourRate / shellRate))
             try BenchResult(stage: "ingest", unit: "rows", rows: written, seconds: o.seconds, rowsPerSecond: ourRate, gflops: nil,
                             reference: "sqlite3 .import rows/s", referenceValue: shellRate, ratio: ourRate / shellRate,
-                            peakMB: o.peakMB).write(to: resultOut)
+                            peakMB: o.peakMB).write(to: output.resultOut)
         }
     }
 
@@ -237,12 +242,10 @@ struct BenchTrain: ParsableCommand {
     @Option var epochs = 1
     @Option(help: "multvae or multdae.")
     var model: MultVAE.Kind = .vae
-    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
-    var resultOut: String?
-    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = logging.makeLogger()
+        let logger = output.logging.makeLogger()
         try runReporting(logger) {
             let (users, items) = (data.users, data.items)
             let train = try data.matrix(users: max(1, users - 2 * heldout))
@@ -273,7 +276,7 @@ struct BenchTrain: ParsableCommand {
             try BenchResult(stage: "train (Mult-\(model == .vae ? "VAE" : "DAE") epoch)", unit: "interactions", rows: train.nonZeros,
                             seconds: best, rowsPerSecond: Double(train.nonZeros) / best, gflops: achieved,
                             reference: "sgemm GFLOPS", referenceValue: peak, ratio: achieved / peak,
-                            peakMB: peakResidentMB()).write(to: resultOut)
+                            peakMB: peakResidentMB()).write(to: output.resultOut)
         }
     }
 
@@ -301,12 +304,10 @@ struct BenchClean: ParsableCommand {
     @OptionGroup var data: SyntheticData
     @Option(help: "Users held out for validation and for test (each).")
     var heldout = 10_000
-    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
-    var resultOut: String?
-    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = logging.makeLogger()
+        let logger = output.logging.makeLogger()
         try runReporting(logger) {
             let work = NSTemporaryDirectory() + "recpipe-bench-clean-\(getpid())"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -325,7 +326,7 @@ struct BenchClean: ParsableCommand {
                          Double(rows) / measured.seconds, measured.peakMB))
             try BenchResult(stage: "clean (strong split)", unit: "rows", rows: rows, seconds: measured.seconds,
                             rowsPerSecond: Double(rows) / measured.seconds, gflops: nil, reference: "",
-                            referenceValue: nil, ratio: nil, peakMB: measured.peakMB).write(to: resultOut)
+                            referenceValue: nil, ratio: nil, peakMB: measured.peakMB).write(to: output.resultOut)
         }
     }
 }
@@ -338,12 +339,10 @@ struct BenchEASE: ParsableCommand {
     @OptionGroup var data: SyntheticData
     @Option(help: "The L2 weight λ.")
     var lambda: Float = 800
-    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
-    var resultOut: String?
-    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = logging.makeLogger()
+        let logger = output.logging.makeLogger()
         try runReporting(logger) {
             let train = try data.matrix(users: data.users)
             let n = data.items
@@ -363,7 +362,7 @@ struct BenchEASE: ParsableCommand {
             print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
             try BenchResult(stage: "EASE fit (\(n) items)", unit: "items", rows: n, seconds: seconds,
                             rowsPerSecond: Double(n) / seconds, gflops: gflops, reference: "sgemm GFLOPS",
-                            referenceValue: peak, ratio: gflops / peak, peakMB: peakResidentMB()).write(to: resultOut)
+                            referenceValue: peak, ratio: gflops / peak, peakMB: peakResidentMB()).write(to: output.resultOut)
         }
     }
 }
@@ -375,12 +374,10 @@ struct BenchScore: ParsableCommand {
 
     @OptionGroup var data: SyntheticData
     @Option var k = 100
-    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
-    var resultOut: String?
-    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = logging.makeLogger()
+        let logger = output.logging.makeLogger()
         try runReporting(logger) {
             let (users, items) = (data.users, data.items)
             let history = try data.matrix(users: users)
@@ -410,7 +407,7 @@ struct BenchScore: ParsableCommand {
             try BenchResult(stage: "score (top-\(k))", unit: "users", rows: users, seconds: seconds,
                             rowsPerSecond: Double(users) / seconds, gflops: flops / seconds / 1e9, reference: "sgemm GFLOPS",
                             referenceValue: peak, ratio: flops / seconds / 1e9 / peak,
-                            peakMB: peakResidentMB()).write(to: resultOut)
+                            peakMB: peakResidentMB()).write(to: output.resultOut)
         }
     }
 }
@@ -428,12 +425,10 @@ struct BenchAugment: ParsableCommand {
     @Option var epochs = 1
     @Flag(name: .customLong("no-vae"), help: "Skip the Mult-VAE epoch.")
     var noVAE = false
-    @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
-    var resultOut: String?
-    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = logging.makeLogger()
+        let logger = output.logging.makeLogger()
         try runReporting(logger) {
             let items = data.items
             let train = try data.matrix(users: max(1, data.users - 2 * heldout))
@@ -472,7 +467,7 @@ struct BenchAugment: ParsableCommand {
             try BenchResult(stage: "augment (CFGAN epoch)", unit: "interactions", rows: train.nonZeros, seconds: ganBest,
                             rowsPerSecond: Double(train.nonZeros) / ganBest, gflops: ganFlops / ganBest / 1e9,
                             reference: "sgemm GFLOPS", referenceValue: peak, ratio: ganFlops / ganBest / 1e9 / peak,
-                            peakMB: peakResidentMB()).write(to: resultOut)
+                            peakMB: peakResidentMB()).write(to: output.resultOut)
         }
     }
 }

@@ -75,16 +75,7 @@ func referenceEvaluation(split: String, recommendations csv: String) throws -> [
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("recpipe-recs-\(UUID().uuidString).csv")
     try csv.write(to: file, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(at: file) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", script, split, file.path]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
+    guard let data = try python([script, split, file.path]) else { return nil }
     var values: [String: Double] = [:]
     for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
         let fields = line.split(separator: " ")
@@ -94,16 +85,7 @@ func referenceEvaluation(split: String, recommendations csv: String) throws -> [
 }
 
 /// Python with the reference evaluation's packages.
-let hasReferencePython: Bool = {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import numpy, pandas"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return false }
-    process.waitUntilExit()
-    return process.terminationStatus == 0
-}()
+let hasReferencePython: Bool = (try? python(["-c", "import numpy, pandas"])) != nil
 
 @Suite struct ReferenceEvaluationTests {
     /// The same lists, evaluated here and by the reference evaluation, give the same metrics
@@ -159,23 +141,28 @@ let hasReferencePython: Bool = {
 /// The reference evaluation's head items (keys), drawn as its script draws them: items by
 /// number of training interactions, most first, in pandas' order, up to 80% of them.
 func referenceHeadItems(split: String) throws -> [String]? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", """
+    guard let data = try python(["-c", """
         import os, sys, pandas as pd
         train = pd.read_csv(os.path.join(sys.argv[1], 'train.csv'))
         pop = train.groupby('item').size().sort_values(ascending=False)
         cum = pop.cumsum() / pop.sum()
         for item in set(cum[cum <= 0.8].index) | {cum.index[0]}: print(item)
-        """, split]
+        """, split]) else { return nil }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+/// What `python3 ARGUMENTS` prints on stdout, or nil when it fails.
+func python(_ arguments: [String]) throws -> Data? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3"] + arguments
     let output = Pipe()
     process.standardOutput = output
     process.standardError = FileHandle.nullDevice
     try process.run()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    return process.terminationStatus == 0 ? data : nil
 }
 
 @Suite struct EASETests {
