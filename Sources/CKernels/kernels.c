@@ -85,6 +85,15 @@ static inline void heap_sift_up(float *val, int32_t *idx, size_t c) {
     }
 }
 
+// Whether any of the 16 entries at x is above t: one vector comparison where the CPU has
+// 16-float vectors.
+static inline int any_above16(const float *x, float t) {
+    int any = 0;
+    #pragma omp simd reduction(| : any)
+    for (size_t j = 0; j < 16; j++) any |= x[j] > t;
+    return any;
+}
+
 // The heap selection over x[0..<n]; ids (when given) name the entries instead of their
 // positions and must rise with position, as the tie rule needs. Once the heap is full,
 // almost every entry is at or below its worst value: blocks of 16 are tested against it with
@@ -102,12 +111,7 @@ static inline size_t heap_select(const float *x, const int32_t *ids, size_t n, s
     if (size < k) return size;
     float threshold = val[0];
     for (; i < n; ) {
-        if (i + 16 <= n) {
-            int any = 0;
-            #pragma omp simd reduction(| : any)
-            for (size_t j = 0; j < 16; j++) any |= x[i + j] > threshold;
-            if (!any) { i += 16; continue; }
-        }
+        if (i + 16 <= n && !any_above16(x + i, threshold)) { i += 16; continue; }
         size_t end = i + 16 <= n ? i + 16 : n;
         for (; i < end; i++) {
             if (x[i] > threshold) {
@@ -125,12 +129,7 @@ static inline size_t heap_select(const float *x, const int32_t *ids, size_t n, s
 static inline size_t above(const float *x, size_t n, float t, float *cand_val, int32_t *cand_id, size_t cap) {
     size_t count = 0, i = 0;
     for (; i < n; ) {
-        if (i + 16 <= n) {
-            int any = 0;
-            #pragma omp simd reduction(| : any)
-            for (size_t j = 0; j < 16; j++) any |= x[i + j] > t;
-            if (!any) { i += 16; continue; }
-        }
+        if (i + 16 <= n && !any_above16(x + i, t)) { i += 16; continue; }
         size_t end = i + 16 <= n ? i + 16 : n;
         for (; i < end; i++) {
             if (x[i] > t) {
