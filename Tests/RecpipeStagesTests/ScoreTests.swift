@@ -287,9 +287,12 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
                         "<h2>Run history</h2>", "Validation NDCG@100", "Training loss", "KL weight β", "head | long tail",
                         "Live recommendations by item popularity rank", "± ", "<h2>Augmentation</h2>",
                         "Generator training losses", "Output spread across users", "Ablation, multvae with and without",
-                        "augmentation goal"] {
+                        "augmentation goal", "<h2>Closed loop: published lists against what users did next</h2>",
+                        "No closed-loop figures yet"] {
             #expect(html.contains(section), "missing \(section)")
         }
+        // Models' validation figures are shown as figures, not as the stored JSON.
+        #expect(html.contains("ndcg@100 0.") && !html.contains("{&quot;ndcg") && !html.contains("{\"ndcg"))
         #expect(html.components(separatedBy: "<svg").count - 1 >= 6)
         // Nothing to fetch: no scripts, links or external sources.
         for forbidden in ["<script", "src=", "href=", "@import", "url("] { #expect(!html.contains(forbidden)) }

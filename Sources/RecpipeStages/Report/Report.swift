@@ -62,13 +62,23 @@ public enum Report {
         return "<h2>Data</h2>" + table(["", "value"], rows, numeric: [1])
     }
 
+    /// `{"ndcg@100": 0.2834...}` as `ndcg@100 0.2834`; text that is not such an object as it is.
+    static func metricsText(_ json: String?) -> String {
+        guard let json, let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            return json ?? ""
+        }
+        return object.keys.sorted().map { key in
+            (object[key] as? Double).map { "\(key) \(String(format: "%.4f", $0))" } ?? "\(key) \(object[key]!)"
+        }.joined(separator: ", ")
+    }
+
     static func modelsSection(_ db: Database) throws -> String {
         var html = "<h2>Models</h2>"
         let models = try Row.fetchAll(db, sql: "SELECT * FROM models ORDER BY model_id DESC LIMIT 20")
         guard !models.isEmpty else { return html + "<p class=\"empty\">No model trained yet.</p>" }
         html += table(["model", "kind", "status", "epochs", "best epoch", "validation", "seconds", "created"], models.map {
             ["\($0["model_id"] as Int64)", $0["kind"], $0["status"], "\($0["epochs"] as Int)",
-             ($0["best_epoch"] as Int?).map(String.init) ?? "", $0["validation_metrics"],
+             ($0["best_epoch"] as Int?).map(String.init) ?? "", metricsText($0["validation_metrics"]),
              String(format: "%.1f", $0["training_seconds"] as Double), $0["created_at"]]
         }, numeric: [0, 3, 4, 6])
         // Training curves of the newest published model trained by epochs (else the newest
