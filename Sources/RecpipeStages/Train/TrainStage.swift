@@ -230,17 +230,11 @@ public struct TrainStage: Stage {
             var gram: [Float]? = EASE.gram(data.train)
             let items = data.itemKeys.count
             do {
-                var lambda = config.ease.lambdas[0]
-                var chosenNDCG: Double?
-                if config.ease.lambdas.count > 1, let validation, validation.targets.contains(where: { !$0.isEmpty }) {
-                    for candidate in config.ease.lambdas {
-                        let score = Evaluation.meanNDCG(try EASE.fit(gram: gram!, items: items, lambda: candidate), validation, k: 100)
-                        tried(json(EASE.Hyperparameters(lambda: candidate)), score)
-                        if chosenNDCG == nil || score > chosenNDCG! { (lambda, chosenNDCG) = (candidate, score) }
-                    }
-                }
-                let ease = try EASE.fit(gram: gram.take()!, items: items, lambda: lambda)
-                (model, ndcg) = (ease, chosenNDCG ?? validation.map { Evaluation.meanNDCG(ease, $0, k: 100) })
+                let chosen = try Tuning.bestParameters(config.ease.lambdas, validation: config.ease.lambdas.count > 1 ? validation : nil,
+                                                       fit: { try EASE.fit(gram: gram!, items: items, lambda: $0) },
+                                                       trial: { tried(json(EASE.Hyperparameters(lambda: $0)), $1) })
+                let ease = try EASE.fit(gram: gram.take()!, items: items, lambda: chosen?.parameters ?? config.ease.lambdas[0])
+                (model, ndcg) = (ease, chosen?.ndcg ?? validation.map { Evaluation.meanNDCG(ease, $0, k: 100) })
             } catch let error as EASE.Failure {
                 throw StageError.badData("train: \(error.localizedDescription); raise --lambda")
             }
