@@ -71,7 +71,6 @@ struct BenchSuite: ParsableCommand {
             let users = max(100, Int(136_000 * scale)), items = max(100, Int(20_000 * min(1, scale * 4)))
             let interactions = max(1_000, Int(10_000_000 * scale)), heldout = max(10, Int(9_000 * scale))
             let size = ["--users", "\(users)", "--items", "\(items)", "--interactions", "\(interactions)"]
-            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             let work = NSTemporaryDirectory() + "recpipe-bench-suite-\(getpid())"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: work) }
@@ -87,7 +86,7 @@ struct BenchSuite: ParsableCommand {
                 }
                 let out = work + "/\(name).json"
                 logger.info("benchmark started", metadata: ["benchmark": "\(name)"])
-                let measured = try ChildProcess.measure(me, arguments + ["--quiet", "--result-out", out])
+                let measured = try ChildProcess.measure(recpipeExecutable, arguments + ["--quiet", "--result-out", out])
                 var result = try JSONDecoder().decode(BenchResult.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
                 result.peakMB = max(result.peakMB, measured.peakMB)
                 results.append(result)
@@ -194,14 +193,13 @@ struct BenchIngest: ParsableCommand {
             let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
             logger.info("benchmark file written", metadata: ["file": "\(csv)", "rows": "\(written)", "bytes": "\(size)"])
 
-            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             var ours: [ChildProcess.Measurement] = [], shell: [ChildProcess.Measurement] = []
             for attempt in 0..<repeats {
                 let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
                 for path in [a, b] { removeDatabase(path) }
                 // Migrate first so both sides time loading only.
                 _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-                ours.append(try ChildProcess.measure(me, ["ingest", "--quiet", "--db", a, csv]))
+                ours.append(try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", a, csv]))
                 shell.append(try ChildProcess.measure(sqlite3, [b, ".import --csv \(csv) events"]))
                 for path in [a, b] { removeDatabase(path) }
             }
@@ -312,15 +310,10 @@ struct BenchClean: ParsableCommand {
             let work = NSTemporaryDirectory() + "recpipe-bench-clean-\(getpid())"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: work) }
-            var config = RecpipeStages.Synth.Config()
-            config.users = data.users
-            config.items = data.items
-            config.interactions = data.interactions
-            let rows = try RecpipeStages.Synth(config: config).write(to: work + "/events.csv")
-            let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            let rows = try data.synth().write(to: work + "/events.csv")
             let db = work + "/recpipe.sqlite"
-            _ = try ChildProcess.measure(me, ["ingest", "--quiet", "--db", db, work + "/events.csv"])
-            let measured = try ChildProcess.measure(me, ["clean", "--quiet", "--db", db, "--min-rating", "none",
+            _ = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, work + "/events.csv"])
+            let measured = try ChildProcess.measure(recpipeExecutable, ["clean", "--quiet", "--db", db, "--min-rating", "none",
                                                          "--heldout-users", "\(heldout)"])
             print(String(format: "clean: %d rows in %.1f s, %.0f rows/s, peak RSS %.0f MB", rows, measured.seconds,
                          Double(rows) / measured.seconds, measured.peakMB))
@@ -479,14 +472,19 @@ struct SyntheticData: ParsableArguments {
     @Option(help: "Interactions in the synthetic log, about.")
     var interactions = 10_000_000
 
-    /// The binary user × item matrix of the first `users` users of the synthetic log.
-    func matrix(users count: Int) throws -> CSRMatrix {
+    /// The synthetic log of this size.
+    func synth() throws -> RecpipeStages.Synth {
         var config = RecpipeStages.Synth.Config()
         config.users = users
         config.items = items
         config.interactions = interactions
+        return try RecpipeStages.Synth(config: config)
+    }
+
+    /// The binary user × item matrix of the first `users` users of the synthetic log.
+    func matrix(users count: Int) throws -> CSRMatrix {
         var rows = [[Int32]](repeating: [], count: users)
-        for e in try RecpipeStages.Synth(config: config).generate() { rows[Int(e.user)].append(e.item) }
+        for e in try synth().generate() { rows[Int(e.user)].append(e.item) }
         return CSRMatrix(cols: items, rowsOfColumns: rows[0..<count].map { $0.sorted() })
     }
 }

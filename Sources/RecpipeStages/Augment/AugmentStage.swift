@@ -59,8 +59,7 @@ public struct AugmentStage: Stage {
         let started = Clock.monotonic()
         let data = try TrainingData.load(context.store)
         guard data.train.rows > 0 else { throw StageError.missingInput("the split has no training interactions") }
-        let userKeys = try context.store.queue.read { try String.fetchAll($0, sql: "SELECT user_key FROM users ORDER BY user_idx") }
-        let rowKeys = data.trainUsers.map { stableHash(userKeys[$0], seed: config.gan.seed) }
+        let rowKeys = data.trainUsers.map { stableHash(data.userKeys[$0], seed: config.gan.seed) }
         let (ganTrain, probe) = Augmentation.internalValidation(data.train, users: config.probeUsers, seed: config.gan.seed,
                                                                 rowKeys: rowKeys)
         let (initial, warmFrom) = config.warmStart ? try warmStartModel(data, context: context) : (nil, nil)

@@ -8,9 +8,9 @@ import RecpipeStore
 
 /// Evaluates every kind of model trained on the current split on the same held-out users,
 /// side by side, into `evaluation` (aggregates with standard errors) and `evaluation_users`
-/// (per-user values), with the run's popular head in `evaluation_head_items`. Of each kind it takes the published model when it was trained on the
-/// current split, else the newest one that was; popularity is computed on the spot when no
-/// popularity model was trained.
+/// (per-user values), with the run's popular head in `evaluation_head_items`. Of each kind
+/// it takes the published model when it was trained on the current split, else the newest
+/// one that was; popularity is computed on the spot when no popularity model was trained.
 public struct EvaluateStage: Stage {
     public enum Part: String, Codable, Sendable, CaseIterable { case validation, test }
 
@@ -40,7 +40,6 @@ public struct EvaluateStage: Stage {
         guard heldOut.foldIn.rows > 0 else {
             throw StageError.missingInput("the split has no \(config.part.rawValue) users with targets")
         }
-        let userKeys = try store.queue.read { try String.fetchAll($0, sql: "SELECT user_key FROM users ORDER BY user_idx") }
         let popularity = Popularity(train: data.train)
         // (name, model_id): the models to evaluate, loaded one at a time below. The Mult-VAE
         // and Mult-DAE are taken twice where they can be: trained on real data only, and
@@ -119,7 +118,7 @@ public struct EvaluateStage: Stage {
                                                       metric.standardError, result.users.count])
                     rows += 1
                     for (row, value) in zip(result.users, metric.perUser) {
-                        try perUser.execute(arguments: [context.runID, result.name, userKeys[heldOutUsers[row]], metric.name,
+                        try perUser.execute(arguments: [context.runID, result.name, data.userKeys[heldOutUsers[row]], metric.name,
                                                         metric.k, value])
                     }
                 }

@@ -64,13 +64,14 @@ public struct IngestStage: Stage {
     public func run(_ context: StageContext) throws -> StageReport {
         var report = StageReport()
         let sources = try expandSources()
+        // Sizes for progress only: an unreadable file counts 0 here and is reported when ingested.
+        let sizes = config.format == .sqlite ? [] : sources.map { (try? FileByteSource.size(path: $0)) ?? 0 }
         let progress = config.format == .sqlite ? nil
-            : IngestProgress(totalBytes: sources.reduce(0) { $0 + ((try? FileByteSource.size(path: $1)) ?? 0) }, logger: context.logger,
-                             interval: Self.progressInterval)
-        for source in sources {
+            : IngestProgress(totalBytes: sizes.reduce(0, +), logger: context.logger, interval: Self.progressInterval)
+        for (index, source) in sources.enumerated() {
             var logger = context.logger
             logger[metadataKey: "source"] = "\(source)"
-            defer { progress?.finished(source: (try? FileByteSource.size(path: source)) ?? 0) }
+            defer { progress?.finished(source: sizes[index]) }
             do {
                 switch try ingest(source: source, context: context, logger: logger, progress: progress) {
                 case let .stored(batch, read, accepted, rejected):

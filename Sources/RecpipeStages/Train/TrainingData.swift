@@ -11,6 +11,8 @@ public struct TrainingData: Sendable {
     public var cleanRunID: Int64
     public var split: String
     public var itemKeys: [String]
+    /// `users.user_key` by `user_idx`.
+    public var userKeys: [String]
     public var train: CSRMatrix
     /// user_idx of each row of `train`.
     public var trainUsers: [Int]
@@ -29,6 +31,7 @@ public struct TrainingData: Sendable {
                 throw StageError.missingInput("\(store.path): no clean run yet; run clean first")
             }
             let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM items ORDER BY item_idx")
+            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM users ORDER BY user_idx")
             let split: String = run["split"]
             var byPart: [SplitPart: [Int: [Int32]]] = [:]
             var hasher = SHA256()
@@ -66,7 +69,7 @@ public struct TrainingData: Sendable {
             let (train, trainUsers) = matrix(.train)
             let (validation, validationUsers) = heldOut(foldIn: .validationFoldIn, targets: .validationTarget)
             let (test, testUsers) = heldOut(foldIn: .testFoldIn, targets: .testTarget)
-            return TrainingData(cleanRunID: run["run_id"], split: split, itemKeys: itemKeys, train: train,
+            return TrainingData(cleanRunID: run["run_id"], split: split, itemKeys: itemKeys, userKeys: userKeys, train: train,
                                 trainUsers: trainUsers, validation: validation, validationUsers: validationUsers,
                                 test: test, testUsers: testUsers, fingerprint: hasher.finalizeHex())
         }
