@@ -103,6 +103,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "CLITests",
-            dependencies: ["recpipe", .product(name: "GRDB", package: "GRDB.swift")]),
+            dependencies: ["recpipe", "RecpipeStore", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Logging", package: "swift-log")]),
     ]
 )

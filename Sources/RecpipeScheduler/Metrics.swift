@@ -15,11 +15,14 @@ public enum PrometheusTextfile {
             lines.append("# TYPE \(name) gauge")
             for (labels, value) in samples { lines.append("\(name){\(labels)} \(value)") }
         }
-        metric("recpipe_pipeline_last_run_success", "1 if the last run succeeded (including all stages up to date), 0 if a stage failed.",
-               [(label, result.succeeded ? 1 : 0)])
+        let outcome = result.succeeded ? "succeeded" : result.interruptedBy != nil ? "interrupted" : "failed"
+        metric("recpipe_pipeline_last_run_success", "1 if the last run succeeded (including all stages up to date), 0 if it did not; outcome says how it ended.",
+               [("\(label),outcome=\"\(outcome)\"", result.succeeded ? 1 : 0)])
         metric("recpipe_pipeline_last_run_timestamp_seconds", "When the last run finished (Unix seconds).",
                [(label, Date().timeIntervalSince1970.rounded())])
         metric("recpipe_pipeline_last_run_duration_seconds", "Wall-clock seconds of the last run.", [(label, result.seconds)])
+        metric("recpipe_pipeline_last_run_exit_code", "The exit code of the last run.",
+               [(label, Double(result.succeeded ? 0 : result.interruptedBy.map { 128 + $0 } ?? 1))])
         metric("recpipe_pipeline_last_run_id", "pipeline_runs.pipeline_run_id of the last run.", [(label, Double(result.pipelineRunID))])
         let attempts = try RunHistory(store: store).attempts(run: result.pipelineRunID)
         let stages = result.stages.filter { $0.status != "not selected" }
@@ -64,8 +67,34 @@ public enum PrometheusTextfile {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// The file for a run that ended before it had a result: refused by the lock
+    /// (`lock_held`), an invalid manifest (`invalid_manifest`), a stage that could not be
+    /// started (`cannot_start`), another error (`error`).
+    public static func renderOutcome(pipeline: String, outcome: String, exitCode: Int32) -> String {
+        let label = "pipeline=\"\(escape(pipeline))\""
+        return """
+            # HELP recpipe_pipeline_last_run_success 1 if the last run succeeded (including all stages up to date), 0 if it did not; outcome says how it ended.
+            # TYPE recpipe_pipeline_last_run_success gauge
+            recpipe_pipeline_last_run_success{\(label),outcome="\(outcome)"} 0
+            # HELP recpipe_pipeline_last_run_timestamp_seconds When the last run finished (Unix seconds).
+            # TYPE recpipe_pipeline_last_run_timestamp_seconds gauge
+            recpipe_pipeline_last_run_timestamp_seconds{\(label)} \(Date().timeIntervalSince1970.rounded())
+            # HELP recpipe_pipeline_last_run_exit_code The exit code of the last run.
+            # TYPE recpipe_pipeline_last_run_exit_code gauge
+            recpipe_pipeline_last_run_exit_code{\(label)} \(exitCode)
+
+            """
+    }
+
+    public static func writeOutcome(pipeline: String, outcome: String, exitCode: Int32, to path: String) throws {
+        try replace(path, with: renderOutcome(pipeline: pipeline, outcome: outcome, exitCode: exitCode))
+    }
+
     public static func write(_ result: RunResult, pipeline: Pipeline, store: Store, to path: String) throws {
-        let text = try render(result, pipeline: pipeline.name, store: store)
+        try replace(path, with: try render(result, pipeline: pipeline.name, store: store))
+    }
+
+    static func replace(_ path: String, with text: String) throws {
         let temporary = path + ".\(getpid()).tmp"
         try text.write(toFile: temporary, atomically: false, encoding: .utf8)
         guard rename(temporary, path) == 0 else {

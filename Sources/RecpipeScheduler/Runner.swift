@@ -316,6 +316,8 @@ public final class Runner: @unchecked Sendable {
         environment["RECPIPE_PIPELINE"] = pipeline.name
         environment["RECPIPE_PIPELINE_RUN"] = "\(run)"
         environment["RECPIPE_PIPELINE_STAGE"] = stage.name
+        // The stage writes under this run's writer lock.
+        environment[WriterLock.parentVariable] = "\(getpid())"
         process.environment = environment
         process.currentDirectoryURL = URL(fileURLWithPath: pipeline.manifest.directory)
         let errors = Pipe(), output = Pipe()

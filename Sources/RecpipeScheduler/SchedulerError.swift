@@ -23,10 +23,6 @@ public enum SchedulerError: Error, LocalizedError, Equatable, Sendable {
     case invalidManifest([ManifestProblem])
     /// The manifest file cannot be read.
     case unreadableManifest(path: String, reason: String)
-    /// Another run holds the database's lock.
-    case lockHeld(lockFile: String, holder: String)
-    /// The lock file cannot be created or locked.
-    case lockFailed(lockFile: String, reason: String)
     /// A command-line selection (`--only`, `--from`, `--until`) that does not fit the manifest.
     case badSelection(String)
     /// A stage's child process could not be started.
@@ -37,23 +33,8 @@ public enum SchedulerError: Error, LocalizedError, Equatable, Sendable {
         case let .invalidManifest(problems):
             return problems.map(\.description).joined(separator: "\n")
         case let .unreadableManifest(path, reason): return "\(path): cannot read manifest: \(reason)"
-        case let .lockHeld(lockFile, holder):
-            return "\(lockFile): another run holds the lock (\(holder)); try again later or pass --wait"
-        case let .lockFailed(lockFile, reason): return "\(lockFile): cannot lock: \(reason)"
         case let .badSelection(message): return message
         case let .cannotLaunch(stage, reason): return "stage \(stage): cannot start: \(reason)"
-        }
-    }
-
-    /// Exit codes (sysexits where they fit): 65 an invalid manifest, 66 an unreadable one,
-    /// 75 the lock is held (EX_TEMPFAIL: try again later), 64 a bad selection, 70 internal.
-    public var exitCode: Int32 {
-        switch self {
-        case .invalidManifest: return 65
-        case .unreadableManifest: return 66
-        case .lockHeld: return 75
-        case .badSelection: return 64
-        case .lockFailed, .cannotLaunch: return 70
         }
     }
 }

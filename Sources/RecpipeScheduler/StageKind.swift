@@ -39,6 +39,7 @@ public struct StageKind: Sendable, Equatable {
         StageKind(AugmentStage.self),
         StageKind(TrainStage.self),
         StageKind(ScoreStage.self),
+        StageKind(RollbackStage.self),
         StageKind(EvaluateStage.self),
         StageKind(FeedbackStage.self),
         StageKind(name: "report", reads: reportReads, writes: [], outputPaths: ["out"]),

@@ -1,4 +1,5 @@
 import GRDBSQLite
+import RecpipeStore
 
 /// Prepared-statement loops for bulk writes on a raw connection: `chunk` rows per
 /// statement, then one at a time for the rest.
@@ -12,7 +13,7 @@ enum Bulk {
                 + Array(repeating: row, count: rows).joined(separator: ", ")
             var statement: OpaquePointer?
             guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-                throw StageError.badData("cannot prepare an insert into \(table): \(String(cString: sqlite3_errmsg(connection)))")
+                throw StoreError.sqlite(connection, sql: sql)
             }
             return statement
         }
@@ -24,7 +25,7 @@ enum Bulk {
             let rows = statement == many ? chunk : 1
             for r in 0..<rows { bind(statement, Int32(r * columns.count + 1), k + r) }
             guard sqlite3_step(statement) == SQLITE_DONE else {
-                throw StageError.badData("insert into \(table): \(String(cString: sqlite3_errmsg(connection)))")
+                throw StoreError.sqlite(connection, sql: "INSERT INTO \(table)")
             }
             sqlite3_reset(statement)
             k += rows

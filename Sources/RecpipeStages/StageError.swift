@@ -19,6 +19,9 @@ public enum StageError: Error, LocalizedError, Equatable, Sendable {
     case missingInput(String)
     /// A model's training failed (diverged, collapsed); nothing was stored.
     case trainingFailed(String)
+    /// The stage refused to change what services read (an empty or shrunken set of lists, a
+    /// model with non-finite weights); everything stays as it was.
+    case refused(String)
 
     public var errorDescription: String? {
         switch self {
@@ -33,16 +36,7 @@ public enum StageError: Error, LocalizedError, Equatable, Sendable {
         case let .badData(message): return message
         case let .missingInput(message): return message
         case let .trainingFailed(message): return message
-        }
-    }
-
-    /// The process exit code (sysexits) a command should end with for this error.
-    public var exitCode: Int32 {
-        switch self {
-        case .trainingFailed: return 1
-        case .badOption: return 64  // EX_USAGE
-        case .unreadable: return 66  // EX_NOINPUT
-        case .emptySource, .badHeader, .tooManyRejects, .badData, .missingInput: return 65  // EX_DATAERR
+        case let .refused(message): return message
         }
     }
 }

@@ -62,11 +62,19 @@ public struct Migrator: Sendable {
             .map { AppliedMigration(version: $0["version"], file: $0["file"], checksum: $0["checksum"]) }
     }
 
-    /// Checks what is applied against what ships, then applies what is pending.
-    /// Returns the migrations applied by this call.
-    @discardableResult
-    public func migrate(_ queue: DatabaseQueue, path: String) throws -> [Migration] {
-        let applied = try queue.read { try self.applied($0) }
+    /// Checks that the database is at exactly this schema, for commands that only read.
+    public func check(_ db: Database, path: String) throws {
+        let applied = try self.applied(db)
+        try verify(applied, path: path)
+        let known = migrations.last?.version ?? 0
+        if applied.count < migrations.count {
+            throw StoreError.schemaBehind(path: path, version: applied.last?.version ?? 0, shipped: known)
+        }
+    }
+
+    /// Refuses a schema newer than this binary's, or one whose applied migrations differ
+    /// from the shipped ones.
+    func verify(_ applied: [AppliedMigration], path: String) throws {
         let known = migrations.last?.version ?? 0
         if let newest = applied.last, newest.version > known {
             throw StoreError.schemaTooNew(path: path, version: newest.version, known: known)
@@ -79,17 +87,21 @@ public struct Migrator: Sendable {
                 throw StoreError.migrationChanged(file: shipped.file, recorded: record.checksum, shipped: shipped.checksum)
             }
         }
+    }
+
+    /// Checks what is applied against what ships, then applies what is pending. The caller
+    /// holds the database's writer lock (`Store`).
+    /// Returns the migrations applied by this call.
+    @discardableResult
+    public func migrate(_ queue: DatabaseQueue, path: String) throws -> [Migration] {
+        let applied = try queue.read { try self.applied($0) }
+        try verify(applied, path: path)
         let pending = migrations.filter { migration in !applied.contains { $0.version == migration.version } }
         for migration in pending {
             do {
                 try queue.writeWithoutTransaction { db in
                     try db.inTransaction(.immediate) {
-                        // Another process may have applied it since we looked.
                         try db.execute(sql: Migrator.createTable)
-                        let done = try Bool.fetchOne(
-                            db, sql: "SELECT count(*) > 0 FROM schema_migrations WHERE version = ?",
-                            arguments: [migration.version]) ?? false
-                        if done { return .commit }
                         try db.execute(sql: migration.sql)
                         try db.execute(
                             sql: "INSERT INTO schema_migrations (version, file, checksum, applied_at) VALUES (?, ?, ?, ?)",
@@ -100,7 +112,7 @@ public struct Migrator: Sendable {
             } catch let error as DatabaseError {
                 var reason = error.message ?? "\(error)"
                 if let sql = error.sql { reason += " in: \(sql.split(separator: "\n").joined(separator: " "))" }
-                throw StoreError.migrationFailed(file: migration.file, reason: reason)
+                throw StoreError.migrationFailed(file: migration.file, reason: reason, code: error.extendedResultCode.rawValue)
             }
         }
         return pending

@@ -3,7 +3,8 @@ import GRDBSQLite
 
 /// A plain SQLite connection for bulk loads, opened without SQLite's per-connection mutex
 /// (SQLITE_OPEN_NOMUTEX): it belongs to one thread. Configured like every other connection
-/// (WAL, busy timeout, foreign keys). The database must already be migrated by `Store`.
+/// (busy timeout, foreign keys). The database must already be opened for writing (locked and
+/// migrated) by a `Store` of this process.
 public final class RawConnection {
     public let handle: OpaquePointer
     public let path: String
@@ -22,7 +23,7 @@ public final class RawConnection {
         }
         handle = db
         sqlite3_busy_timeout(db, Int32(Store.busyTimeout * 1000))
-        try execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        try execute("\(create ? "PRAGMA journal_mode = WAL; " : "")PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
     }
 
     deinit { sqlite3_close_v2(handle) }
@@ -34,7 +35,7 @@ public final class RawConnection {
         guard sqlite3_exec(handle, sql, nil, nil, &message) == SQLITE_OK else {
             let text = message.map { String(cString: $0) } ?? lastError
             sqlite3_free(message)
-            throw StoreError.statementFailed(sql: sql, reason: text)
+            throw StoreError.statementFailed(path: path, sql: sql, reason: text, code: sqlite3_extended_errcode(handle))
         }
     }
 
@@ -50,7 +51,7 @@ public final class RawConnection {
     public func run(_ sql: String, _ arguments: [Value] = []) throws -> Value? {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw StoreError.statementFailed(sql: sql, reason: lastError)
+            throw StoreError.sqlite(handle, sql: sql)
         }
         defer { sqlite3_finalize(statement) }
         for (offset, value) in arguments.enumerated() {
@@ -73,7 +74,7 @@ public final class RawConnection {
             default: return .text(String(cString: sqlite3_column_text(statement, 0)))
             }
         default:
-            throw StoreError.statementFailed(sql: sql, reason: lastError)
+            throw StoreError.sqlite(handle, sql: sql)
         }
     }
 
@@ -102,14 +103,14 @@ public let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sq
 public func forEachRow(_ connection: OpaquePointer, _ sql: String, _ row: (OpaquePointer) throws -> Void) throws {
     var prepared: OpaquePointer?
     guard sqlite3_prepare_v2(connection, sql, -1, &prepared, nil) == SQLITE_OK, let statement = prepared else {
-        throw StoreError.statementFailed(sql: sql, reason: String(cString: sqlite3_errmsg(connection)))
+        throw StoreError.sqlite(connection, sql: sql)
     }
     defer { sqlite3_finalize(statement) }
     while true {
         switch sqlite3_step(statement) {
         case SQLITE_ROW: try row(statement)
         case SQLITE_DONE: return
-        default: throw StoreError.statementFailed(sql: sql, reason: String(cString: sqlite3_errmsg(connection)))
+        default: throw StoreError.sqlite(connection, sql: sql)
         }
     }
 }

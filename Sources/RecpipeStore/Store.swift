@@ -3,30 +3,98 @@ import Foundation
 import GRDB
 import Logging
 
-/// A recpipe database: one SQLite file, opened with WAL, a busy timeout and foreign keys,
-/// and migrated to the schema this binary ships before anything else touches it.
+/// A recpipe database: one SQLite file, opened with WAL, a busy timeout and foreign keys.
+///
+/// Opened for writing (`init(path:logger:access:)`), it holds the database's writer lock
+/// for as long as it lives, refuses a SQLite file that belongs to another application, and
+/// migrates the schema before anything else touches it. Opened for reading
+/// (`init(readingAt:)`), it takes no lock, changes nothing, and requires the schema this
+/// binary ships.
 public final class Store: Sendable {
     public let path: String
     public let queue: DatabaseQueue
+    /// The writer lock this store holds; nil when opened for reading.
+    public let writerLock: WriterLock?
 
-    /// How long a connection waits for another writer before failing.
+    /// How long a connection waits for another connection's transaction before failing.
     public static let busyTimeout: TimeInterval = 60
 
-    /// Opens (creating if needed) and migrates the database at `path`.
-    public init(path: String, logger: Logger, migrator: Migrator? = nil) throws {
+    /// How a writer opens the database.
+    public struct WriteAccess: Sendable {
+        /// The command, as the holder file names it to a second writer.
+        public var command: String
+        /// Seconds to wait for another writer (infinity: as long as it takes; nil: not at all).
+        public var wait: Double?
+        /// Add recpipe's tables to a SQLite file that has tables of another application.
+        public var adopt = false
+
+        public init(command: String = Store.commandLine, wait: Double? = nil, adopt: Bool = false) {
+            self.command = command
+            self.wait = wait
+            self.adopt = adopt
+        }
+    }
+
+    /// This process's command line, for the holder file.
+    public static var commandLine: String {
+        CommandLine.arguments.enumerated().map { $0 == 0 ? URL(fileURLWithPath: $1).lastPathComponent : $1 }.joined(separator: " ")
+    }
+
+    /// Opens (creating if needed) the database at `path` for writing: takes its writer lock,
+    /// then migrates it.
+    public init(path: String, logger: Logger, access: WriteAccess = WriteAccess(), migrator: Migrator? = nil) throws {
         self.path = path
+        let lock = try WriterLock(path: path, command: access.command, wait: access.wait, logger: logger)
+        if let previous = lock.takenOverFrom {
+            logger.warning("taking over the writer lock from a holder that is gone", metadata: ["db": "\(path)", "previous": "\(previous)"])
+        }
+        writerLock = lock
         queue = try Store.connect(path: path)
-        let applied = try (migrator ?? Migrator.shipped()).migrate(queue, path: path)
+        let migrator = try migrator ?? Migrator.shipped()
+        try queue.inDatabase { db in
+            try Store.refuseForeign(db, path: path, adopt: access.adopt)
+            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+        }
+        let applied = try migrator.migrate(queue, path: path)
         for migration in applied {
             logger.info("migration applied", metadata: ["db": "\(path)", "migration": "\(migration.file)"])
         }
     }
 
+    /// Opens the database at `path` for reading: no lock, no migration, no change to the
+    /// file. Throws `schemaBehind` when it is not at this binary's schema version.
+    public init(readingAt path: String, migrator: Migrator? = nil) throws {
+        self.path = path
+        writerLock = nil
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError.cannotOpen(path: path, reason: "no such database")
+        }
+        queue = try Store.connect(path: path, readonly: true)
+        let migrator = try migrator ?? Migrator.shipped()
+        try queue.read { db in
+            try Store.refuseForeign(db, path: path, adopt: false)
+            try migrator.check(db, path: path)
+        }
+    }
+
+    /// An empty database in memory at this binary's schema: what a database that does not
+    /// exist yet reads as.
+    public static func empty() throws -> Store { try Store(inMemory: ()) }
+
+    private init(inMemory: Void) throws {
+        path = ":memory:"
+        writerLock = nil
+        queue = try DatabaseQueue()
+        try Migrator.shipped().migrate(queue, path: path)
+    }
+
+    deinit { writerLock?.release() }
+
     /// Process-wide SQLite settings, applied before the first connection opens.
     static let tuned: Bool = recpipe_sqlite_disable_memstatus() == 0
 
-    /// Opens a connection without migrating.
-    public static func connect(path: String, readonly: Bool = false) throws -> DatabaseQueue {
+    /// Opens a connection; the caller holds the writer lock or opens it read-only.
+    static func connect(path: String, readonly: Bool = false) throws -> DatabaseQueue {
         _ = tuned
         var config = Configuration()
         config.busyMode = .timeout(busyTimeout)
@@ -34,15 +102,29 @@ public final class Store: Sendable {
         config.readonly = readonly
         config.label = path
         config.prepareDatabase { db in
-            if !readonly {
-                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-                try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            }
+            if !readonly { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         }
         do {
             return try DatabaseQueue(path: path, configuration: config)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw StoreError.notADatabase(path: path)
         } catch let error as DatabaseError {
             throw StoreError.cannotOpen(path: path, reason: error.message ?? "\(error)")
+        }
+    }
+
+    /// A file with tables but no `schema_migrations` belongs to another application.
+    static func refuseForeign(_ db: Database, path: String, adopt: Bool) throws {
+        let tables: Int, recpipe: Bool
+        do {
+            tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") ?? 0
+            recpipe = try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'") ?? false
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw StoreError.notADatabase(path: path)
+        }
+        if !adopt && tables > 0 && !recpipe {
+            let names = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 3")
+            throw StoreError.foreignDatabase(path: path, tables: tables, examples: names)
         }
     }
 }

@@ -73,7 +73,7 @@ struct Augment: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
+        try runReporting(logger, database: options.db) {
             var config = AugmentStage.Config()
             var g = CFGAN.Config()
             g.epochs = epochs
@@ -101,7 +101,7 @@ struct Augment: ParsableCommand {
             config.selection.minScore = minScore
             config.selection.longTail = longTail
             if let threads { BLAS.threads = max(1, threads) }
-            try runStage(try AugmentStage(config: config), db: options.db, logger: logger)
+            try runStage(try AugmentStage(config: config), options: options, logger: logger)
         }
     }
 }

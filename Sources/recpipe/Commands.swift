@@ -12,14 +12,22 @@ extension RecpipeStages.Synth.Format: ExpressibleByArgument {}
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create or upgrade a database to this recpipe's schema.",
-        discussion: "Every command migrates its database first; this one only migrates and reports.")
+        discussion: """
+            Every command that writes a database migrates it first, under its writer lock; this \
+            one only migrates and reports. Commands that only read (recommend, report, plan, \
+            status, history) never migrate: on an older schema they exit with 78 and ask for this \
+            command. A SQLite file with another application's tables is refused (65) unless \
+            --adopt is given.
+            """)
 
     @OptionGroup var options: DatabaseOptions
+    @Flag(help: "Add recpipe's tables to a SQLite file that holds another application's tables.")
+    var adopt = false
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
-            let store = try Store(path: options.db, logger: logger)
+        try runReporting(logger, database: options.db) {
+            let store = try options.openStore(logger, adopt: adopt)
             let applied = try store.queue.read { try Migrator.shipped().applied($0) }
             for migration in applied { print("\(migration.file) \(migration.checksum.prefix(12))") }
             print("schema at version \(applied.last?.version ?? 0)")
@@ -72,13 +80,13 @@ struct Ingest: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
+        try runReporting(logger, database: options.db) {
             let config = IngestStage.Config(
                 sources: fromSQLite.map { [$0] } ?? sources,
                 format: fromSQLite != nil ? .sqlite : format,
                 columns: SourceColumns(user: userColumn, item: itemColumn, rating: ratingColumn, timestamp: timeColumn),
                 query: query, maxRejectedShare: maxRejected, maxFieldBytes: maxFieldBytes)
-            try runStage(try IngestStage(config: config), db: options.db, logger: logger)
+            try runStage(try IngestStage(config: config), options: options, logger: logger)
         }
     }
 }
@@ -119,7 +127,7 @@ struct Clean: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
+        try runReporting(logger, database: options.db) {
             var config = CleanStage.Config()
             if minRating == "none" {
                 config.minRating = nil
@@ -143,7 +151,7 @@ struct Clean: ParsableCommand {
                 }
                 config.testCutoff = seconds
             }
-            try runStage(try CleanStage(config: config), db: options.db, logger: logger)
+            try runStage(try CleanStage(config: config), options: options, logger: logger)
         }
     }
 }

@@ -47,7 +47,7 @@ struct ManifestOptions: ParsableArguments {
         -> (pipeline: Pipeline, history: RunHistory, plan: [(stage: PipelineStage, decision: Decision?)]) {
         let pipeline = try load()
         let stages = try selection?.stages(in: pipeline) ?? pipeline.stages.map(\.name)
-        let history = RunHistory(store: try openStore(pipeline, logger: logger))
+        let history = RunHistory(store: try readStore(pipeline))
         let plan = try Planner.plan(pipeline, history: history, selection: stages, forced: forced,
                                     code: CodeVersion.of(executable: recpipeExecutable))
         return (pipeline, history, plan)
@@ -72,8 +72,11 @@ struct ExecutionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Most stages running at once (stages that share tables never do). Default: half the cores, 1 to 4.",
                                valueName: "n"))
     var jobs: Int?
-    @Flag(help: "When another run holds the database's lock, wait for it instead of exiting with 75.")
-    var wait = false
+    @Option(help: ArgumentHelp("""
+        When another command is writing the database, wait for it, up to SECONDS (bare --wait: \
+        as long as it takes), instead of exiting with 75.
+        """, valueName: "seconds"))
+    var wait: Double?
     @Option(help: ArgumentHelp("Write Prometheus metrics to this file after the run (node_exporter's textfile collector).",
                                valueName: "file"))
     var metrics: String?
@@ -84,29 +87,24 @@ struct ExecutionOptions: ParsableArguments {
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-    }
-}
-
-/// Runs a scheduler command body: scheduler errors become their exit codes, one line per problem.
-func runScheduling(_ logger: Logger, _ body: () throws -> Void) throws {
-    try runReporting(logger) {
-        do {
-            try body()
-        } catch let error as SchedulerError {
-            for line in (error.errorDescription ?? "\(error)").split(separator: "\n") { logger.error("\(line)") }
-            throw ExitCode(error.exitCode)
-        }
+        if let wait, !(wait >= 0) { throw ValidationError("--wait must be a number of seconds, at least 0") }
     }
 }
 
 /// The running binary, for child processes and the code version.
 let recpipeExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
 
-/// Opens (creating its directory and migrating) the pipeline's database.
-func openStore(_ pipeline: Pipeline, logger: Logger) throws -> Store {
+/// Opens the pipeline's database for writing (creating its directory): takes its writer
+/// lock for the whole run, then migrates it.
+func openStore(_ pipeline: Pipeline, wait: Double?, logger: Logger) throws -> Store {
     let directory = URL(fileURLWithPath: pipeline.database).deletingLastPathComponent().path
     try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    return try Store(path: pipeline.database, logger: logger)
+    return try Store(path: pipeline.database, logger: logger, access: Store.WriteAccess(wait: wait))
+}
+
+/// Opens the pipeline's database for reading; one that does not exist yet reads as empty.
+func readStore(_ pipeline: Pipeline) throws -> Store {
+    FileManager.default.fileExists(atPath: pipeline.database) ? try Store(readingAt: pipeline.database) : try Store.empty()
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {
@@ -129,18 +127,13 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 
 /// Takes the lock, runs, writes metrics, prints the outcome; shared by `run` and `retry`.
 func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, retryOf: Int64?, execution: ExecutionOptions,
-                     logging: LoggingOptions, logger: Logger) throws {
+                     logging: LoggingOptions, logger: Logger, metricsWritten: inout Bool) throws {
     // On a terminal, a status line stays under the log lines.
     let status = isatty(STDERR_FILENO) == 1 ? TerminalStatus(RunProgress(total: selection.count, epochs: plannedEpochs(pipeline))) : nil
     defer { status?.stop() }
     let logger = status.map { status in logging.makeLogger(sink: { status.write($0) }) } ?? logger
-    let store = try openStore(pipeline, logger: logger)
-    let holder = "pid \(getpid()) on \(ProcessInfo.processInfo.hostName), pipeline \(pipeline.name), since \(Clock.isoNow())"
-    let lock = try RunLock(database: pipeline.database, holder: holder, wait: execution.wait, logger: logger)
-    defer { lock.release() }
-    if let previous = lock.takenOverFrom {
-        logger.warning("taking over a lock left by a run that was killed", metadata: ["lock": "\(lock.path)", "previous": "\(previous)"])
-    }
+    if let metrics = execution.metrics { try OutputGuard.check(metrics, database: pipeline.database, replaceable: .notDatabase) }
+    let store = try openStore(pipeline, wait: execution.wait, logger: logger)
     try RunHistory(store: store).takeOverStaleRuns(logger: logger)
     // SIGINT and SIGTERM stop the run: its stages are stopped and recorded, then it exits. A
     // caught signal is back to its default in the children (an ignored or blocked one would be
@@ -178,6 +171,7 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     if let metrics = execution.metrics {
         try PrometheusTextfile.write(result, pipeline: pipeline, store: store, to: metrics)
     }
+    metricsWritten = true
     if execution.json {
         try printJSON(result)
     } else {
@@ -188,6 +182,31 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     }
     if let signal = result.interruptedBy { throw ExitCode(128 + signal) }
     if !result.succeeded { throw ExitCode(1) }
+}
+
+/// Runs a pipeline command's body; when it ends without having written the metrics file
+/// (--metrics) itself, writes one that says how it ended (refused by the lock, an invalid
+/// manifest, a failure to start), so a monitor never reads a stale success.
+func withOutcomeMetrics(_ metrics: String?, manifest: String,
+                        _ body: (_ pipeline: inout String, _ written: inout Bool) throws -> Void) throws {
+    var pipeline = URL(fileURLWithPath: manifest).deletingPathExtension().lastPathComponent
+    var written = false
+    do {
+        try body(&pipeline, &written)
+    } catch {
+        if let metrics, !written, (try? OutputGuard.check(metrics, database: nil, replaceable: .notDatabase)) != nil {
+            let code = (error as? ExitCode)?.rawValue ?? Failure.exitCode(error)
+            let outcome: String
+            switch error {
+            case StoreError.lockHeld: outcome = "lock_held"
+            case SchedulerError.invalidManifest, SchedulerError.unreadableManifest: outcome = "invalid_manifest"
+            case SchedulerError.cannotLaunch: outcome = "cannot_start"
+            default: outcome = "error"
+            }
+            try? PrometheusTextfile.writeOutcome(pipeline: pipeline, outcome: outcome, exitCode: code, to: metrics)
+        }
+        throw error
+    }
 }
 
 /// The last SIGINT or SIGTERM the scheduler received (0: none), set by its signal handler.
@@ -257,11 +276,13 @@ struct Run: ParsableCommand {
         discussion: """
             Each stage runs as a child process (recpipe KIND --db DATABASE ...); a crash, signal or \
             timeout fails that stage and the stages that need it do not run. One run at a time per \
-            database. Exit codes: 0 every selected stage succeeded or was up to date; 1 a stage \
+            database: the run holds the database's writer lock, and its stages write under it. \
+            Exit codes: 0 every selected stage succeeded or was up to date; 1 a stage \
             failed; 64 bad usage; 65 invalid manifest (every problem is printed with file:line); \
-            66 the manifest cannot be read; 70 internal or SQLite error; 75 another run holds \
-            the lock; 78 the database schema does not match this recpipe; 130 or 143 stopped by \
-            SIGINT or SIGTERM (128 + the signal).
+            66 the manifest cannot be read; 70 internal or SQLite error; 74 disk full or I/O \
+            error; 75 another command holds the writer lock; 78 the database schema does not \
+            match this recpipe; 130 or 143 stopped by SIGINT or SIGTERM (128 + the signal). With \
+            --metrics the file is written whatever the outcome.
             """)
 
     @OptionGroup var manifest: ManifestOptions
@@ -270,10 +291,14 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let logger = manifest.logging.makeLogger()
-        try runScheduling(logger) {
+        try runReporting(logger) {
             let pipeline = try manifest.load()
-            try executePipeline(pipeline, selection: try select.selection.stages(in: pipeline), force: select.force, retryOf: nil,
-                                execution: execution, logging: manifest.logging, logger: logger)
+            try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
+                let pipeline = try manifest.load()
+                name = pipeline.name
+                try executePipeline(pipeline, selection: try select.selection.stages(in: pipeline), force: select.force, retryOf: nil,
+                                    execution: execution, logging: manifest.logging, logger: logger, metricsWritten: &written)
+            }
         }
     }
 }
@@ -288,9 +313,11 @@ struct Retry: ParsableCommand {
 
     func run() throws {
         let logger = manifest.logging.makeLogger()
-        try runScheduling(logger) {
+        try runReporting(logger) {
+            try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
             let pipeline = try manifest.load()
-            let history = RunHistory(store: try openStore(pipeline, logger: logger))
+            name = pipeline.name
+            let history = RunHistory(store: try openStore(pipeline, wait: execution.wait, logger: logger))
             guard let last = try history.runs(pipeline: pipeline.name, limit: 1).first else {
                 throw SchedulerError.badSelection("pipeline \(pipeline.name) has no run to retry in \(pipeline.database)")
             }
@@ -303,7 +330,8 @@ struct Retry: ParsableCommand {
             guard !selection.isEmpty else { throw SchedulerError.badSelection("run \(last.id) left no stage of the manifest to retry") }
             logger.info("retrying", metadata: ["pipeline_run": "\(last.id)", "stages": "\(selection.joined(separator: ","))"])
             try executePipeline(pipeline, selection: selection, force: last.forced, retryOf: last.id, execution: execution,
-                                logging: manifest.logging, logger: logger)
+                                logging: manifest.logging, logger: logger, metricsWritten: &written)
+            }
         }
     }
 }
@@ -319,7 +347,7 @@ struct Plan: ParsableCommand {
 
     func run() throws {
         let logger = manifest.logging.makeLogger()
-        try runScheduling(logger) {
+        try runReporting(logger) {
             let (pipeline, _, plan) = try manifest.plan(selection: select.selection, forced: select.force, logger: logger)
             struct Entry: Encodable { var stage: String; var kind: String; var action: String; var reason: String; var command: [String] }
             let entries = plan.map { stage, decision in
@@ -345,7 +373,7 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let logger = manifest.logging.makeLogger()
-        try runScheduling(logger) {
+        try runReporting(logger) {
             let (pipeline, history, plan) = try manifest.plan(selection: nil, forced: false, logger: logger)
             struct Entry: Encodable {
                 var stage: String; var kind: String; var last: StageAttemptRecord?; var upToDate: Bool; var reason: String
@@ -380,7 +408,7 @@ struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show pipeline runs (pipeline_runs), or one run's stage attempts (pipeline_stage_runs).")
 
-    @OptionGroup var options: DatabaseOptions
+    @OptionGroup var options: ReadOptions
     @Option(help: "Only runs of this pipeline.")
     var pipeline: String?
     @Option(name: .customLong("run"), help: "Show this run's stage attempts.")
@@ -392,8 +420,8 @@ struct History: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runScheduling(logger) {
-            let history = RunHistory(store: try Store(path: options.db, logger: logger))
+        try runReporting(logger) {
+            let history = RunHistory(store: try options.openStore())
             if let run = runID {
                 guard try history.run(run) != nil else { throw SchedulerError.badSelection("no pipeline run \(run) in \(options.db)") }
                 let attempts = try history.attempts(run: run)
@@ -438,7 +466,7 @@ struct Cron: ParsableCommand {
 
     func run() throws {
         let logger = logging.makeLogger()
-        try runScheduling(logger) {
+        try runReporting(logger) {
             let pipeline = try Validator(commands: ArgumentParserCommands()).validate(try ManifestParser().load(manifest))
             let logFile = log.map { absolutePath($0) }
                 ?? URL(fileURLWithPath: pipeline.database).deletingLastPathComponent().appendingPathComponent("\(pipeline.name).log").path

@@ -11,17 +11,18 @@ struct Recpipe: ParsableCommand {
         commandName: "recpipe",
         abstract: "Turns interaction logs into recommendation tables in SQLite.",
         discussion: """
-            Exit codes: 0 success; 1 a stage failed; 64 bad usage; 65 bad input data; \
-            66 an input file cannot be read; 70 internal or SQLite error; 75 another pipeline run \
-            holds the database's lock; 78 the database schema does not match this recpipe. For \
-            run, plan and retry, 65 means an invalid manifest.
+            Exit codes: 0 success; 1 a stage failed (divergence, collapse, a refused publish); \
+            64 bad usage; 65 bad input data, an invalid manifest or another application's SQLite \
+            file; 66 an input cannot be read; 70 internal or SQLite error; 74 disk full or I/O \
+            error; 75 another command holds the database's writer lock; 78 the database schema \
+            does not match this recpipe.
             """,
-        subcommands: [Migrate.self, Ingest.self, Clean.self, Augment.self, Train.self, Score.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, SynthCommand.self, Bench.self,
+        subcommands: [Migrate.self, Ingest.self, Clean.self, Augment.self, Train.self, Score.self, Rollback.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, SynthCommand.self, Bench.self,
                       Run.self, Plan.self, Retry.self, Status.self, History.self, Cron.self])
 
     static func main() {
         configureBLAS()
-        main(nil)
+        main(expandingBareWait(Array(CommandLine.arguments.dropFirst())))
     }
 
     /// OpenBLAS reads two settings from the environment when it loads, so a change means
@@ -52,12 +53,38 @@ struct Recpipe: ParsableCommand {
     }
 }
 
-/// Options every command that works on a database takes.
+/// Options of every command that writes a database.
 struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "The recpipe SQLite database (created if missing).")
     var db: String
 
+    @Option(help: ArgumentHelp("""
+        When another command is writing the database, wait for it, up to SECONDS (bare --wait: \
+        as long as it takes), instead of exiting with 75.
+        """, valueName: "seconds"))
+    var wait: Double?
+
     @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if let wait, !(wait >= 0) { throw ValidationError("--wait must be a number of seconds, at least 0") }
+    }
+
+    /// Opens the database for writing: takes its writer lock (waiting as --wait says), then
+    /// migrates it.
+    func openStore(_ logger: Logger, adopt: Bool = false) throws -> Store {
+        try Store(path: db, logger: logger, access: Store.WriteAccess(wait: wait, adopt: adopt))
+    }
+}
+
+/// Options of the commands that only read a database: they take no lock and never migrate.
+struct ReadOptions: ParsableArguments {
+    @Option(name: .long, help: "The recpipe SQLite database (read only; it must be at this recpipe's schema).")
+    var db: String
+
+    @OptionGroup var logging: LoggingOptions
+
+    func openStore() throws -> Store { try Store(readingAt: db) }
 }
 
 struct LoggingOptions: ParsableArguments {
@@ -74,41 +101,46 @@ struct LoggingOptions: ParsableArguments {
     }
 }
 
-/// Runs a command body, printing errors as one line on stderr and exiting with a code
-/// scripts can act on.
-func runReporting(_ logger: Logger, _ body: () throws -> Void) throws {
+/// Runs a command body, printing an error as one line on stderr and exiting with the code
+/// `Failure` maps it to. `database` names the file in errors that do not name it.
+func runReporting(_ logger: Logger, database: String? = nil, _ body: () throws -> Void) throws {
     do {
         try body()
-    } catch let error as StageError {
-        logger.error("\(error.localizedDescription)")
-        throw ExitCode(error.exitCode)
-    } catch let error as StoreError {
-        logger.error("\(error.localizedDescription)")
-        switch error {
-        case .cannotOpen: throw ExitCode(66)
-        case .migrationFailed: throw ExitCode(70)
-        default: throw ExitCode(78)
-        }
     } catch let error as ExitCode {
         throw error
     } catch {
-        logger.error("\(error.localizedDescription)")
-        throw ExitCode(70)
+        for line in Failure.message(error, database: database).split(separator: "\n") { logger.error("\(line)") }
+        throw ExitCode(Failure.exitCode(error))
     }
 }
 
-/// Opens (and migrates) the database, runs the stage, prints its summary: the body of every
+/// Opens the database for writing, runs the stage, prints its summary: the body of every
 /// stage command.
-func runStage<S: Stage>(_ stage: S, db: String, logger: Logger) throws {
-    let store = try Store(path: db, logger: logger)
+func runStage<S: Stage>(_ stage: S, options: DatabaseOptions, logger: Logger) throws {
+    let store = try options.openStore(logger)
     try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
 }
 
 /// Prints a stage's summary on stdout and turns its failures into the exit code.
 func finish(_ report: StageReport, logger: Logger) throws {
     for line in report.summary { print(line) }
-    if let worst = report.failures.map(\.exitCode).max() {
+    if let worst = report.failures.map({ Failure.exitCode($0) }).max() {
         for failure in report.failures { logger.error("\(failure.localizedDescription)") }
         throw ExitCode(worst)
     }
+}
+
+/// `--wait` takes an optional number of seconds: a bare `--wait` becomes `--wait=inf`.
+func expandingBareWait(_ arguments: [String]) -> [String] {
+    var result: [String] = []
+    for (index, argument) in arguments.enumerated() {
+        if argument == "--" { return result + arguments[index...] }
+        let next = index + 1 < arguments.count ? arguments[index + 1] : nil
+        if argument == "--wait" && next.flatMap(Double.init) == nil {
+            result.append("--wait=inf")
+        } else {
+            result.append(argument)
+        }
+    }
+    return result
 }

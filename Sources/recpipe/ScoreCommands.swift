@@ -12,7 +12,10 @@ struct Score: ParsableCommand {
         discussion: """
             Scores every user in the users table with a stored model (items the user \
             already has are excluded) and switches the recommendations view to the new set \
-            in one transaction. A failed run leaves the live set untouched.
+            in one transaction, keeping the set it replaces for recpipe rollback. A failed run \
+            leaves the live set untouched. Nothing is published (exit 1) from a model with a \
+            non-finite weight, nor a set that is empty or covers fewer users than \
+            --min-users-fraction of the live set's.
             """)
 
     @OptionGroup var options: DatabaseOptions
@@ -34,13 +37,16 @@ struct Score: ParsableCommand {
     var merge: [String] = []
     @Option(help: "BLAS threads (default: all cores; 1 when several shards share a machine).")
     var threads: Int?
+    @Option(name: .customLong("min-users-fraction"), help: "Refuse to publish a set covering fewer users than this share of the live set's (0–1).")
+    var minUsersFraction = 0.5
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
+        try runReporting(logger, database: options.db) {
             var config = ScoreStage.Config()
             config.k = k
             config.merge = merge
+            config.minUsersFraction = minUsersFraction
             if let shard {
                 let parts = shard.split(separator: "/")
                 guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else {
@@ -57,7 +63,7 @@ struct Score: ParsableCommand {
             } else {
                 throw StageError.badOption("--model must be a model id or one of \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model)'")
             }
-            try runStage(try ScoreStage(config: config), db: options.db, logger: logger)
+            try runStage(try ScoreStage(config: config), options: options, logger: logger)
         }
     }
 }
@@ -65,9 +71,9 @@ struct Score: ParsableCommand {
 struct Recommend: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print one user's live recommendations.",
-        discussion: "Exits with 65 when the user has no recommendations.")
+        discussion: "Exits with 65 when the user has no recommendations. Reads only: takes no lock.")
 
-    @OptionGroup var options: DatabaseOptions
+    @OptionGroup var options: ReadOptions
     @Option(help: "The user's key, as in the source data.")
     var user: String
     @Option(help: "How many to print.")
@@ -77,8 +83,8 @@ struct Recommend: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
-            let store = try Store(path: options.db, logger: logger)
+        try runReporting(logger, database: options.db) {
+            let store = try options.openStore()
             let rows = try store.queue.read { db in
                 try Row.fetchAll(db, sql: """
                     SELECT rank, item_key, score, model_id, run_id FROM recommendations
@@ -126,10 +132,10 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
+        try runReporting(logger, database: options.db) {
             var config = EvaluateStage.Config()
             config.part = part
-            try runStage(EvaluateStage(config: config), db: options.db, logger: logger)
+            try runStage(EvaluateStage(config: config), options: options, logger: logger)
         }
     }
 }
@@ -149,10 +155,10 @@ struct Feedback: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
+        try runReporting(logger, database: options.db) {
             var config = FeedbackStage.Config()
             config.cutoffs = cutoffs
-            try runStage(try FeedbackStage(config: config), db: options.db, logger: logger)
+            try runStage(try FeedbackStage(config: config), options: options, logger: logger)
         }
     }
 }
@@ -162,14 +168,15 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Write a self-contained HTML report: data, models and training curves, evaluation, long tail, run history.")
 
-    @OptionGroup var options: DatabaseOptions
+    @OptionGroup var options: ReadOptions
     @Option(help: "The HTML file to write.")
     var out: String
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
-            let store = try Store(path: options.db, logger: logger)
+        try runReporting(logger, database: options.db) {
+            let store = try options.openStore()
+            try OutputGuard.check(out, database: options.db, replaceable: .notDatabase)
             let html = try Report.html(store)
             let temporary = out + ".partial"
             do {
@@ -177,10 +184,31 @@ struct ReportCommand: ParsableCommand {
                 if rename(temporary, out) != 0 { throw CocoaError(.fileWriteUnknown) }
             } catch {
                 unlink(temporary)
-                throw StageError.unreadable(path: out, reason: "cannot write the report")
+                let code = ((error as? CocoaError)?.underlying as? POSIXError)?.code.rawValue ?? EIO
+                throw StoreError.writeFailed(path: out, reason: String(cString: strerror(code)), errno: code)
             }
             logger.info("report written", metadata: ["file": "\(out)", "bytes": "\(html.utf8.count)"])
             print(out)
+        }
+    }
+}
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Point the live lists back at the set the last publish replaced, in one transaction.",
+        discussion: """
+            Every publish keeps the set it replaces until the next publish. Rollback makes that \
+            set live again and keeps the one it takes down, so a second rollback undoes the \
+            first. Recorded in stage_runs (stage rollback) and score_runs.rolled_back_at. Exits \
+            with 65 when no earlier set is kept.
+            """)
+
+    @OptionGroup var options: DatabaseOptions
+
+    func run() throws {
+        let logger = options.logging.makeLogger()
+        try runReporting(logger, database: options.db) {
+            try runStage(RollbackStage(), options: options, logger: logger)
         }
     }
 }

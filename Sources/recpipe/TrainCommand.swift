@@ -85,7 +85,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let logger = options.logging.makeLogger()
-        try runReporting(logger) {
+        try runReporting(logger, database: options.db) {
             var config = TrainStage.Config()
             config.kind = model
             config.ease.lambdas = lambda
@@ -113,7 +113,7 @@ struct Train: ParsableCommand {
             config.publishMargin = noGate ? nil : publishMargin
             config.augmentedWeight = augmented ? augmentedWeight : nil
             if let threads { BLAS.threads = max(1, threads) }
-            try runStage(try TrainStage(config: config), db: options.db, logger: logger)
+            try runStage(try TrainStage(config: config), options: options, logger: logger)
         }
     }
 }

@@ -122,7 +122,8 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
             #expect(try String.fetchOne(db, sql: "SELECT status FROM pipeline_runs") == "succeeded")
         }
         let metrics = try String(contentsOfFile: dir + "/recpipe.prom", encoding: .utf8)
-        #expect(metrics.contains("recpipe_pipeline_last_run_success{pipeline=\"demo\"} 1.0"))
+        #expect(metrics.contains("recpipe_pipeline_last_run_success{pipeline=\"demo\",outcome=\"succeeded\"} 1.0"))
+        #expect(metrics.contains("recpipe_pipeline_last_run_exit_code{pipeline=\"demo\"} 0.0"))
         #expect(metrics.contains("recpipe_stage_last_run_status{pipeline=\"demo\",stage=\"train\",kind=\"train\",status=\"succeeded\"} 1.0"))
         #expect(metrics.contains("recpipe_evaluation_ndcg_at_100{pipeline=\"demo\",model=\"ease\"}"))
 
@@ -278,15 +279,15 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let (first, db, orphan) = try startSlowRun(in: dir)
         let second = try recpipe(["run", "slow.yaml"], in: dir)
         #expect(second.status == 75)
-        #expect(second.stderr.contains("recs.sqlite.lock: another run holds the lock (pid \(first.processIdentifier) on "), "\(second.stderr)")
+        #expect(second.stderr.contains("recs.sqlite: another command is writing this database (pid \(first.processIdentifier) on "), "\(second.stderr)")
         let waiting = try startRecpipe(["run", "slow.yaml", "--until", "clean", "--wait"], in: dir)
-        #expect(eventually { ((try? String(contentsOfFile: waiting.errorFile, encoding: .utf8)) ?? "").contains("waiting for the lock") })
+        #expect(eventually { ((try? String(contentsOfFile: waiting.errorFile, encoding: .utf8)) ?? "").contains("waiting for the writer lock") })
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         waiting.waitUntilExit()
         let log = try String(contentsOfFile: waiting.errorFile, encoding: .utf8)
         #expect(waiting.terminationStatus == 0, "\(log)")
-        #expect(log.contains("taking over a lock left by a run that was killed"))
+        #expect(log.contains("taking over the writer lock from a holder that is gone"))
         #expect(log.contains("marked a run that did not finish as abandoned"))
         // The killed run's stage is not running any more: it died writing to the scheduler's
         // closed pipe, or the new run stopped it.

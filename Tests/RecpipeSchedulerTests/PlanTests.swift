@@ -171,29 +171,6 @@ import RecpipeStore
     }
 }
 
-@Suite struct LockTests {
-    @Test func oneHolderAtATimeAndStaleLocksAreTakenOver() throws {
-        let db = scratchDirectory() + "/recs.sqlite"
-        let first = try RunLock(database: db, holder: "pid 1 first", wait: false, logger: quietLogger)
-        #expect(first.takenOverFrom == nil)
-        #expect(throws: SchedulerError.lockHeld(lockFile: db + ".lock", holder: "pid 1 first")) {
-            try RunLock(database: db, holder: "second", wait: false, logger: quietLogger)
-        }
-        // Waiting gives up after its timeout while the holder keeps it.
-        let started = Date()
-        #expect(throws: SchedulerError.self) { try RunLock(database: db, holder: "third", wait: true, timeout: 0.5, logger: quietLogger) }
-        #expect(Date().timeIntervalSince(started) >= 0.5)
-        first.release()
-        let second = try RunLock(database: db, holder: "second", wait: false, logger: quietLogger)
-        #expect(second.takenOverFrom == nil)
-        second.release()
-        // A holder that died without releasing leaves its line in the file.
-        try "pid 99999 killed\n".write(toFile: db + ".lock", atomically: false, encoding: .utf8)
-        let third = try RunLock(database: db, holder: "third", wait: false, logger: quietLogger)
-        #expect(third.takenOverFrom == "pid 99999 killed")
-    }
-}
-
 @Suite struct CronTests {
     @Test func crontabLine() throws {
         let line = try CronLine.render(schedule: "0 3 * * *", executable: "/usr/local/bin/recpipe", manifest: "/srv/p/nightly.yaml",
@@ -224,7 +201,7 @@ import RecpipeStore
         #expect(try !kind("feedback").conflicts(with: kind("train")))
         // stage_runs, which every stage writes, is bookkeeping and not a conflict.
         #expect(try !kind("ingest").writes.contains("stage_runs"))
-        #expect(StageKind.all.map(\.name) == ["ingest", "clean", "augment", "train", "score", "evaluate", "feedback", "report", "synth"])
+        #expect(StageKind.all.map(\.name) == ["ingest", "clean", "augment", "train", "score", "rollback", "evaluate", "feedback", "report", "synth"])
     }
 }
 

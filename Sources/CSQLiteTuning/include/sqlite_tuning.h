@@ -5,4 +5,20 @@
 /// Effective only before SQLite's first use; returns the SQLite status code.
 int recpipe_sqlite_disable_memstatus(void);
 
+/// The byte range of a database file that recpipe's writer lock covers: below SQLite's own
+/// lock bytes (which start at 0x40000000), so it never conflicts with SQLite's locks.
+#define RECPIPE_WRITER_LOCK_OFFSET 0x3FFF0000
+#define RECPIPE_WRITER_LOCK_LENGTH 1
+
+/// Takes (exclusive) or releases recpipe's writer lock on an open database file, as an
+/// open-file-description lock (F_OFD_SETLK): it belongs to the descriptor, not the process,
+/// so SQLite's own POSIX locks and connections of the same process never release it, and
+/// the kernel releases it when the process ends, however it ends.
+/// Returns 0 on success, else the errno (EAGAIN when another holder has it).
+int recpipe_writer_lock(int fd, int exclusive);
+
+/// 1 when a description other than `fd`'s holds the writer lock, 0 when none does,
+/// -errno on failure.
+int recpipe_writer_lock_held_elsewhere(int fd);
+
 #endif

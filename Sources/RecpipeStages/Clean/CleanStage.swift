@@ -81,11 +81,12 @@ public struct CleanStage: Stage {
                 "kcore_iterations": "\(stats.kcoreIterations)",
             ])
             guard positives.count > 0 else {
-                throw StageError.badData("no interactions left after binarizing and k-core filtering; lower --min-rating or the k-core minimums")
+                throw StageError.badData("clean: no interactions left after binarizing and k-core filtering (--min-rating \(config.minRating.map { String(format: "%g", $0) } ?? "none"), --min-user-interactions \(config.minUserInteractions), --min-item-interactions \(config.minItemInteractions)); nothing changed")
             }
             data = try split(positives, userKeys: events.userKeys, itemKeys: events.itemKeys)
             context.logger.debug("split built", metadata: ["seconds": "\(String(format: "%.2f", Clock.monotonic() - started))"])
         }
+        try refuseEmpty(data)
         try write(data, stats: stats, context: context, seconds: Clock.monotonic() - started)
         let density = Double(data.count) / Double(max(1, data.userKeys.count)) / Double(max(1, data.itemKeys.count))
         let input = config.split == .predefined
@@ -96,6 +97,27 @@ public struct CleanStage: Stage {
             "\(data.userKeys.count) users × \(data.itemKeys.count) items, \(data.count) interactions, density \(String(format: "%.4f", density))",
             "\(config.split.rawValue) split: train \(data.rows(in: .train)) rows / \(data.users(with: .train)) users; validation \(data.rows(in: .validationFoldIn)) + \(data.rows(in: .validationTarget)) rows / \(data.users(with: .validation)) users; test \(data.rows(in: .testFoldIn)) + \(data.rows(in: .testTarget)) rows / \(data.users(with: .test)) users; \(data.droppedHeldOut) held-out rows dropped",
         ])
+    }
+
+    /// A split that models cannot be trained or judged on never replaces the tables: no
+    /// training users or items, or (strong and temporal splits) no validation or test users
+    /// with targets. The message names the options that emptied it.
+    func refuseEmpty(_ data: SplitData) throws {
+        var options: String
+        switch config.split {
+        case .strong: options = "--heldout-users \(config.heldOutUsers.map(String.init) ?? "default"), --target-fraction \(config.targetFraction)"
+        case .temporal:
+            options = config.testCutoff.map { "--test-cutoff \($0)" } ?? "--test-days \(config.testDays)"
+            options += ", --validation-days \(config.validationDays)"
+        case .predefined: options = "--split-from \(config.splitDirectory ?? "")"
+        }
+        func refuse(_ what: String) -> StageError {
+            .badData("clean: the \(config.split.rawValue) split (\(options)) leaves \(what); nothing changed, every table is as it was")
+        }
+        if data.users(with: .train) == 0 || data.itemKeys.isEmpty { throw refuse("no training users or items") }
+        guard config.split != .predefined else { return }
+        if data.rows(in: .validationTarget) == 0 { throw refuse("no validation users with targets") }
+        if data.rows(in: .testTarget) == 0 { throw refuse("no test users with targets") }
     }
 
     func split(_ positives: Positives, userKeys: [String], itemKeys: [String]) throws -> SplitData {

@@ -9,8 +9,13 @@ import RecpipeStore
 /// Top-K recommendations for every user from a trained model, published atomically.
 ///
 /// The rows are written under this run's id beside the live ones, over several
-/// transactions; then one transaction points `live_recommendations` at the new run. A
-/// failed or killed run never touches the live set; its rows are removed by the next run.
+/// transactions; then one transaction points `live_recommendations` at the new run, keeping
+/// the set it replaces for `recpipe rollback`. A failed, refused or killed run never touches
+/// the live set; its rows are removed by the next publish.
+///
+/// Guards before the switch: a model with a non-finite weight is not scored, and a set that
+/// is empty, holds a non-finite score, or covers fewer users than `minUsersFraction` of the
+/// live set's is not published.
 public struct ScoreStage: Stage {
     /// One of `count` contiguous ranges of users (by user_idx), scored into its own file.
     public struct Shard: Codable, Sendable, Equatable {
@@ -25,8 +30,17 @@ public struct ScoreStage: Stage {
             self.output = output
         }
 
-        /// This shard's users of `users` in all.
-        public func users(of users: Int) -> Range<Int> { (users * index / count)..<(users * (index + 1) / count) }
+        /// This shard's users of `users` in all: contiguous ranges whose bounds fall on the
+        /// whole run's batch boundaries (multiples of `batch`), so every user
+        /// is scored in the same batch, of the same shape, as in one process, and the lists
+        /// and scores are bit-identical whatever the shard count. A shard may be empty.
+        public func users(of users: Int, batch: Int) -> Range<Int> {
+            func bound(_ i: Int) -> Int {
+                let batches = (users + batch - 1) / batch
+                return min(users, batches * i / count * batch)
+            }
+            return bound(index)..<bound(index + 1)
+        }
     }
 
     public struct Config: Codable, Sendable, Equatable {
@@ -40,10 +54,17 @@ public struct ScoreStage: Stage {
         /// Instead of scoring: publish the rows of these shard files, which must together
         /// cover every user once with the same model and K.
         public var merge: [String] = []
+        /// The least share of the live set's users the new set must cover to be published.
+        public var minUsersFraction = 0.5
+        /// Users scored together in one batch (one matrix product); shards to be merged must
+        /// share it.
+        public var batchUsers = ScoreStage.batchUsers
         public init() {}
     }
 
     public static let name = "score"
+    /// Users scored together in one batch by default.
+    public static let batchUsers = 500
     public static let reads: [TableName] = [.users, .items, .interactions, .models, .modelItems, .modelWeights]
     public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
     public let config: Config
@@ -55,6 +76,10 @@ public struct ScoreStage: Stage {
                 throw StageError.badOption("--shard must be I/N with 0 ≤ I < N, got \(shard.index)/\(shard.count)")
             }
             guard config.merge.isEmpty else { throw StageError.badOption("--shard and --merge exclude each other") }
+        }
+        guard config.batchUsers >= 1 else { throw StageError.badOption("the scoring batch must hold at least one user") }
+        guard config.minUsersFraction >= 0, config.minUsersFraction <= 1 else {
+            throw StageError.badOption("--min-users-fraction must be between 0 and 1, got \(config.minUsersFraction)")
         }
         self.config = config
     }
@@ -69,26 +94,28 @@ public struct ScoreStage: Stage {
             }
             return try ModelStore.load(id, in: db)
         }
+        try Self.refuseNonFinite(model, record: record)
         let (userKeys, history) = try Self.histories(store, model: record)
         let k = min(config.k, model.items)
-        let users = config.shard?.users(of: userKeys.count) ?? 0..<userKeys.count
+        let users = config.shard?.users(of: userKeys.count, batch: config.batchUsers) ?? 0..<userKeys.count
         context.logger.info("scoring started", metadata: [
             "model": "\(record.modelID)", "kind": "\(record.kind.rawValue)", "users": "\(users.count)", "items": "\(model.items)",
             "k": "\(k)", "shard": "\(config.shard.map { "\($0.index)/\($0.count)" } ?? "none")",
         ])
         if let shard = config.shard {
+            try OutputGuard.check(shard.output, database: store.path, replaceable: .shard)
             for suffix in ["", "-wal", "-shm", "-journal"] { unlink(shard.output + suffix) }
             let file = try RawConnection(path: shard.output, create: true)
             try file.execute(Self.shardSchema)
-            let written = try Self.write(model, history, users: users, k: k, userKeys: userKeys, itemKeys: record.itemKeys,
+            let written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
                                          runID: context.runID, to: file, progress: reporter(context, total: users.count))
             // Written last: a shard file without it is incomplete and merge refuses it.
             try file.run("""
-                INSERT INTO shard_info (model_id, k, shard, shards, first_user, end_user, rows, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO shard_info (model_id, k, shard, shards, first_user, end_user, rows, batch_users, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.integer(record.modelID), .integer(Int64(k)), .integer(Int64(shard.index)), .integer(Int64(shard.count)),
                       .integer(Int64(users.lowerBound)), .integer(Int64(users.upperBound)), .integer(Int64(written)),
-                      .text(Clock.isoNow())])
+                      .integer(Int64(config.batchUsers)), .text(Clock.isoNow())])
             return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
                 "\(written) recommendations for users \(users.lowerBound)..<\(users.upperBound) (shard \(shard.index) of \(shard.count)) from model \(record.modelID) (\(record.kind.rawValue)) in \(shard.output); not published: recpipe score --merge publishes the shards",
             ])
@@ -98,9 +125,15 @@ public struct ScoreStage: Stage {
                            arguments: [context.runID, record.modelID, k, userKeys.count, Clock.isoNow()])
         }
         let connection = try RawConnection(path: store.path)
-        let written = try Self.write(model, history, users: users, k: k, userKeys: userKeys, itemKeys: record.itemKeys,
+        let written: Int
+        do {
+            written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
                                      runID: context.runID, to: connection, progress: reporter(context, total: users.count))
-        try publish(context, connection: connection, rows: written, started: started)
+        } catch {
+            try? connection.execute("DELETE FROM recommendation_rows WHERE run_id = \(context.runID)")
+            throw error
+        }
+        try publish(context, connection: connection, rows: written, started: started, what: "model \(record.modelID) (\(record.kind.rawValue))")
         return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
             "\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)",
         ])
@@ -119,15 +152,17 @@ public struct ScoreStage: Stage {
             score REAL NOT NULL, PRIMARY KEY (run_id, user_key, rank)) WITHOUT ROWID;
         CREATE TABLE shard_info (
             model_id INTEGER NOT NULL, k INTEGER NOT NULL, shard INTEGER NOT NULL, shards INTEGER NOT NULL,
-            first_user INTEGER NOT NULL, end_user INTEGER NOT NULL, rows INTEGER NOT NULL, created_at TEXT NOT NULL);
+            first_user INTEGER NOT NULL, end_user INTEGER NOT NULL, rows INTEGER NOT NULL, batch_users INTEGER NOT NULL,
+            created_at TEXT NOT NULL);
         """
 
     /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`
     /// through `connection`, in transactions of 5,000 users written on a thread of their own
     /// while the next users are scored. Returns the rows written.
-    static func write(_ model: any StorableModel, _ history: CSRMatrix, users: Range<Int>, k: Int, userKeys: [String],
+    static func write(_ model: any StorableModel, _ history: CSRMatrix, users: Range<Int>, k: Int, batch: Int, userKeys: [String],
                       itemKeys: [String], runID: Int64, to connection: RawConnection,
                       progress: @escaping (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
+        precondition(users.lowerBound % batch == 0 || users.isEmpty, "scoring starts on a batch boundary")
         var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
         // Touched only by the writer's jobs until `finish` returns.
         var written = 0, usersDone = 0
@@ -156,7 +191,10 @@ public struct ScoreStage: Stage {
         }
         do {
             let subset = users == 0..<history.rows ? history : history.rows(Array(users)[...])
-            try model.rankedLists(subset, k: k) { row, ranked, scores in
+            try model.rankedLists(subset, k: k, batchSize: batch) { row, ranked, scores in
+                if let bad = scores.first(where: { !$0.isFinite }) {
+                    throw StageError.refused("score: user \(userKeys[users.lowerBound + row]) got a score of \(bad) from the model; nothing published, the live lists are unchanged")
+                }
                 pending.append((users.lowerBound + row, ranked, scores))
                 if pending.count >= 5000 { try flush() }
             }
@@ -169,16 +207,53 @@ public struct ScoreStage: Stage {
         return written
     }
 
-    /// The switch to this run's rows (one small transaction), then the removal of every
-    /// other run's rows.
-    func publish(_ context: StageContext, connection: RawConnection, rows: Int, started: Double) throws {
-        try context.store.queue.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO live_recommendations (one, run_id) VALUES (1, ?)", arguments: [context.runID])
-            try db.execute(sql: "UPDATE score_runs SET rows = ?, published_at = ?, seconds = ? WHERE run_id = ?",
-                           arguments: [rows, Clock.isoNow(), Clock.monotonic() - started, context.runID])
+    /// Refuses a model with a NaN or infinite weight: its lists would be arbitrary.
+    static func refuseNonFinite(_ model: any StorableModel, record: ModelStore.Record) throws {
+        var bad: String?
+        model.forEachTensor { info, bytes in
+            guard bad == nil, info.type == .float32 else { return }
+            if bytes.bindMemory(to: Float.self).contains(where: { !$0.isFinite }) { bad = info.name }
         }
-        // Earlier sets (and rows of runs that never finished) are no longer visible: drop them.
-        try connection.execute("DELETE FROM recommendation_rows WHERE run_id != \(context.runID)")
+        if let bad {
+            throw StageError.refused("score: model \(record.modelID) (\(record.kind.rawValue)) has a non-finite weight in \(bad); nothing published, the live lists are unchanged")
+        }
+    }
+
+    /// The guards, then the switch to this run's rows (one small transaction) keeping the set
+    /// it replaces as the rollback set, then the removal of every other run's rows.
+    func publish(_ context: StageContext, connection: RawConnection, rows: Int, started: Double, what: String) throws {
+        let runID = context.runID
+        do {
+            try context.store.queue.write { db in
+                let covered = try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ? AND rank = 1",
+                                               arguments: [runID]) ?? 0
+                guard rows > 0, covered > 0 else {
+                    throw StageError.refused("score: \(what) gave no recommendations (no users, or no item a user does not have); nothing published, the live lists are unchanged")
+                }
+                let live = try Int64.fetchOne(db, sql: "SELECT run_id FROM live_recommendations WHERE one = 1")
+                if let live {
+                    let liveUsers = try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ? AND rank = 1",
+                                                     arguments: [live]) ?? 0
+                    if Double(covered) < config.minUsersFraction * Double(liveUsers) {
+                        throw StageError.refused("score: \(what) has lists for \(covered) users, the live set (run \(live)) for \(liveUsers); below --min-users-fraction \(config.minUsersFraction), nothing published, the live lists are unchanged")
+                    }
+                }
+                try db.execute(sql: "INSERT OR REPLACE INTO live_recommendations (one, run_id, previous_run_id) VALUES (1, ?, ?)",
+                               arguments: [runID, live])
+                try db.execute(sql: "UPDATE score_runs SET rows = ?, published_at = ?, seconds = ? WHERE run_id = ?",
+                               arguments: [rows, Clock.isoNow(), Clock.monotonic() - started, runID])
+            }
+        } catch {
+            // A refused set is not kept: remove its rows now (the live set is untouched).
+            try? connection.execute("DELETE FROM recommendation_rows WHERE run_id = \(runID)")
+            throw error
+        }
+        // Only the live set and the one it replaced stay (rows of refused, failed or killed
+        // runs, and older sets, are no longer visible: drop them).
+        try connection.execute("""
+            DELETE FROM recommendation_rows WHERE run_id NOT IN
+                (SELECT run_id FROM live_recommendations UNION SELECT previous_run_id FROM live_recommendations WHERE previous_run_id IS NOT NULL)
+            """)
     }
 
     /// Publishes shard files: checks that they are complete and together cover every user
@@ -187,7 +262,7 @@ public struct ScoreStage: Stage {
         let store = context.store
         let users = try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM users") ?? 0 }
         let connection = try RawConnection(path: store.path)
-        var infos: [(path: String, model: Int64, k: Int64, shard: Int64, shards: Int64, first: Int64, end: Int64, rows: Int64)] = []
+        var infos: [(path: String, model: Int64, k: Int64, shard: Int64, shards: Int64, first: Int64, end: Int64, rows: Int64, batch: Int64)] = []
         for path in config.merge {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw StageError.unreadable(path: path, reason: "no such shard file")
@@ -196,20 +271,20 @@ public struct ScoreStage: Stage {
             defer { try? connection.execute("DETACH DATABASE shard") }
             var row: [Int64]?
             do {
-                try forEachRow(connection.handle, "SELECT model_id, k, shard, shards, first_user, end_user, rows FROM shard.shard_info") { s in
-                    row = (0..<7).map { sqlite3_column_int64(s, Int32($0)) }
+                try forEachRow(connection.handle, "SELECT model_id, k, shard, shards, first_user, end_user, rows, batch_users FROM shard.shard_info") { s in
+                    row = (0..<8).map { sqlite3_column_int64(s, Int32($0)) }
                 }
             } catch {
                 throw StageError.badData("\(path): not a scoring shard (\(error.localizedDescription))")
             }
             guard let r = row else { throw StageError.badData("\(path): incomplete shard (no shard_info row); score it again") }
-            infos.append((path, r[0], r[1], r[2], r[3], r[4], r[5], r[6]))
+            infos.append((path, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
         }
         let first = infos[0]
-        for info in infos where info.model != first.model || info.k != first.k || info.shards != first.shards {
-            throw StageError.badData("\(info.path): shard of model \(info.model), k \(info.k), \(info.shards) shards; \(first.path) has model \(first.model), k \(first.k), \(first.shards) shards")
+        for info in infos where info.model != first.model || info.k != first.k || info.shards != first.shards || info.batch != first.batch {
+            throw StageError.badData("\(info.path): shard of model \(info.model), k \(info.k), \(info.shards) shards, batches of \(info.batch) users; \(first.path) has model \(first.model), k \(first.k), \(first.shards) shards, batches of \(first.batch)")
         }
-        let ranges = infos.map { ($0.first, $0.end) }.sorted { $0.0 < $1.0 }
+        let ranges: [(Int64, Int64)] = infos.map { ($0.first, $0.end) }.sorted { (a: (Int64, Int64), b: (Int64, Int64)) -> Bool in a < b }
         let covers = Int64(infos.count) == first.shards && ranges.first?.0 == 0 && ranges.last?.1 == Int64(users)
             && zip(ranges, ranges.dropFirst()).allSatisfy { $0.1 == $1.0 }
         guard covers else {
@@ -235,7 +310,7 @@ public struct ScoreStage: Stage {
             }
             written += copied
         }
-        try publish(context, connection: connection, rows: written, started: started)
+        try publish(context, connection: connection, rows: written, started: started, what: "\(infos.count) shards of model \(first.model)")
         return StageReport(rowsIn: written, rowsOut: written, summary: [
             "\(written) recommendations for \(users) users from \(infos.count) shards of model \(first.model), published as run \(context.runID)",
         ])

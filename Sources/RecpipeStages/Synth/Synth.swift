@@ -1,6 +1,7 @@
 import CZlib
 import Foundation
 import RecpipeNumerics
+import RecpipeStore
 
 /// A realistic synthetic interaction log, deterministic by seed: the built-in demo data
 /// and the source of scale benchmarks.
@@ -124,6 +125,7 @@ public struct Synth: Sendable {
         if days != 0..<Int.max {
             events.removeAll { !days.contains(Int(($0.timestamp - config.start) / 86_400)) }
         }
+        try OutputGuard.check(path, database: nil, replaceable: .notDatabase)
         let output = try OutputFile(path: path, gzip: path.hasSuffix(".gz"))
         let sep = format == .csv ? UInt8(ascii: ",") : UInt8(ascii: "\t")
         var buffer: [UInt8] = []
@@ -198,10 +200,10 @@ final class OutputFile {
         temporary = path + ".partial"
         if gzip {
             gz = gzopen(temporary, "wb6")
-            if gz == nil { throw StageError.unreadable(path: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
+            if gz == nil { throw Self.failure(path) }
         } else {
             file = fopen(temporary, "wb")
-            if file == nil { throw StageError.unreadable(path: path, reason: "cannot create: \(String(cString: strerror(errno)))") }
+            if file == nil { throw Self.failure(path) }
         }
     }
 
@@ -211,7 +213,7 @@ final class OutputFile {
             if let gz { return gzwrite(gz, raw.baseAddress, UInt32(raw.count)) == Int32(raw.count) }
             return fwrite(raw.baseAddress, 1, raw.count, file) == raw.count
         }
-        if !ok { throw StageError.unreadable(path: path, reason: "write failed: \(String(cString: strerror(errno)))") }
+        if !ok { throw Self.failure(path) }
     }
 
     /// Flushes, closes and moves the file into place.
@@ -219,9 +221,16 @@ final class OutputFile {
         let status: Int32
         if let gz { status = gzclose(gz); self.gz = nil } else { status = fclose(file); file = nil }
         guard status == 0, rename(temporary, path) == 0 else {
+            let error = Self.failure(path)
             unlink(temporary)
-            throw StageError.unreadable(path: path, reason: "cannot finish writing: \(String(cString: strerror(errno)))")
+            throw error
         }
+    }
+
+    /// The last system error, as a write failure of `path`.
+    static func failure(_ path: String) -> StoreError {
+        let code = errno == 0 ? EIO : errno
+        return .writeFailed(path: path, reason: String(cString: strerror(code)), errno: code)
     }
 
     deinit {

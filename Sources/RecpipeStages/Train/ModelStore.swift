@@ -69,6 +69,7 @@ public enum ModelStore {
                             seconds: Double, warmStartFrom: Int64?, publish: Bool,
                             chunkBytes: Int = defaultChunkBytes, in db: Database) throws -> Int64 {
         precondition(model.items == data.itemKeys.count, "the model's items are the split's items")
+        try refuseNonFinite(model, outcome: outcome)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var hyperparameters = try model.hyperparametersJSON()
@@ -119,6 +120,22 @@ public enum ModelStore {
                                         variational ? entry.beta : nil, entry.validationNDCG, entry.seconds])
         }
         return modelID
+    }
+
+    /// No model with a NaN or infinite weight or validation figure is stored, whatever its kind.
+    static func refuseNonFinite(_ model: some StorableModel, outcome: Outcome) throws {
+        for (metric, value) in outcome.validationMetrics.sorted(by: { $0.key < $1.key }) where !value.isFinite {
+            throw StageError.trainingFailed("train: \(model.kind.rawValue) has a validation \(metric) of \(value); no model stored")
+        }
+        if let bad = outcome.selection.first(where: { !$0.ndcg.isFinite }) {
+            throw StageError.trainingFailed("train: \(model.kind.rawValue) with \(bad.settings) has a validation NDCG@100 of \(bad.ndcg); no model stored")
+        }
+        var bad: String?
+        model.forEachTensor { info, bytes in
+            guard bad == nil, info.type == .float32 else { return }
+            if bytes.bindMemory(to: Float.self).contains(where: { !$0.isFinite }) { bad = info.name }
+        }
+        if let bad { throw StageError.trainingFailed("train: \(model.kind.rawValue) has a non-finite weight in \(bad); no model stored") }
     }
 
     static func rounded(_ x: Double) -> String { String(format: "%.6f", x) }

@@ -152,7 +152,7 @@ public struct TrainStage: Stage {
                 context.logger.info("epoch finished", metadata: metadata)
             }
         } catch let error as ModelError {
-            throw StageError.badData("train: \(error.localizedDescription); no model stored")
+            throw StageError.trainingFailed("train: \(error.localizedDescription); no model stored")
         }
         let seconds = Clock.monotonic() - started
         let (publish, gate) = qualityGate(ndcg: result.bestNDCG, live: live.map { ($0.0 as Recommender, $0.1) }, data)
@@ -236,7 +236,7 @@ public struct TrainStage: Stage {
                 let ease = try EASE.fit(gram: gram.take()!, items: items, lambda: chosen?.parameters ?? config.ease.lambdas[0])
                 (model, ndcg) = (ease, chosen?.ndcg ?? validation.map { Evaluation.meanNDCG(ease, $0, k: 100) })
             } catch let error as EASE.Failure {
-                throw StageError.badData("train: \(error.localizedDescription); raise --lambda")
+                throw StageError.trainingFailed("train: \(error.localizedDescription); raise --lambda")
             }
         case .itemknn:
             let s = config.itemKNN
