@@ -66,8 +66,7 @@ public final class WriterLock: @unchecked Sendable {
                 logger.info("waiting for the writer lock", metadata: ["db": "\(path)", "holder": "\(holder)"])
                 logged = true
             }
-            // Tests shorten the poll to make races likely; 200 ms otherwise.
-            usleep(Self.pollMicroseconds)
+            usleep(200_000)
         }
         let previous = Self.readHolder(entry.holderFile)
         takenOverFrom = previous.isEmpty ? nil : previous
@@ -82,8 +81,6 @@ public final class WriterLock: @unchecked Sendable {
             close(file)
         }
     }
-
-    nonisolated(unsafe) static var pollMicroseconds: UInt32 = 200_000
 
     /// Gives the lock up (when this was the process's last holder): the holder file is
     /// emptied first, then the lock released.

@@ -292,7 +292,6 @@ struct Run: ParsableCommand {
     func run() throws {
         let logger = manifest.logging.makeLogger()
         try runReporting(logger) {
-            let pipeline = try manifest.load()
             try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
                 let pipeline = try manifest.load()
                 name = pipeline.name
@@ -315,22 +314,22 @@ struct Retry: ParsableCommand {
         let logger = manifest.logging.makeLogger()
         try runReporting(logger) {
             try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
-            let pipeline = try manifest.load()
-            name = pipeline.name
-            let history = RunHistory(store: try openStore(pipeline, wait: execution.wait, logger: logger))
-            guard let last = try history.runs(pipeline: pipeline.name, limit: 1).first else {
-                throw SchedulerError.badSelection("pipeline \(pipeline.name) has no run to retry in \(pipeline.database)")
-            }
-            if last.status == "succeeded" {
-                print("pipeline run \(last.id) succeeded; nothing to retry")
-                return
-            }
-            let done = Set(try history.attempts(run: last.id).filter { ["succeeded", "skipped"].contains($0.status) }.map(\.stage))
-            let selection = pipeline.stages.map(\.name).filter { last.selection.contains($0) && !done.contains($0) }
-            guard !selection.isEmpty else { throw SchedulerError.badSelection("run \(last.id) left no stage of the manifest to retry") }
-            logger.info("retrying", metadata: ["pipeline_run": "\(last.id)", "stages": "\(selection.joined(separator: ","))"])
-            try executePipeline(pipeline, selection: selection, force: last.forced, retryOf: last.id, execution: execution,
-                                logging: manifest.logging, logger: logger, metricsWritten: &written)
+                let pipeline = try manifest.load()
+                name = pipeline.name
+                let history = RunHistory(store: try openStore(pipeline, wait: execution.wait, logger: logger))
+                guard let last = try history.runs(pipeline: pipeline.name, limit: 1).first else {
+                    throw SchedulerError.badSelection("pipeline \(pipeline.name) has no run to retry in \(pipeline.database)")
+                }
+                if last.status == "succeeded" {
+                    print("pipeline run \(last.id) succeeded; nothing to retry")
+                    return
+                }
+                let done = Set(try history.attempts(run: last.id).filter { ["succeeded", "skipped"].contains($0.status) }.map(\.stage))
+                let selection = pipeline.stages.map(\.name).filter { last.selection.contains($0) && !done.contains($0) }
+                guard !selection.isEmpty else { throw SchedulerError.badSelection("run \(last.id) left no stage of the manifest to retry") }
+                logger.info("retrying", metadata: ["pipeline_run": "\(last.id)", "stages": "\(selection.joined(separator: ","))"])
+                try executePipeline(pipeline, selection: selection, force: last.forced, retryOf: last.id, execution: execution,
+                                    logging: manifest.logging, logger: logger, metricsWritten: &written)
             }
         }
     }

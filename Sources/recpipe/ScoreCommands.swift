@@ -28,7 +28,8 @@ struct Score: ParsableCommand {
     var model = "multvae"
     @Option(help: ArgumentHelp("""
         Score only shard I of N (users split into N contiguous ranges) into the file --shard-out; \
-        the live set is not touched. Shards may run at the same time, on one machine or several.
+        the live set is not touched. A shard only reads the database (no writer lock): shards \
+        may run at the same time, on one machine or several.
         """, valueName: "I/N"))
     var shard: String?
     @Option(name: .customLong("shard-out"), help: "With --shard: the SQLite file the shard's rows go to (replaced).")
@@ -63,7 +64,16 @@ struct Score: ParsableCommand {
             } else {
                 throw StageError.badOption("--model must be a model id or one of \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model)'")
             }
-            try runStage(try ScoreStage(config: config), options: options, logger: logger)
+            let stage = try ScoreStage(config: config)
+            if config.shard != nil {
+                // A shard only reads the database (shards run at the same time, beside a
+                // writer): no lock, no stage_runs row; the merge that publishes it is the
+                // recorded run, and the shard file's shard_info says where its rows came from.
+                let store = try Store(readingAt: options.db)
+                try finish(try stage.run(StageContext(store: store, logger: logger, runID: 0)), logger: logger)
+            } else {
+                try runStage(stage, options: options, logger: logger)
+            }
         }
     }
 }

@@ -76,7 +76,9 @@ let testLogger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let timedOut = try recpipe(["score", "--db", "recs.sqlite", "--model", "ease", "--wait", "1"], in: dir)
         #expect(timedOut.status == 75 && timedOut.stderr.contains("after waiting 1 s"), "\(timedOut.stderr)")
         #expect(Date().timeIntervalSince(started) >= 1)
-        // Readers go on while the writer holds the lock.
+        // Readers go on while the writer holds the lock, and so do shards (they only read it).
+        let shard = try recpipe(["score", "--db", "recs.sqlite", "--model", "ease", "--shard", "0/2", "--shard-out", "s0.sqlite"], in: dir)
+        #expect(shard.status == 0, "\(shard.stderr)")
         #expect(try recpipe(["recommend", "--db", "recs.sqlite", "--user", before.keys.sorted()[0]], in: dir).status == 0)
         #expect(try recpipe(["history", "--db", "recs.sqlite"], in: dir).status == 0)
         #expect(try recpipe(["report", "--db", "recs.sqlite", "--out", "report.html"], in: dir).status == 0)

@@ -191,8 +191,12 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
                 with: { epochs: lots, model: vae }
               clean:  { uses: clean, needs: [ingest], with: { min_rating: none, split: temporl, test_days: "7" } }
             """.write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
-        let result = try recpipe(["run", "bad.yaml"], in: dir)
+        let result = try recpipe(["run", "bad.yaml", "--metrics", "bad.prom"], in: dir)
         #expect(result.status == 65)
+        // The metrics file says how the run ended, though it never started.
+        let metrics = (try? String(contentsOfFile: dir + "/bad.prom", encoding: .utf8)) ?? ""
+        #expect(metrics.contains("recpipe_pipeline_last_run_success{pipeline=\"bad\",outcome=\"invalid_manifest\"} 0"), "\(metrics)")
+        #expect(metrics.contains("recpipe_pipeline_last_run_exit_code{pipeline=\"bad\"} 65"), "\(metrics)")
         let errors = result.stderr.split(separator: "\n").filter { $0.contains(" error ") }.map { String($0.split(separator: " ", maxSplits: 2)[2]) }
         #expect(errors == [
             "bad.yaml:4: stage ingest: unknown parameter 'formt' for ingest (did you mean 'format'?)",
@@ -277,8 +281,14 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (first, db, orphan) = try startSlowRun(in: dir)
-        let second = try recpipe(["run", "slow.yaml"], in: dir)
+        let second = try recpipe(["run", "slow.yaml", "--metrics", "slow.prom"], in: dir)
         #expect(second.status == 75)
+        let metrics = (try? String(contentsOfFile: dir + "/slow.prom", encoding: .utf8)) ?? ""
+        #expect(metrics.contains("recpipe_pipeline_last_run_success{pipeline=\"slow\",outcome=\"lock_held\"} 0")
+                && metrics.contains("recpipe_pipeline_last_run_exit_code{pipeline=\"slow\"} 75"), "\(metrics)")
+        // The metrics file over the database is refused before anything runs.
+        let over = try recpipe(["run", "slow.yaml", "--metrics", "recs.sqlite"], in: dir)
+        #expect(over.status == 64 && over.stderr.contains("refusing to write there"), "\(over.stderr)")
         #expect(second.stderr.contains("recs.sqlite: another command is writing this database (pid \(first.processIdentifier) on "), "\(second.stderr)")
         let waiting = try startRecpipe(["run", "slow.yaml", "--until", "clean", "--wait"], in: dir)
         #expect(eventually { ((try? String(contentsOfFile: waiting.errorFile, encoding: .utf8)) ?? "").contains("waiting for the writer lock") })
