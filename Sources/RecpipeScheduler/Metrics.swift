@@ -69,13 +69,15 @@ public enum PrometheusTextfile {
 
     /// The file for a run that ended before it had a result: refused by the lock
     /// (`lock_held`), an invalid manifest (`invalid_manifest`), a stage that could not be
-    /// started (`cannot_start`), another error (`error`).
+    /// started (`cannot_start`), another error (`error`), a retry with nothing to retry
+    /// (`nothing_to_retry`, exit code 0).
     public static func renderOutcome(pipeline: String, outcome: String, exitCode: Int32) -> String {
+        let success = exitCode == 0 ? 1 : 0
         let label = "pipeline=\"\(escape(pipeline))\""
         return """
             # HELP recpipe_pipeline_last_run_success 1 if the last run succeeded (including all stages up to date), 0 if it did not; outcome says how it ended.
             # TYPE recpipe_pipeline_last_run_success gauge
-            recpipe_pipeline_last_run_success{\(label),outcome="\(outcome)"} 0
+            recpipe_pipeline_last_run_success{\(label),outcome="\(outcome)"} \(success)
             # HELP recpipe_pipeline_last_run_timestamp_seconds When the last run finished (Unix seconds).
             # TYPE recpipe_pipeline_last_run_timestamp_seconds gauge
             recpipe_pipeline_last_run_timestamp_seconds{\(label)} \(Date().timeIntervalSince1970.rounded())

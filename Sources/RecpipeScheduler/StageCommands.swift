@@ -25,8 +25,9 @@ public struct CommandSpec: Sendable, Equatable {
     /// Whether the command takes `--db` (the scheduler passes the manifest's database).
     public let takesDatabase: Bool
 
-    /// Options the scheduler sets itself and manifests may not.
-    static let reserved: Set<String> = ["db", "verbose", "quiet", "help", "version"]
+    /// Options the scheduler sets itself and manifests may not (its stages write under the
+    /// run's lock, so they never wait for it).
+    static let reserved: Set<String> = ["db", "wait", "verbose", "quiet", "help", "version"]
 
     public init(command: String, options: [Option], takesDatabase: Bool) {
         self.command = command

@@ -322,6 +322,11 @@ struct Retry: ParsableCommand {
                 }
                 if last.status == "succeeded" {
                     print("pipeline run \(last.id) succeeded; nothing to retry")
+                    if let metrics = execution.metrics {
+                        try OutputGuard.check(metrics, database: pipeline.database, replaceable: .notDatabase)
+                        try PrometheusTextfile.writeOutcome(pipeline: pipeline.name, outcome: "nothing_to_retry", exitCode: 0, to: metrics)
+                        written = true
+                    }
                     return
                 }
                 let done = Set(try history.attempts(run: last.id).filter { ["succeeded", "skipped"].contains($0.status) }.map(\.stage))
