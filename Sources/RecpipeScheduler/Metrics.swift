@@ -24,6 +24,9 @@ public enum PrometheusTextfile {
         metric("recpipe_pipeline_last_run_exit_code", "The exit code of the last run.",
                [(label, Double(result.succeeded ? 0 : result.interruptedBy.map { 128 + $0 } ?? 1))])
         metric("recpipe_pipeline_last_run_id", "pipeline_runs.pipeline_run_id of the last run.", [(label, Double(result.pipelineRunID))])
+        let sizes = store.fileSizes()
+        metric("recpipe_database_size_bytes", "Size of the database file after the run.", [(label, Double(sizes.database))])
+        metric("recpipe_database_wal_size_bytes", "Size of the database's -wal file after the run.", [(label, Double(sizes.wal))])
         let attempts = try RunHistory(store: store).attempts(run: result.pipelineRunID)
         let stages = result.stages.filter { $0.status != "not selected" }
         func stageLabel(_ stage: StageOutcome) -> String { "\(label),stage=\"\(escape(stage.stage))\",kind=\"\(stage.kind)\"" }

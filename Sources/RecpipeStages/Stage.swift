@@ -81,6 +81,9 @@ public enum StageRunner {
                 logger.error("cannot record stage result", metadata: ["error": "\(error.localizedDescription)"])
             }
         }
+        // However the stage ends, its WAL is copied back and truncated where no reader holds
+        // an older snapshot, so the -wal file does not grow night after night.
+        defer { store.checkpoint(logger: logger) }
         do {
             let report = try stage.run(StageContext(store: store, logger: logger, runID: runID))
             let failed = !report.failures.isEmpty

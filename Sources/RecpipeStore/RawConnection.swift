@@ -23,7 +23,7 @@ public final class RawConnection {
         }
         handle = db
         sqlite3_busy_timeout(db, Int32(Store.busyTimeout * 1000))
-        try execute("\(create ? "PRAGMA journal_mode = WAL; " : "")PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        try execute("\(create ? "PRAGMA journal_mode = WAL; " : "")PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = \(Store.walLimitBytes);")
     }
 
     deinit { sqlite3_close_v2(handle) }

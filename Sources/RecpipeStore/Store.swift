@@ -1,6 +1,7 @@
 import CSQLiteTuning
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 
 /// A recpipe database: one SQLite file, opened with WAL, a busy timeout and foreign keys.
@@ -90,6 +91,40 @@ public final class Store: Sendable {
 
     deinit { writerLock?.release() }
 
+    /// The size the WAL file is cut back to when a checkpoint resets it (SQLite's
+    /// journal_size_limit, set on every writing connection).
+    public static let walLimitBytes = 64 << 20
+
+    /// Copies the WAL into the database and truncates it, waiting at most `wait` seconds for
+    /// readers of older snapshots; a reader that holds one longer leaves the WAL as it is
+    /// (not an error: the next checkpoint after it closes truncates it). Returns whether the
+    /// WAL was truncated.
+    @discardableResult
+    public func checkpoint(wait: Double = 1, logger: Logger) -> Bool {
+        guard writerLock != nil else { return false }
+        return queue.writeWithoutTransaction { db -> Bool in
+            guard let handle = db.sqliteConnection else { return false }
+            sqlite3_busy_timeout(handle, Int32(wait * 1000))
+            defer { sqlite3_busy_timeout(handle, Int32(Store.busyTimeout * 1000)) }
+            var frames: Int32 = 0, copied: Int32 = 0
+            let status = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied)
+            if status == SQLITE_BUSY {
+                logger.info("WAL not truncated: a reader holds an older snapshot", metadata: [
+                    "db": "\(path)", "wal_frames": "\(frames)", "copied": "\(copied)",
+                ])
+            } else if status != SQLITE_OK {
+                logger.warning("checkpoint failed", metadata: ["db": "\(path)", "error": "\(String(cString: sqlite3_errmsg(handle)))"])
+            }
+            return status == SQLITE_OK
+        }
+    }
+
+    /// The sizes of the database file and its WAL, in bytes (0 for a file that is not there).
+    public func fileSizes() -> (database: Int, wal: Int) {
+        func size(_ file: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0 }
+        return (size(path), size(path + "-wal"))
+    }
+
     /// Process-wide SQLite settings, applied before the first connection opens.
     static let tuned: Bool = recpipe_sqlite_disable_memstatus() == 0
 
@@ -102,7 +137,7 @@ public final class Store: Sendable {
         config.readonly = readonly
         config.label = path
         config.prepareDatabase { db in
-            if !readonly { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            if !readonly { try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = \(Store.walLimitBytes)") }
         }
         do {
             return try DatabaseQueue(path: path, configuration: config)

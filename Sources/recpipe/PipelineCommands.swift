@@ -167,6 +167,7 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
         options.relayOutput = { line in status.write(nil, output: line) }
     }
     let result = try Runner(pipeline: pipeline, store: store, options: options, logger: logger).run()
+    store.checkpoint(logger: logger)
     status?.stop()
     if let metrics = execution.metrics {
         try PrometheusTextfile.write(result, pipeline: pipeline, store: store, to: metrics)
