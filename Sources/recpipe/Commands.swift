@@ -6,6 +6,7 @@ import RecpipeStages
 import RecpipeStore
 
 extension InputFormat: ExpressibleByArgument {}
+extension TimeUnit: ExpressibleByArgument {}
 extension CleanStage.SplitKind: ExpressibleByArgument {}
 extension RecpipeStages.Synth.Format: ExpressibleByArgument {}
 
@@ -71,6 +72,8 @@ struct Ingest: ParsableCommand {
     var maxRejected = 0.10
     @Option(name: .customLong("max-field-bytes"), help: "Longest user or item key accepted, in bytes.")
     var maxFieldBytes = 1024
+    @Option(name: .customLong("time-unit"), help: "Unit of numeric timestamps: s, ms or us (ISO 8601 times are unaffected).")
+    var timeUnit: TimeUnit = .s
 
     func validate() throws {
         if fromSQLite == nil && sources.isEmpty { throw ValidationError("give files to ingest, or --from-sqlite FILE --query SQL") }
@@ -81,11 +84,12 @@ struct Ingest: ParsableCommand {
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger, database: options.db) {
-            let config = IngestStage.Config(
+            var config = IngestStage.Config(
                 sources: fromSQLite.map { [$0] } ?? sources,
                 format: fromSQLite != nil ? .sqlite : format,
                 columns: SourceColumns(user: userColumn, item: itemColumn, rating: ratingColumn, timestamp: timeColumn),
                 query: query, maxRejectedShare: maxRejected, maxFieldBytes: maxFieldBytes)
+            config.timeUnit = timeUnit
             try runStage(try IngestStage(config: config), options: options, logger: logger)
         }
     }

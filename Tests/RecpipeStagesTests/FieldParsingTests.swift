@@ -42,6 +42,28 @@ private func valid(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer { F
         #expect(parseTimestamp(text) == nil)
     }
 
+    /// Numeric times are read in the source's unit; a seconds value past the year 5000 is
+    /// refused with a hint at the unit it most likely is.
+    @Test func timeUnits() throws {
+        func time(_ text: String, _ unit: TimeUnit) -> Result<Int64, FieldParsing.Problem> {
+            Result { () throws(FieldParsing.Problem) -> Int64 in
+                try FieldParsing.onText(text) { bytes throws(FieldParsing.Problem) in try FieldParsing.time(bytes, unit: unit) }
+            }
+        }
+        #expect(try time("1709208000", .s).get() == 1_709_208_000)
+        #expect(try time("1709208000123", .ms).get() == 1_709_208_000)
+        #expect(try time("1709208000123456", .us).get() == 1_709_208_000)
+        #expect(try time("2024-02-29T12:00:00Z", .ms).get() == 1_709_208_000, "ISO 8601 times ignore the unit")
+        #expect(try time("99999999999", .s).get() == 99_999_999_999)
+        for (text, unit, hint) in [("1709208000123", TimeUnit.s, "looks like milliseconds; use --time-unit ms"),
+                                   ("1709208000123456", .s, "looks like microseconds; use --time-unit us"),
+                                   ("1709208000123456", .ms, "is past the year 5000 in ms")] {
+            guard case .failure(let problem) = time(text, unit) else { Issue.record("\(text) in \(unit) accepted"); continue }
+            #expect(problem.reason == .badTimestamp && problem.detail.contains(hint), "\(problem.detail)")
+        }
+        #expect(parseTimestamp("1709208000123") == nil, "a cut-off in milliseconds is not taken as seconds")
+    }
+
     @Test func utf8() {
         #expect(valid(Array("plain ascii".utf8)))
         #expect(valid(Array("Amélie, 東京, 🎬".utf8)))

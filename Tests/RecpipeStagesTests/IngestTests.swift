@@ -377,3 +377,29 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         #expect(done.count >= 2 && done.allSatisfy { $0.hasSuffix("/\(mb)") } && done.last == "\(mb)/\(mb)", "\(done)")
     }
 }
+
+@Suite struct IngestTimeUnitTests {
+    /// Millisecond times are refused as seconds (never stored as the year 50,000), with the
+    /// hint in the reject; with --time-unit ms they are stored in seconds.
+    @Test func millisecondsAreNotTakenForSeconds() throws {
+        let scratch = Scratch()
+        let store = try scratch.store()
+        let file = scratch.write("ms.csv", "user,item,ts\nu1,i1,1709208000123\nu2,i2,1709208060456\n")
+        let refused = try ingest(store, [file])
+        guard case .tooManyRejects(_, 2, 2, _, let example)? = refused.failures.first else {
+            Issue.record("expected the source refused, got \(refused.failures)"); return
+        }
+        #expect(example.contains("looks like milliseconds; use --time-unit ms"), "\(example)")
+        #expect(try count(store, "raw_interactions") == 0)
+        // One such row among good ones is rejected with its reason; the others are stored.
+        let good = (0..<20).map { "u\($0),i\($0),1709208000" }.joined(separator: "\n")
+        let mixed = try ingest(store, [scratch.write("mixed.csv", "user,item,ts\n\(good)\nu9,i9,1709208000123\n")])
+        #expect(mixed.failures.isEmpty)
+        let reasons = try store.queue.read { try String.fetchAll($0, sql: "SELECT reason || ': ' || detail FROM ingest_rejects") }
+        #expect(reasons.count == 1 && reasons[0].hasPrefix("bad_timestamp: ") && reasons[0].contains("use --time-unit ms"), "\(reasons)")
+        #expect(try count(store, "raw_interactions") == 20)
+        let stored = try ingest(store, [scratch.write("ms2.csv", "user,item,ts\nu1,i1,1709208000123\n")], timeUnit: .ms)
+        #expect(stored.failures.isEmpty)
+        #expect(try store.queue.read { try Int64.fetchOne($0, sql: "SELECT ts FROM raw_interactions WHERE user_key = 'u1' ORDER BY rowid DESC") } == 1_709_208_000)
+    }
+}

@@ -75,9 +75,10 @@ func count(_ store: Store, _ table: String) throws -> Int {
 
 @discardableResult
 func ingest(_ store: Store, _ sources: [String], format: InputFormat? = nil, columns: SourceColumns = SourceColumns(),
-            query: String? = nil, maxRejected: Double = 0.10) throws -> StageReport {
-    let stage = try IngestStage(config: .init(sources: sources, format: format, columns: columns, query: query,
-                                              maxRejectedShare: maxRejected))
+            query: String? = nil, maxRejected: Double = 0.10, timeUnit: TimeUnit = .s) throws -> StageReport {
+    var config = IngestStage.Config(sources: sources, format: format, columns: columns, query: query, maxRejectedShare: maxRejected)
+    config.timeUnit = timeUnit
+    let stage = try IngestStage(config: config)
     return try StageRunner.run(stage, store: store, logger: quiet)
 }
 

@@ -1,5 +1,17 @@
 import Foundation
 
+/// The unit of numeric timestamps in a source (`--time-unit`).
+public enum TimeUnit: String, Codable, Sendable, CaseIterable {
+    case s, ms, us
+    var perSecond: Double {
+        switch self {
+        case .s: return 1
+        case .ms: return 1e3
+        case .us: return 1e6
+        }
+    }
+}
+
 /// Parsers for the fields of one input row. They work on the row's bytes in place and
 /// allocate nothing on the common path.
 enum FieldParsing {
@@ -31,14 +43,30 @@ enum FieldParsing {
         }
     }
 
-    /// A time (see `timestamp`), or a `bad_timestamp` problem.
-    static func time(_ field: UnsafeBufferPointer<UInt8>, name: String = "timestamp") throws(Problem) -> Int64 {
+    /// A time (see `timestamp`), or a `bad_timestamp` problem. Numbers are in `unit`; one that
+    /// is 10^11 seconds or more (past the year 5000) is refused: in seconds it is most likely
+    /// milliseconds or microseconds.
+    static func time(_ field: UnsafeBufferPointer<UInt8>, name: String = "timestamp", unit: TimeUnit = .s) throws(Problem) -> Int64 {
+        if case .value(let value) = number(trimmed(field)), !isISODate(trimmed(field)) {
+            let seconds = value / unit.perSecond
+            guard abs(seconds) < maxSeconds else {
+                let hint = unit == .s ? (abs(value) < 1e14 ? "looks like milliseconds; use --time-unit ms" : "looks like microseconds; use --time-unit us")
+                    : "is past the year 5000 in \(unit.rawValue)"
+                throw Problem(reason: .badTimestamp, detail: "\(name) '\(displayText(field, limit: 40))' \(hint)")
+            }
+            return Int64(seconds.rounded(.down))
+        }
         guard let seconds = timestamp(field) else {
             throw Problem(reason: .badTimestamp,
                           detail: "\(name) '\(displayText(field, limit: 40))' is neither Unix seconds nor ISO 8601")
         }
         return seconds
     }
+
+    /// The largest accepted time, in seconds from 1970 (about the year 5138).
+    static let maxSeconds = 1e11
+
+    static func isISODate(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool { bytes.count >= 10 && bytes[4] == UInt8(ascii: "-") }
 
     /// Runs a field check on the bytes of a string.
     static func onText<T>(_ text: String, _ check: (UnsafeBufferPointer<UInt8>) throws(Problem) -> T) throws(Problem) -> T {
@@ -100,9 +128,9 @@ enum FieldParsing {
     static func timestamp(_ field: UnsafeBufferPointer<UInt8>) -> Int64? {
         let bytes = trimmed(field)
         guard !bytes.isEmpty else { return nil }
-        if bytes.count >= 10 && bytes[4] == UInt8(ascii: "-") { return isoTimestamp(bytes) }
+        if isISODate(bytes) { return isoTimestamp(bytes) }
         switch number(bytes) {
-        case .value(let seconds) where abs(seconds) < 1e15:
+        case .value(let seconds) where abs(seconds) < maxSeconds:
             return Int64(seconds.rounded(.down))
         default:
             return nil

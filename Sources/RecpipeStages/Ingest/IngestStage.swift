@@ -23,6 +23,8 @@ public struct IngestStage: Stage {
         public var maxRejectedShare: Double
         /// Longest user or item key accepted, in bytes.
         public var maxFieldBytes: Int
+        /// The unit of numeric timestamps.
+        public var timeUnit: TimeUnit = .s
 
         public init(sources: [String], format: InputFormat? = nil, columns: SourceColumns = SourceColumns(),
                     query: String? = nil, maxRejectedShare: Double = 0.10, maxFieldBytes: Int = 1024) {
@@ -137,7 +139,8 @@ public struct IngestStage: Stage {
             }
         }
         let format = try config.format ?? Self.sniff(path: source)
-        var reader = RowReader(path: source, format: format, columns: config.columns, maxFieldBytes: config.maxFieldBytes)
+        var reader = RowReader(path: source, format: format, columns: config.columns, maxFieldBytes: config.maxFieldBytes,
+                               timeUnit: config.timeUnit)
         reader.progress = progress.map { progress in { @Sendable bytes in progress.reading(bytes) } }
         return try storeBatch(source: source, query: nil, format: format, context: context, logger: logger) { sink in
             let rows = try reader.readPipelined(into: sink)

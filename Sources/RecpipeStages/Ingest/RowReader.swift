@@ -7,6 +7,7 @@ struct RowReader {
     let format: InputFormat
     let columns: SourceColumns
     let maxFieldBytes: Int
+    var timeUnit: TimeUnit = .s
     /// Gets the bytes of the file read so far, now and then.
     var progress: (@Sendable (Int) -> Void)? = nil
 
@@ -81,7 +82,7 @@ struct RowReader {
             try FieldParsing.checkKey(user, name: "user", maxBytes: maxFieldBytes)
             try FieldParsing.checkKey(item, name: "item", maxBytes: maxFieldBytes)
             rating = try columns.rating.map { index throws(FieldParsing.Problem) in try FieldParsing.rating(fields[index]) }
-            timestamp = try columns.timestamp.map { index throws(FieldParsing.Problem) in try FieldParsing.time(fields[index]) }
+            timestamp = try columns.timestamp.map { index throws(FieldParsing.Problem) in try FieldParsing.time(fields[index], unit: timeUnit) }
         } catch {
             return try reject(error.reason, error.detail)
         }
@@ -158,7 +159,7 @@ struct RowReader {
             }
             if columns.timestamp != "none", let (name, value) = field(columns.timestamp, SourceColumns.timestampNames) {
                 timestamp = try FieldParsing.onText(text(value) ?? "\(value)") { bytes throws(FieldParsing.Problem) in
-                    try FieldParsing.time(bytes, name: name)
+                    try FieldParsing.time(bytes, name: name, unit: timeUnit)
                 }
             }
         } catch {

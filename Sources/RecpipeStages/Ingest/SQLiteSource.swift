@@ -78,7 +78,7 @@ extension IngestStage {
                 try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in try FieldParsing.rating(bytes) }
             }
             timestamp = try columns.timestamp.map { index throws(FieldParsing.Problem) in
-                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in try FieldParsing.time(bytes) }
+                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in try FieldParsing.time(bytes, unit: config.timeUnit) }
             }
         } catch {
             return try reject(error.reason, error.detail)
