@@ -100,10 +100,11 @@ import Testing
             plain,"multi
             line",5
             """)
-        try ingest(store, [file])
+        try ingest(store, [file], maxRejected: 0.5)
         let rows = try rawRows(store)
-        #expect(rows == [RawRow(line: 2, user: "Smith, J.", item: #"The "Best" Film"#, rating: 4, ts: nil),
-                         RawRow(line: 3, user: "plain", item: "multi\nline", rating: 5, ts: nil)])
+        #expect(rows == [RawRow(line: 2, user: "Smith, J.", item: #"The "Best" Film"#, rating: 4, ts: nil)])
+        // A quoted field may span lines, but a key may not hold a newline (a control character).
+        #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT line || ' ' || reason FROM ingest_rejects") } == ["3 control_character"])
     }
 
     @Test func sqliteQuery() throws {
@@ -401,5 +402,28 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         let stored = try ingest(store, [scratch.write("ms2.csv", "user,item,ts\nu1,i1,1709208000123\n")], timeUnit: .ms)
         #expect(stored.failures.isEmpty)
         #expect(try store.queue.read { try Int64.fetchOne($0, sql: "SELECT ts FROM raw_interactions WHERE user_key = 'u1' ORDER BY rowid DESC") } == 1_709_208_000)
+    }
+}
+
+@Suite struct IngestControlCharacterTests {
+    /// A NUL (or any C0 control character, or DEL) in a key rejects the row: such keys would
+    /// be cut short in C strings and two users could become one.
+    @Test func keysWithControlCharactersAreRejected() throws {
+        let scratch = Scratch()
+        let store = try scratch.store()
+        var bytes = Array("user,item\n".utf8)
+        for k in 0..<40 { bytes += Array("u\(k),i\(k)\n".utf8) }
+        bytes += Array("a".utf8) + [0x00] + Array("x,i1\n".utf8)  // line 42
+        bytes += Array("a".utf8) + [0x00] + Array("y,i2\n".utf8)  // line 43: the same user once cut at the NUL
+        bytes += Array("b,i".utf8) + [0x7F] + Array("\n".utf8)    // line 44
+        bytes += Array("\"c\td\",i3\n".utf8)                   // line 45: a tab inside a quoted field
+        let report = try ingest(store, [scratch.write("nul.csv", bytes: bytes)])
+        #expect(report.failures.isEmpty)
+        #expect(try count(store, "raw_interactions") == 40)
+        let rejects = try store.queue.read { try Row.fetchAll($0, sql: "SELECT line, reason, detail FROM ingest_rejects ORDER BY line") }
+        #expect(rejects.map { $0["line"] as Int } == [42, 43, 44, 45])
+        #expect(rejects.allSatisfy { $0["reason"] == "control_character" })
+        #expect((rejects[0]["detail"] as String) == "user key has the control character 0x00 at byte 2")
+        #expect((rejects[2]["detail"] as String) == "item key has the control character 0x7F at byte 2")
     }
 }

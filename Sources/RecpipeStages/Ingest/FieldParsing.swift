@@ -27,10 +27,13 @@ enum FieldParsing {
         let detail: String
     }
 
-    /// A user or item key: not too long, valid UTF-8, not empty.
+    /// A user or item key: not too long, valid UTF-8, free of control characters, not empty.
     static func checkKey(_ key: UnsafeBufferPointer<UInt8>, name: String, maxBytes: Int) throws(Problem) {
         if key.count > maxBytes { throw Problem(reason: .oversizedField, detail: "\(name) key is \(key.count) bytes, limit \(maxBytes)") }
         if !isValidUTF8(key) { throw Problem(reason: .invalidUTF8, detail: "\(name) key is not valid UTF-8") }
+        if let at = key.firstIndex(where: { $0 < 0x20 || $0 == 0x7F }) {
+            throw Problem(reason: .controlCharacter, detail: String(format: "\(name) key has the control character 0x%02X at byte \(at + 1)", key[at]))
+        }
         if key.isEmpty { throw Problem(reason: .emptyKey, detail: "empty \(name) key") }
     }
 

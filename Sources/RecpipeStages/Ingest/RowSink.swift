@@ -13,6 +13,7 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case badQuoting = "bad_quoting"
     case malformedJSON = "malformed_json"
     case missingField = "missing_field"
+    case controlCharacter = "control_character"
 }
 
 /// Writes one batch's accepted and rejected rows with prepared statements on the raw
