@@ -42,6 +42,32 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         #expect(again.isEmpty)
     }
 
+    @Test func rejectReasonsMigrationKeepsTheRejectsStoredBefore() throws {
+        let path = temporaryPath()
+        let shipped = try Migration.shipped()
+        let queue = try Store.connect(path: path)
+        try Migrator(migrations: shipped.filter { $0.version <= 12 }).migrate(queue, path: path)
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO stage_runs (run_id, stage, status, started_at) VALUES (1, 'ingest', 'succeeded', 'x')")
+            try db.execute(sql: """
+                INSERT INTO ingest_batches (batch_id, run_id, source, format, content_hash, bytes, rows_read, rows_accepted,
+                    rows_rejected, started_at, finished_at, seconds) VALUES (1, 1, 'a.csv', 'csv', 'h', 10, 2, 1, 1, 'x', 'x', 0)
+                """)
+            try db.execute(sql: "INSERT INTO ingest_rejects VALUES (1, 2, 'empty_key', 'empty user key', ',i1')")
+            #expect(throws: DatabaseError.self) {
+                try db.execute(sql: "INSERT INTO ingest_rejects VALUES (1, 3, 'control_character', 'x', 'y')")
+            }
+        }
+        try Migrator.shipped().migrate(queue, path: path)
+        try queue.write { db in
+            #expect(try String.fetchAll(db, sql: "SELECT line || ' ' || reason || ' ' || detail FROM ingest_rejects") == ["2 empty_key empty user key"])
+            try db.execute(sql: "INSERT INTO ingest_rejects VALUES (1, 3, 'control_character', 'x', 'y')")
+            #expect(throws: DatabaseError.self) { try db.execute(sql: "INSERT INTO ingest_rejects VALUES (1, 4, 'no_such_reason', 'x', 'y')") }
+            #expect(try Bool.fetchOne(db, sql: "SELECT count(*) = 1 FROM sqlite_master WHERE name = 'ingest_rejects_batch'") == true)
+            #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
+        }
+    }
+
     @Test func chunkedModelWeightsKeepTheWeightsStoredBefore() throws {
         let path = temporaryPath()
         let shipped = try Migration.shipped()
