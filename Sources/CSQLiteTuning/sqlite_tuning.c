@@ -26,9 +26,3 @@ int recpipe_writer_lock(int fd, int exclusive) {
     if (fcntl(fd, F_OFD_SETLK, &range) == 0) return 0;
     return errno == EACCES ? EAGAIN : errno;
 }
-
-int recpipe_writer_lock_held_elsewhere(int fd) {
-    struct flock range = writer_range(F_WRLCK);
-    if (fcntl(fd, F_OFD_GETLK, &range) != 0) return -errno;
-    return range.l_type == F_UNLCK ? 0 : 1;
-}

@@ -86,6 +86,16 @@ public protocol StorableModel: Recommender {
 }
 
 extension StorableModel {
+    /// The name of the first float tensor holding a NaN or an infinity; nil when all are finite.
+    public func nonFiniteTensor() -> String? {
+        var bad: String?
+        forEachTensor { info, bytes in
+            guard bad == nil, info.type == .float32 else { return }
+            if bytes.bindMemory(to: Float.self).contains(where: { !$0.isFinite }) { bad = info.name }
+        }
+        return bad
+    }
+
     /// The hyperparameters as JSON with sorted keys.
     public func hyperparametersJSON() throws -> String {
         let encoder = JSONEncoder()

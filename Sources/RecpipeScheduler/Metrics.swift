@@ -9,20 +9,11 @@ import RecpipeStore
 public enum PrometheusTextfile {
     public static func render(_ result: RunResult, pipeline: String, store: Store) throws -> String {
         let label = "pipeline=\"\(escape(pipeline))\""
-        var lines: [String] = []
-        func metric(_ name: String, _ help: String, _ samples: [(String, Double)]) {
-            lines.append("# HELP \(name) \(help)")
-            lines.append("# TYPE \(name) gauge")
-            for (labels, value) in samples { lines.append("\(name){\(labels)} \(value)") }
-        }
         let outcome = result.succeeded ? "succeeded" : result.interruptedBy != nil ? "interrupted" : "failed"
-        metric("recpipe_pipeline_last_run_success", "1 if the last run succeeded (including all stages up to date), 0 if it did not; outcome says how it ended.",
-               [("\(label),outcome=\"\(outcome)\"", result.succeeded ? 1 : 0)])
-        metric("recpipe_pipeline_last_run_timestamp_seconds", "When the last run finished (Unix seconds).",
-               [(label, Date().timeIntervalSince1970.rounded())])
+        var lines = outcomeGauges(label: label, outcome: outcome,
+                                  exitCode: result.succeeded ? 0 : result.interruptedBy.map { 128 + $0 } ?? 1)
+        func metric(_ name: String, _ help: String, _ samples: [(String, Double)]) { lines += gauge(name, help, samples) }
         metric("recpipe_pipeline_last_run_duration_seconds", "Wall-clock seconds of the last run.", [(label, result.seconds)])
-        metric("recpipe_pipeline_last_run_exit_code", "The exit code of the last run.",
-               [(label, Double(result.succeeded ? 0 : result.interruptedBy.map { 128 + $0 } ?? 1))])
         metric("recpipe_pipeline_last_run_id", "pipeline_runs.pipeline_run_id of the last run.", [(label, Double(result.pipelineRunID))])
         let sizes = store.fileSizes()
         metric("recpipe_database_size_bytes", "Size of the database file after the run.", [(label, Double(sizes.database))])
@@ -75,20 +66,22 @@ public enum PrometheusTextfile {
     /// started (`cannot_start`), another error (`error`), a retry with nothing to retry
     /// (`nothing_to_retry`, exit code 0).
     public static func renderOutcome(pipeline: String, outcome: String, exitCode: Int32) -> String {
-        let success = exitCode == 0 ? 1 : 0
-        let label = "pipeline=\"\(escape(pipeline))\""
-        return """
-            # HELP recpipe_pipeline_last_run_success 1 if the last run succeeded (including all stages up to date), 0 if it did not; outcome says how it ended.
-            # TYPE recpipe_pipeline_last_run_success gauge
-            recpipe_pipeline_last_run_success{\(label),outcome="\(outcome)"} \(success)
-            # HELP recpipe_pipeline_last_run_timestamp_seconds When the last run finished (Unix seconds).
-            # TYPE recpipe_pipeline_last_run_timestamp_seconds gauge
-            recpipe_pipeline_last_run_timestamp_seconds{\(label)} \(Date().timeIntervalSince1970.rounded())
-            # HELP recpipe_pipeline_last_run_exit_code The exit code of the last run.
-            # TYPE recpipe_pipeline_last_run_exit_code gauge
-            recpipe_pipeline_last_run_exit_code{\(label)} \(exitCode)
+        outcomeGauges(label: "pipeline=\"\(escape(pipeline))\"", outcome: outcome, exitCode: exitCode).joined(separator: "\n") + "\n"
+    }
 
-            """
+    /// How a run ended, whether or not it had a result: success (with the outcome as a
+    /// label), when, and the exit code.
+    static func outcomeGauges(label: String, outcome: String, exitCode: Int32) -> [String] {
+        gauge("recpipe_pipeline_last_run_success", "1 if the last run succeeded (including all stages up to date), 0 if it did not; outcome says how it ended.",
+              [("\(label),outcome=\"\(outcome)\"", exitCode == 0 ? 1 : 0)])
+            + gauge("recpipe_pipeline_last_run_timestamp_seconds", "When the last run finished (Unix seconds).",
+                    [(label, Date().timeIntervalSince1970.rounded())])
+            + gauge("recpipe_pipeline_last_run_exit_code", "The exit code of the last run.", [(label, Double(exitCode))])
+    }
+
+    /// One gauge in the text format: its help, its type, a line per sample.
+    static func gauge(_ name: String, _ help: String, _ samples: [(String, Double)]) -> [String] {
+        ["# HELP \(name) \(help)", "# TYPE \(name) gauge"] + samples.map { labels, value in "\(name){\(labels)} \(value)" }
     }
 
     public static func writeOutcome(pipeline: String, outcome: String, exitCode: Int32, to path: String) throws {

@@ -17,9 +17,9 @@ public enum OutputGuard {
     /// -journal files (by resolved path, or by device and inode), or an existing file that
     /// `replaceable` does not allow.
     public static func check(_ output: String, database: String?, replaceable: Replaceable) throws {
-        let target = resolved(output)
+        let target = resolvedPath(output)
         if let database {
-            let base = resolved(database)
+            let base = resolvedPath(database)
             for suffix in ["", "-wal", "-shm", "-journal"] where target == base + suffix || sameFile(output, database + suffix) {
                 throw StoreError.outputOverInput(path: output, reason: suffix.isEmpty ? "it is the database" : "it is the database's \(suffix.dropFirst()) file")
             }
@@ -63,16 +63,18 @@ public enum OutputGuard {
         return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino
     }
 
-    /// The path with symlinks resolved; for a file that does not exist, its directory resolved.
-    static func resolved(_ path: String) -> String {
-        if let real = realpath(path, nil) {
-            defer { free(real) }
-            return String(cString: real)
-        }
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        guard let real = realpath(directory, nil) else { return url.standardizedFileURL.path }
+}
+
+/// The path with symlinks resolved; for a file that does not exist, its directory resolved.
+/// What the writer lock's holder file and the output guards compare paths by.
+func resolvedPath(_ path: String) -> String {
+    if let real = realpath(path, nil) {
         defer { free(real) }
-        return String(cString: real) + "/" + url.lastPathComponent
+        return String(cString: real)
     }
+    let url = URL(fileURLWithPath: path)
+    let directory = url.deletingLastPathComponent().path
+    guard let real = realpath(directory, nil) else { return url.standardizedFileURL.path }
+    defer { free(real) }
+    return String(cString: real) + "/" + url.lastPathComponent
 }

@@ -51,8 +51,9 @@ public enum StoreError: Error, LocalizedError, Equatable, Sendable {
             return "\(path): another command is writing this database (\(holder)); \(wait)"
         case let .lockFailed(path, reason):
             return "\(path): cannot take the writer lock: \(reason)"
-        case let .statementFailed(path, sql, reason, _):
-            return "\(path): SQL failed: \(reason) in: \(sql.split(separator: "\n").joined(separator: " ").prefix(300))"
+        case let .statementFailed(path, sql, reason, code):
+            let kind = StoreError.isDiskFullOrIO(code) ? "disk full or I/O error" : "SQL failed"
+            return "\(path): \(kind): \(reason) in: \(sql.split(separator: "\n").joined(separator: " ").prefix(300))"
         case let .outputOverInput(path, reason):
             return "\(path): refusing to write there: \(reason); nothing written"
         case let .writeFailed(path, reason, _):
@@ -60,6 +61,12 @@ public enum StoreError: Error, LocalizedError, Equatable, Sendable {
         case let .badMigrationName(name):
             return "\(name): migration files must be named NNNN_name.sql"
         }
+    }
+
+    /// Whether a SQLite result code (primary or extended) says the disk is full or an I/O
+    /// operation failed.
+    public static func isDiskFullOrIO(_ code: Int32) -> Bool {
+        [SQLITE_FULL, SQLITE_IOERR].contains(code & 0xFF)
     }
 
     /// The failure of the last call on `connection`, naming its database file.

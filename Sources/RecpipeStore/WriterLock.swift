@@ -97,12 +97,6 @@ public final class WriterLock: @unchecked Sendable {
 
     deinit { release() }
 
-    /// The holder named in a database's holder file, or "" when none is (no writer, or a
-    /// file that cannot be read).
-    public static func holder(ofDatabase path: String) -> String {
-        readHolder(resolved(path) + ".lock")
-    }
-
     // MARK: The process's descriptors
 
     /// One per database file this process has locked. The descriptor is never closed:
@@ -139,16 +133,9 @@ public final class WriterLock: @unchecked Sendable {
         guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw StoreError.cannotOpen(path: path, reason: "not a regular file")
         }
-        let entry = Entry(descriptor: descriptor, holderFile: resolved(path) + ".lock")
+        let entry = Entry(descriptor: descriptor, holderFile: resolvedPath(path) + ".lock")
         entries[FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))] = entry
         return entry
-    }
-
-    /// The path with symlinks resolved (the path itself when it cannot be resolved).
-    static func resolved(_ path: String) -> String {
-        guard let real = realpath(path, nil) else { return path }
-        defer { free(real) }
-        return String(cString: real)
     }
 
     private static func readHolder(_ file: String) -> String {
@@ -166,7 +153,7 @@ public final class WriterLock: @unchecked Sendable {
     }
 
     /// The pid a holder file's text starts with ("pid 123 ...").
-    public static func holderPID(_ holder: String) -> Int32? {
+    private static func holderPID(_ holder: String) -> Int32? {
         let words = holder.split(separator: " ", maxSplits: 2)
         guard words.count >= 2, words[0] == "pid" else { return nil }
         return Int32(words[1])

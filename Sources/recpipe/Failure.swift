@@ -67,11 +67,8 @@ enum Failure {
 
     /// SQLite result codes: a full disk or an I/O error is 74; a file that is not a database 65.
     static func sqlite(_ code: Int32) -> Int32 {
-        switch code & 0xFF {
-        case 13 /* SQLITE_FULL */, 10 /* SQLITE_IOERR */: return ioError
-        case 26 /* SQLITE_NOTADB */: return dataError
-        default: return software
-        }
+        if StoreError.isDiskFullOrIO(code) { return ioError }
+        return code & 0xFF == 26 /* SQLITE_NOTADB */ ? dataError : software
     }
 
     /// The line an operator reads for `error`; `database` names the file when the error
@@ -80,12 +77,8 @@ enum Failure {
         switch error {
         case let error as DatabaseError:
             let place = database.map { "\($0): " } ?? ""
-            let kind = exitCode(error) == ioError ? "disk full or I/O error: " : "SQLite error: "
+            let kind = StoreError.isDiskFullOrIO(error.extendedResultCode.rawValue) ? "disk full or I/O error: " : "SQLite error: "
             return place + kind + (error.message ?? "\(error.resultCode)")
-        case let error as StoreError:
-            let text = error.localizedDescription
-            if case .statementFailed = error, exitCode(error) == ioError { return text.replacingOccurrences(of: ": SQL failed: ", with: ": disk full or I/O error: ") }
-            return text
         case let error as LocalizedError:
             return error.errorDescription ?? "\(error)"
         default:

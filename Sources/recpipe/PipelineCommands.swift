@@ -72,11 +72,7 @@ struct ExecutionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Most stages running at once (stages that share tables never do). Default: half the cores, 1 to 4.",
                                valueName: "n"))
     var jobs: Int?
-    @Option(help: ArgumentHelp("""
-        When another command is writing the database, wait for it, up to SECONDS (bare --wait: \
-        as long as it takes), instead of exiting with 75.
-        """, valueName: "seconds"))
-    var wait: Double?
+    @OptionGroup var waiting: WaitOption
     @Option(help: ArgumentHelp("Write Prometheus metrics to this file after the run (node_exporter's textfile collector).",
                                valueName: "file"))
     var metrics: String?
@@ -87,7 +83,6 @@ struct ExecutionOptions: ParsableArguments {
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        if let wait, !(wait >= 0) { throw ValidationError("--wait must be a number of seconds, at least 0") }
     }
 }
 
@@ -133,7 +128,7 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     defer { status?.stop() }
     let logger = status.map { status in logging.makeLogger(sink: { status.write($0) }) } ?? logger
     if let metrics = execution.metrics { try OutputGuard.check(metrics, database: pipeline.database, replaceable: .notDatabase) }
-    let store = try openStore(pipeline, wait: execution.wait, logger: logger)
+    let store = try openStore(pipeline, wait: execution.waiting.wait, logger: logger)
     try RunHistory(store: store).takeOverStaleRuns(logger: logger)
     // SIGINT and SIGTERM stop the run: its stages are stopped and recorded, then it exits. A
     // caught signal is back to its default in the children (an ignored or blocked one would be
@@ -317,7 +312,7 @@ struct Retry: ParsableCommand {
             try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
                 let pipeline = try manifest.load()
                 name = pipeline.name
-                let history = RunHistory(store: try openStore(pipeline, wait: execution.wait, logger: logger))
+                let history = RunHistory(store: try openStore(pipeline, wait: execution.waiting.wait, logger: logger))
                 guard let last = try history.runs(pipeline: pipeline.name, limit: 1).first else {
                     throw SchedulerError.badSelection("pipeline \(pipeline.name) has no run to retry in \(pipeline.database)")
                 }

@@ -58,22 +58,27 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "The recpipe SQLite database (created if missing).")
     var db: String
 
+    @OptionGroup var waiting: WaitOption
+
+    @OptionGroup var logging: LoggingOptions
+
+    /// Opens the database for writing: takes its writer lock (waiting as --wait says), then
+    /// migrates it.
+    func openStore(_ logger: Logger, adopt: Bool = false) throws -> Store {
+        try Store(path: db, logger: logger, access: Store.WriteAccess(wait: waiting.wait, adopt: adopt))
+    }
+}
+
+/// `--wait [SECONDS]`, for every command that takes the writer lock.
+struct WaitOption: ParsableArguments {
     @Option(help: ArgumentHelp("""
         When another command is writing the database, wait for it, up to SECONDS (bare --wait: \
         as long as it takes), instead of exiting with 75.
         """, valueName: "seconds"))
     var wait: Double?
 
-    @OptionGroup var logging: LoggingOptions
-
     func validate() throws {
         if let wait, !(wait >= 0) { throw ValidationError("--wait must be a number of seconds, at least 0") }
-    }
-
-    /// Opens the database for writing: takes its writer lock (waiting as --wait says), then
-    /// migrates it.
-    func openStore(_ logger: Logger, adopt: Bool = false) throws -> Store {
-        try Store(path: db, logger: logger, access: Store.WriteAccess(wait: wait, adopt: adopt))
     }
 }
 

@@ -42,11 +42,16 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         #expect(again.isEmpty)
     }
 
-    @Test func rejectReasonsMigrationKeepsTheRejectsStoredBefore() throws {
+    /// A new database migrated up to `version` only, as an older recpipe left it.
+    func migrated(upTo version: Int) throws -> DatabaseQueue {
         let path = temporaryPath()
-        let shipped = try Migration.shipped()
         let queue = try Store.connect(path: path)
-        try Migrator(migrations: shipped.filter { $0.version <= 12 }).migrate(queue, path: path)
+        try Migrator(migrations: try Migration.shipped().filter { $0.version <= version }).migrate(queue, path: path)
+        return queue
+    }
+
+    @Test func rejectReasonsMigrationKeepsTheRejectsStoredBefore() throws {
+        let queue = try migrated(upTo: 12)
         try queue.write { db in
             try db.execute(sql: "INSERT INTO stage_runs (run_id, stage, status, started_at) VALUES (1, 'ingest', 'succeeded', 'x')")
             try db.execute(sql: """
@@ -58,7 +63,7 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
                 try db.execute(sql: "INSERT INTO ingest_rejects VALUES (1, 3, 'control_character', 'x', 'y')")
             }
         }
-        try Migrator.shipped().migrate(queue, path: path)
+        try Migrator.shipped().migrate(queue, path: queue.path)
         try queue.write { db in
             #expect(try String.fetchAll(db, sql: "SELECT line || ' ' || reason || ' ' || detail FROM ingest_rejects") == ["2 empty_key empty user key"])
             try db.execute(sql: "INSERT INTO ingest_rejects VALUES (1, 3, 'control_character', 'x', 'y')")
@@ -69,10 +74,7 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
     }
 
     @Test func chunkedModelWeightsKeepTheWeightsStoredBefore() throws {
-        let path = temporaryPath()
-        let shipped = try Migration.shipped()
-        let queue = try Store.connect(path: path)
-        try Migrator(migrations: shipped.filter { $0.version <= 5 }).migrate(queue, path: path)
+        let queue = try migrated(upTo: 5)
         try queue.write { db in
             try db.execute(sql: "INSERT INTO stage_runs (run_id, stage, status, started_at) VALUES (1, 'train', 'succeeded', 'x')")
             try db.execute(sql: """
@@ -82,7 +84,7 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
                 """)
             try db.execute(sql: "INSERT INTO model_weights (model_id, tensor, shape, data) VALUES (1, 'w', '[2]', x'0000803f00000040')")
         }
-        try Migrator.shipped().migrate(queue, path: path)
+        try Migrator.shipped().migrate(queue, path: queue.path)
         try queue.read { db throws in
             let row = try Row.fetchOne(db, sql: "SELECT * FROM model_weights")!
             #expect(row["chunk"] as Int == 0 && row["dtype"] as String == "float32" && row["shape"] as String == "[2]")

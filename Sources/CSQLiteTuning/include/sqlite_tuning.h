@@ -17,8 +17,4 @@ int recpipe_sqlite_disable_memstatus(void);
 /// Returns 0 on success, else the errno (EAGAIN when another holder has it).
 int recpipe_writer_lock(int fd, int exclusive);
 
-/// 1 when a description other than `fd`'s holds the writer lock, 0 when none does,
-/// -errno on failure.
-int recpipe_writer_lock_held_elsewhere(int fd);
-
 #endif

@@ -50,20 +50,16 @@ enum FieldParsing {
     /// is 10^11 seconds or more (past the year 5000) is refused: in seconds it is most likely
     /// milliseconds or microseconds.
     static func time(_ field: UnsafeBufferPointer<UInt8>, name: String = "timestamp", unit: TimeUnit = .s) throws(Problem) -> Int64 {
-        if case .value(let value) = number(trimmed(field)), !isISODate(trimmed(field)) {
-            let seconds = value / unit.perSecond
-            guard abs(seconds) < maxSeconds else {
-                let hint = unit == .s ? (abs(value) < 1e14 ? "looks like milliseconds; use --time-unit ms" : "looks like microseconds; use --time-unit us")
-                    : "is past the year 5000 in \(unit.rawValue)"
-                throw Problem(reason: .badTimestamp, detail: "\(name) '\(displayText(field, limit: 40))' \(hint)")
-            }
-            return Int64(seconds.rounded(.down))
+        if let seconds = timestamp(field, unit: unit) { return seconds }
+        let bytes = trimmed(field)
+        if !isISODate(bytes), case .value(let value) = number(bytes) {
+            // A number, too large for its unit.
+            let hint = unit == .s ? (abs(value) < 1e14 ? "looks like milliseconds; use --time-unit ms" : "looks like microseconds; use --time-unit us")
+                : "is past the year 5000 in \(unit.rawValue)"
+            throw Problem(reason: .badTimestamp, detail: "\(name) '\(displayText(field, limit: 40))' \(hint)")
         }
-        guard let seconds = timestamp(field) else {
-            throw Problem(reason: .badTimestamp,
-                          detail: "\(name) '\(displayText(field, limit: 40))' is neither Unix seconds nor ISO 8601")
-        }
-        return seconds
+        throw Problem(reason: .badTimestamp,
+                      detail: "\(name) '\(displayText(field, limit: 40))' is neither Unix seconds nor ISO 8601")
     }
 
     /// The largest accepted time, in seconds from 1970 (about the year 5138).
@@ -126,15 +122,16 @@ enum FieldParsing {
         }
     }
 
-    /// Integer Unix seconds (a fractional part is dropped), or an ISO 8601 date or date-time
-    /// (`2024-03-01`, `2024-03-01T12:30:00Z`, `2024-03-01 12:30:00.250+02:00`; no zone = UTC).
-    static func timestamp(_ field: UnsafeBufferPointer<UInt8>) -> Int64? {
+    /// A Unix time in `unit`, as whole seconds (a fraction is dropped) below `maxSeconds`, or
+    /// an ISO 8601 date or date-time (`2024-03-01`, `2024-03-01T12:30:00Z`,
+    /// `2024-03-01 12:30:00.250+02:00`; no zone = UTC).
+    static func timestamp(_ field: UnsafeBufferPointer<UInt8>, unit: TimeUnit = .s) -> Int64? {
         let bytes = trimmed(field)
         guard !bytes.isEmpty else { return nil }
         if isISODate(bytes) { return isoTimestamp(bytes) }
         switch number(bytes) {
-        case .value(let seconds) where abs(seconds) < maxSeconds:
-            return Int64(seconds.rounded(.down))
+        case .value(let value) where abs(value / unit.perSecond) < maxSeconds:
+            return Int64((value / unit.perSecond).rounded(.down))
         default:
             return nil
         }

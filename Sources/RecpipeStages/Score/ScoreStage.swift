@@ -209,12 +209,7 @@ public struct ScoreStage: Stage {
 
     /// Refuses a model with a NaN or infinite weight: its lists would be arbitrary.
     static func refuseNonFinite(_ model: any StorableModel, record: ModelStore.Record) throws {
-        var bad: String?
-        model.forEachTensor { info, bytes in
-            guard bad == nil, info.type == .float32 else { return }
-            if bytes.bindMemory(to: Float.self).contains(where: { !$0.isFinite }) { bad = info.name }
-        }
-        if let bad {
+        if let bad = model.nonFiniteTensor() {
             throw StageError.refused("score: model \(record.modelID) (\(record.kind.rawValue)) has a non-finite weight in \(bad); nothing published, the live lists are unchanged")
         }
     }
@@ -225,15 +220,16 @@ public struct ScoreStage: Stage {
         let runID = context.runID
         do {
             try context.store.queue.write { db in
-                let covered = try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ? AND rank = 1",
-                                               arguments: [runID]) ?? 0
+                func usersWithLists(_ run: Int64) throws -> Int {
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ? AND rank = 1", arguments: [run]) ?? 0
+                }
+                let covered = try usersWithLists(runID)
                 guard rows > 0, covered > 0 else {
                     throw StageError.refused("score: \(what) gave no recommendations (no users, or no item a user does not have); nothing published, the live lists are unchanged")
                 }
                 let live = try Int64.fetchOne(db, sql: "SELECT run_id FROM live_recommendations WHERE one = 1")
                 if let live {
-                    let liveUsers = try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ? AND rank = 1",
-                                                     arguments: [live]) ?? 0
+                    let liveUsers = try usersWithLists(live)
                     if Double(covered) < config.minUsersFraction * Double(liveUsers) {
                         throw StageError.refused("score: \(what) has lists for \(covered) users, the live set (run \(live)) for \(liveUsers); below --min-users-fraction \(config.minUsersFraction), nothing published, the live lists are unchanged")
                     }

@@ -130,12 +130,7 @@ public enum ModelStore {
         if let bad = outcome.selection.first(where: { !$0.ndcg.isFinite }) {
             throw StageError.trainingFailed("train: \(model.kind.rawValue) with \(bad.settings) has a validation NDCG@100 of \(bad.ndcg); no model stored")
         }
-        var bad: String?
-        model.forEachTensor { info, bytes in
-            guard bad == nil, info.type == .float32 else { return }
-            if bytes.bindMemory(to: Float.self).contains(where: { !$0.isFinite }) { bad = info.name }
-        }
-        if let bad { throw StageError.trainingFailed("train: \(model.kind.rawValue) has a non-finite weight in \(bad); no model stored") }
+        if let bad = model.nonFiniteTensor() { throw StageError.trainingFailed("train: \(model.kind.rawValue) has a non-finite weight in \(bad); no model stored") }
     }
 
     static func rounded(_ x: Double) -> String { String(format: "%.6f", x) }
