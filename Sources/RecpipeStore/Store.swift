@@ -54,6 +54,12 @@ public final class Store: Sendable {
         let migrator = try migrator ?? Migrator.shipped()
         try queue.inDatabase { db in
             try Store.refuseForeign(db, path: path, adopt: access.adopt)
+            // A new database frees the pages pruning empties (PRAGMA incremental_vacuum after
+            // each prune); the mode can only be chosen before the first table exists (an
+            // existing file is converted by `recpipe prune --vacuum`).
+            if try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") == 0 {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            }
             _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
         }
         let applied = try migrator.migrate(queue, path: path)

@@ -68,6 +68,8 @@ struct Augment: ParsableCommand {
     var warmStart = false
     @Option(help: "Seed of initialisation, shuffling and negative sampling.")
     var seed = CFGAN.Config().seed
+    @Option(name: .customLong("keep-retired"), help: "Older models (generators) kept with their weights besides the published one (retired ones and candidates; older ones are pruned).")
+    var keepRetired = Retention.Policy().keepRetired
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
 
@@ -96,6 +98,7 @@ struct Augment: ParsableCommand {
             config.gan = g
             config.probeUsers = probeUsers
             config.warmStart = warmStart
+            config.retention.keepRetired = keepRetired
             config.selection.usersBelow = usersBelow
             config.selection.fraction = fraction
             config.selection.minScore = minScore

@@ -139,13 +139,16 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var options: DatabaseOptions
     @Option(help: "test or validation users.")
     var part: EvaluateStage.Part = .test
+    @Option(name: .customLong("keep-evaluations"), help: "Evaluation runs that keep their per-user rows (older ones keep only their aggregates).")
+    var keepEvaluations = Retention.Policy().keepEvaluations
 
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger, database: options.db) {
             var config = EvaluateStage.Config()
             config.part = part
-            try runStage(EvaluateStage(config: config), options: options, logger: logger)
+            config.retention.keepEvaluations = keepEvaluations
+            try runStage(try EvaluateStage(config: config), options: options, logger: logger)
         }
     }
 }

@@ -80,6 +80,8 @@ struct Train: ParsableCommand {
     var augmented = false
     @Option(name: .customLong("augmented-weight"), help: "With --augmented: the weight of a synthetic interaction (a real one weighs 1).")
     var augmentedWeight: Float = 0.5
+    @Option(name: .customLong("keep-retired"), help: "Older models of the kind kept with their weights besides the published one (retired ones and candidates; older ones are pruned once the new model is stored).")
+    var keepRetired = Retention.Policy().keepRetired
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
 
@@ -109,6 +111,7 @@ struct Train: ParsableCommand {
             m.patience = try parsePatience(patience)
             config.model = m
             config.warmStart = warmStart
+            config.retention.keepRetired = keepRetired
             config.publish = !noPublish
             config.publishMargin = noGate ? nil : publishMargin
             config.augmentedWeight = augmented ? augmentedWeight : nil

@@ -103,7 +103,7 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
             let rows = try Int.fetchOne(db, sql: "SELECT rows FROM augment_runs")!
             #expect(json.contains(#""augmentation":{"rows":\#(rows),"run_id":\#(augmentRun),"weight":0.5}"#), "\(json)")
         }
-        let report = try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
         let models = try store.queue.read { try String.fetchAll($0, sql: "SELECT DISTINCT model FROM evaluation") }
         #expect(Set(models) == ["popularity", "multvae", "multvae+augmented", "cfgan"])
         #expect(report.summary.contains { $0.hasPrefix("augmentation ablation (multvae") })

@@ -112,7 +112,7 @@ import Testing
         // A new split (another seed): the EASE model above no longer fits it.
         try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30; $0.seed = 7 }
         try trainBaselines(store, [.itemknn])
-        let report = try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
         try store.queue.read { db throws in
             let evaluated = try Row.fetchAll(db, sql: "SELECT DISTINCT model, model_id FROM evaluation ORDER BY model")
                 .map { "\($0["model"] as String):\(($0["model_id"] as Int64?).map(String.init) ?? "-")" }

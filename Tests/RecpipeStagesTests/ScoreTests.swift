@@ -201,7 +201,7 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
                                      arguments: [testCut]) == 0)
         }
         try StageRunner.run(try TrainStageTests().small(), store: store, logger: quiet)
-        let report = try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
         #expect(report.summary.contains { $0.hasPrefix("multvae") })
         try store.queue.read { db throws in
             #expect(try Int.fetchOne(db, sql: "SELECT users FROM evaluation_runs") == data.test.targets.filter { !$0.isEmpty }.count)
@@ -213,7 +213,7 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         let (scratch, store) = try ScoreStageTests().trained()
         _ = scratch
         try trainBaselines(store)
-        let report = try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
         for model in ["popularity", "ease", "itemknn", "ials", "multvae"] { #expect(report.summary.contains { $0.hasPrefix(model) }) }
         try store.queue.read { db throws in
             #expect(try String.fetchAll(db, sql: "SELECT DISTINCT model FROM evaluation ORDER BY model") == ["ease", "ials", "itemknn", "multvae", "popularity"])
@@ -299,7 +299,7 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         try trainBaselines(store, [.ease, .itemknn])
         try StageRunner.run(try smallAugment(), store: store, logger: quiet)
         try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false }, store: store, logger: quiet)
-        try StageRunner.run(EvaluateStage(config: .init()), store: store, logger: quiet)
+        try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
         let html = try Report.html(store)
         for section in ["<h2>Data</h2>", "<h2>Models</h2>", "<h2>Evaluation</h2>", "<h2>Popularity and the long tail</h2>",
                         "<h2>Run history</h2>", "Validation NDCG@100", "Training loss", "KL weight β", "head | long tail",

@@ -19,6 +19,8 @@ public struct AugmentStage: Stage {
         /// Start from the published CFGAN's weights (items matched by key) rather than from
         /// random ones: a nightly run trains a few epochs instead of all of them.
         public var warmStart = false
+        /// What is kept of older generators and of earlier runs' synthetic interactions.
+        public var retention = Retention.Policy()
         public init() {}
     }
 
@@ -29,6 +31,7 @@ public struct AugmentStage: Stage {
     public let config: Config
 
     public init(config: Config) throws {
+        try config.retention.validate()
         let g = config.gan, s = config.selection
         guard !g.generatorHidden.isEmpty, !g.discriminatorHidden.isEmpty,
               (g.generatorHidden + g.discriminatorHidden).allSatisfy({ $0 > 0 }) else {
@@ -110,10 +113,6 @@ public struct AugmentStage: Stage {
                 INSERT INTO augment_runs (run_id, model_id, clean_run_id, parameters, users, rows, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [context.runID, modelID, data.cleanRunID, parameters, users, rows.count, Clock.isoNow()])
-            // Rows of earlier splits refer to indices that no longer mean anything.
-            try db.execute(sql: """
-                DELETE FROM augmented_interactions WHERE run_id IN (SELECT run_id FROM augment_runs WHERE clean_run_id <> ?)
-                """, arguments: [data.cleanRunID])
             let insert = try db.makeStatement(sql: """
                 INSERT INTO augmented_interactions (user_idx, item_idx, score, model_id, run_id) VALUES (?, ?, ?, ?, ?)
                 """)
@@ -138,6 +137,10 @@ public struct AugmentStage: Stage {
             context.logger.warning("no synthetic interactions written", metadata: [
                 "hint": "raise --users-below or --fraction, or lower --min-score",
             ])
+        }
+        let pruned = try Retention.prune(config.retention, scope: .augmentations, store: context.store, logger: context.logger)
+        if !pruned.isEmpty {
+            summary.append("pruned \(pruned.models.count) older generator(s) and the synthetic interactions of \(pruned.augmentations.count) earlier run(s)")
         }
         return StageReport(rowsIn: data.train.nonZeros, rowsOut: rows.count, summary: summary)
     }

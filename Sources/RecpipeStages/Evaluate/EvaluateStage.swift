@@ -16,6 +16,8 @@ public struct EvaluateStage: Stage {
 
     public struct Config: Codable, Sendable, Equatable {
         public var part: Part = .test
+        /// How many evaluation runs keep their per-user rows.
+        public var retention = Retention.Policy()
         public init() {}
     }
 
@@ -27,7 +29,10 @@ public struct EvaluateStage: Stage {
     public static let writes: [TableName] = [.evaluationRuns, .evaluation, .evaluationUsers, .evaluationHeadItems]
     public let config: Config
 
-    public init(config: Config) { self.config = config }
+    public init(config: Config) throws {
+        try config.retention.validate()
+        self.config = config
+    }
 
     /// The name under which a model trained with synthetic interactions is evaluated.
     public static let augmentedSuffix = "+augmented"
@@ -54,7 +59,7 @@ public struct EvaluateStage: Stage {
                 for (name, augmented) in variants {
                     let filter = augmented.isEmpty ? "" : "AND json_extract(hyperparameters, '$.augmentation') \(augmented)"
                     guard let id = try Int64.fetchOne(db, sql: """
-                        SELECT model_id FROM models WHERE kind = ? AND data_fingerprint = ? \(filter)
+                        SELECT model_id FROM models WHERE kind = ? AND data_fingerprint = ? AND pruned_at IS NULL \(filter)
                         ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
                         """, arguments: [kind.rawValue, data.fingerprint]) else { continue }
                     chosen.append((name, id))
@@ -161,6 +166,10 @@ public struct EvaluateStage: Stage {
                     "goal_met": "\(ablation.goalMet)",
                 ])
             }
+        }
+        let pruned = try Retention.prune(config.retention, scope: .evaluations, store: store, logger: context.logger)
+        if !pruned.evaluations.isEmpty {
+            summary.append("pruned the per-user rows of \(pruned.evaluations.count) evaluation run(s) older than the newest \(config.retention.keepEvaluations)")
         }
         return StageReport(rowsIn: heldOut.foldIn.nonZeros, rowsOut: rows, summary: summary)
     }

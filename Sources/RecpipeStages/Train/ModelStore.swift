@@ -163,11 +163,14 @@ public enum ModelStore {
     /// The model's row without its tensors.
     public static func record(_ modelID: Int64, in db: Database) throws -> Record {
         guard let row = try Row.fetchOne(db, sql: """
-            SELECT kind, status, hyperparameters, data_fingerprint FROM models WHERE model_id = ?
+            SELECT kind, status, hyperparameters, data_fingerprint, pruned_at FROM models WHERE model_id = ?
             """, arguments: [modelID]) else {
             throw StageError.missingInput("no model \(modelID)")
         }
         let kindName: String = row["kind"]
+        if let pruned: String = row["pruned_at"] {
+            throw StageError.missingInput("model \(modelID) (\(kindName)) was pruned at \(pruned): its weights are no longer stored")
+        }
         guard let kind = ModelKind(rawValue: kindName) else {
             throw StageError.badData("model \(modelID) is of kind '\(kindName)', which this recpipe does not know")
         }

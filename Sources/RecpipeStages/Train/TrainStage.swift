@@ -53,6 +53,8 @@ public struct TrainStage: Stage {
         /// `recpipe augment`) to the training users' data at this weight (real ones weigh 1).
         /// nil: real data only.
         public var augmentedWeight: Float?
+        /// What is kept of older models of the kind once the new one is stored.
+        public var retention = Retention.Policy()
         public init() {}
     }
 
@@ -63,6 +65,7 @@ public struct TrainStage: Stage {
     public let config: Config
 
     public init(config: Config) throws {
+        try config.retention.validate()
         var config = config
         switch config.kind {
         case .multvae: config.model.kind = .vae
@@ -162,7 +165,7 @@ public struct TrainStage: Stage {
         }
         var summary = ["model \(modelID) (\(config.kind.rawValue)): \(result.log.count) epochs, best epoch \(result.bestEpoch)"]
         if let ndcg = result.bestNDCG { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
-        return finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
+        return try finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
                       rowsIn: data.train.nonZeros, rowsOut: result.model.parameters.count)
     }
 
@@ -170,6 +173,7 @@ public struct TrainStage: Stage {
     static func latestAugmentedVAE(kind: MultVAE.Kind, in db: Database) throws -> (MultVAE, ModelStore.Record)? {
         try Int64.fetchOne(db, sql: """
             SELECT model_id FROM models WHERE kind = ? AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL
+                AND pruned_at IS NULL
             ORDER BY model_id DESC LIMIT 1
             """, arguments: [(kind == .vae ? ModelKind.multvae : .multdae).rawValue]).map { try ModelStore.loadVAE($0, in: db) }
     }
@@ -270,7 +274,7 @@ public struct TrainStage: Stage {
         var summary = ["model \(modelID) (\(config.kind.rawValue)): \(try model.hyperparametersJSON())"
                        + (outcome.selection.count > 1 ? ", chosen from \(outcome.selection.count) settings on the validation users" : "")]
         if let ndcg { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
-        return finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
+        return try finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
                       rowsIn: data.train.nonZeros, rowsOut: model.tensorInfos.reduce(0) { $0 + $1.count })
     }
 
@@ -291,13 +295,21 @@ public struct TrainStage: Stage {
     }
 
     func finish(_ summary: [String], modelID: Int64, publish: Bool, gate: String?, context: StageContext,
-                rowsIn: Int, rowsOut: Int) -> StageReport {
+                rowsIn: Int, rowsOut: Int) throws -> StageReport {
         var summary = summary
         if let gate {
             summary.append(gate)
             if !publish { context.logger.warning("model not published", metadata: ["model": "\(modelID)", "reason": "\(gate)"]) }
         }
         summary.append(publish ? "published" : "kept as a candidate")
+        // Whether or not it was published, a stored model is one more of its kind: a gate
+        // that holds back every night must not make the file grow either.
+        let pruned = try Retention.prune(config.retention, scope: .models(of: config.kind), store: context.store,
+                                         logger: context.logger)
+        if !pruned.models.isEmpty {
+            summary.append("pruned \(pruned.models.count) older \(config.kind.rawValue) model(s), "
+                           + Retention.megabytes(pruned.models.reduce(0) { $0 + $1.bytes }))
+        }
         return StageReport(rowsIn: rowsIn, rowsOut: rowsOut, summary: summary)
     }
 

@@ -1,0 +1,53 @@
+import Foundation
+import GRDB
+import RecpipeStore
+
+/// `recpipe prune`: applies the retention policy to everything at once (the stages apply it
+/// to what they add), optionally rewriting the file without its free pages.
+public struct PruneStage: Stage {
+    public struct Config: Codable, Sendable, Equatable {
+        public var policy = Retention.Policy()
+        /// Rewrite the file afterwards (VACUUM), converting it to incremental auto_vacuum.
+        public var vacuum = false
+        public init() {}
+    }
+
+    public static let name = "prune"
+    public static let reads: [TableName] = [.models, .scoreRuns, .liveRecommendations, .evaluationRuns, .evaluation,
+                                            .augmentRuns, .cleanRuns]
+    public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog, .ganTrainingLog,
+                                             .evaluationUsers, .evaluationHeadItems, .augmentedInteractions]
+    public let config: Config
+
+    public init(config: Config) throws {
+        try config.policy.validate()
+        self.config = config
+    }
+
+    public func run(_ context: StageContext) throws -> StageReport {
+        let store = context.store
+        let before = try Self.usage(store)
+        let plan = try Retention.prune(config.policy, scope: .all, store: store, logger: context.logger)
+        if config.vacuum {
+            context.logger.info("vacuum started", metadata: ["db": "\(store.path)"])
+            try Retention.vacuum(store)
+        }
+        let after = try Self.usage(store)
+        var summary = plan.lines.map { "removed " + $0 }
+        if plan.isEmpty { summary.append("nothing to remove (keeping \(config.policy.keepRetired) retired models of each kind, \(config.policy.keepEvaluations) evaluation runs)") }
+        summary.append("database pages: \(Retention.megabytes(before.used)) in use, \(Retention.megabytes(before.free)) free before; "
+                       + "\(Retention.megabytes(after.used)) in use, \(Retention.megabytes(after.free)) free after")
+        let removed = plan.models.count + plan.evaluations.count + plan.augmentations.count
+        return StageReport(rowsIn: removed, rowsOut: removed, summary: summary)
+    }
+
+    /// Bytes of the file's pages in use and free.
+    static func usage(_ store: Store) throws -> (used: Int, free: Int) {
+        try store.queue.read { db in
+            let size = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            return ((pages - free) * size, free * size)
+        }
+    }
+}
