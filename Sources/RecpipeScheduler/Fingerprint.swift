@@ -44,21 +44,12 @@ public struct Fingerprint: Sendable, Equatable {
     /// A glob pattern's matches (the pattern itself when it has no wildcard and exists), and
     /// for a directory the regular files under it.
     static func expand(_ pattern: String) -> [String] {
-        let paths = Self.glob(pattern) ?? (FileManager.default.fileExists(atPath: pattern) ? [pattern] : [])
+        let paths = FilePattern.glob(pattern) ?? (FileManager.default.fileExists(atPath: pattern) ? [pattern] : [])
         return paths.flatMap { path -> [String] in
             guard isDirectoryPath(path) else { return [path] }
             let files = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? []).map { path + "/" + $0 }
             return files.filter { !isDirectoryPath($0) }.sorted()
         }
-    }
-
-    /// The sorted matches of a pattern with wildcards (`*`, `?`, `[`); nil for a plain path.
-    public static func glob(_ pattern: String) -> [String]? {
-        guard pattern.contains(where: { "*?[".contains($0) }) else { return nil }
-        var matches = glob_t()
-        defer { globfree(&matches) }
-        guard Glibc.glob(pattern, 0, nil, &matches) == 0 else { return [] }
-        return (0..<Int(matches.gl_pathc)).compactMap { matches.gl_pathv[$0].map { String(cString: $0) } }
     }
 
     static func isDirectoryPath(_ path: String) -> Bool {

@@ -18,6 +18,14 @@ public enum PrometheusTextfile {
         let sizes = store.fileSizes()
         metric("recpipe_database_size_bytes", "Size of the database file after the run.", [(label, Double(sizes.database))])
         metric("recpipe_database_wal_size_bytes", "Size of the database's -wal file after the run.", [(label, Double(sizes.wal))])
+        let refused = try store.queue.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM ingest_batches WHERE status = 'refused'
+                AND seen_run_id = (SELECT max(run_id) FROM stage_runs WHERE stage = 'ingest')
+                """) ?? 0
+        }
+        metric("recpipe_ingest_refused_sources", "Sources the latest ingest run refused, or skipped because their content was refused before.",
+               [(label, Double(refused))])
         let attempts = try RunHistory(store: store).attempts(run: result.pipelineRunID)
         let stages = result.stages.filter { $0.status != "not selected" }
         func stageLabel(_ stage: StageOutcome) -> String { "\(label),stage=\"\(escape(stage.stage))\",kind=\"\(stage.kind)\"" }

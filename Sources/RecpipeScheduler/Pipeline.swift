@@ -1,4 +1,5 @@
 import Foundation
+import RecpipeStore
 
 /// A validated manifest: every stage's kind exists in this binary, its parameters are
 /// options of that command with values it accepts, and the needs form a DAG.
@@ -54,7 +55,7 @@ public struct PipelineStage: Sendable {
         var expanded: [String] = []
         var positional = false
         for argument in arguments.dropFirst() {
-            if positional, let matches = Fingerprint.glob(argument), !matches.isEmpty {
+            if positional, let matches = FilePattern.glob(argument), !matches.isEmpty {
                 expanded += matches
             } else {
                 expanded.append(argument)

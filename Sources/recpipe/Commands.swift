@@ -74,6 +74,12 @@ struct Ingest: ParsableCommand {
     var maxFieldBytes = 1024
     @Option(name: .customLong("time-unit"), help: "Unit of numeric timestamps: s, ms or us (ISO 8601 times are unaffected).")
     var timeUnit: TimeUnit = .s
+    @Flag(help: "A source that cannot be used fails the command (exit 65) instead of being recorded as refused and passed over.")
+    var strict = false
+    @Flag(name: .customLong("retry-refused"), help: "Read again sources whose content was refused before (otherwise skipped with a warning).")
+    var retryRefused = false
+    @Flag(name: .customLong("allow-empty"), help: "Accept a directory holding no files or a pattern matching none (otherwise exit 66).")
+    var allowEmpty = false
 
     func validate() throws {
         if fromSQLite == nil && sources.isEmpty { throw ValidationError("give files to ingest, or --from-sqlite FILE --query SQL") }
@@ -90,6 +96,9 @@ struct Ingest: ParsableCommand {
                 columns: SourceColumns(user: userColumn, item: itemColumn, rating: ratingColumn, timestamp: timeColumn),
                 query: query, maxRejectedShare: maxRejected, maxFieldBytes: maxFieldBytes)
             config.timeUnit = timeUnit
+            config.strict = strict
+            config.retryRefused = retryRefused
+            config.allowEmpty = allowEmpty
             try runStage(try IngestStage(config: config), options: options, logger: logger)
         }
     }

@@ -186,7 +186,7 @@ func scratchDirectory() -> String {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "user,item,rating\na,b,1\nc,d,oops\n".write(toFile: dir + "/bad.csv", atomically: true, encoding: .utf8)
-        let result = try recpipe(["ingest", "--db", "recs.sqlite", "bad.csv"], in: dir)
+        let result = try recpipe(["ingest", "--db", "recs.sqlite", "--strict", "bad.csv"], in: dir)
         #expect(result.status == 65)
         let errors = result.stderr.split(separator: "\n").filter { $0.contains(" error ") }
         #expect(errors.contains { $0.contains("bad.csv: 1 of 2 rows rejected") })
@@ -195,7 +195,9 @@ func scratchDirectory() -> String {
         #expect(missing.stderr.contains("nowhere.csv: cannot read"))
         try DatabaseQueue(path: dir + "/recs.sqlite").read { db throws in
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM raw_interactions") == 0)
-            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ingest_batches") == 0)
+            // The refusal is recorded, with its reject.
+            #expect(try String.fetchAll(db, sql: "SELECT status FROM ingest_batches") == ["refused"])
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM ingest_rejects") == 1)
         }
     }
 

@@ -201,16 +201,22 @@ import Testing
         lines += ["u,i,bad", "u,i,worse"]  // 20% > 10%
         let file = scratch.write("mostly.csv", lines.joined(separator: "\n"))
         let report = try ingest(store, [file])
-        guard case .tooManyRejects(let path, 2, 10, 0.10, _)? = report.failures.first else {
+        guard case .tooManyRejects(let path, 2, 10, 0.10, _, false)? = report.failures.first else {
             Issue.record("expected tooManyRejects, got \(report.failures)")
             return
         }
         #expect(path == file)
         #expect(report.failures.first!.localizedDescription.hasPrefix("\(file): 2 of 10 rows rejected"))
-        for table in ["raw_interactions", "ingest_rejects", "ingest_batches"] { #expect(try count(store, table) == 0) }
-        // With a looser threshold the same file goes in.
-        #expect(try ingest(store, [file], maxRejected: 0.2).failures.isEmpty)
+        // No row stored; the refusal recorded with its rejects.
+        #expect(try count(store, "raw_interactions") == 0)
+        #expect(try count(store, "ingest_rejects") == 2)
+        #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM ingest_batches") } == ["refused"])
+        // With a looser threshold the same content is still skipped as refused, unless retried.
+        #expect(try ingest(store, [file], maxRejected: 0.2).failures.count == 1)
+        #expect(try ingest(store, [file], maxRejected: 0.2, retryRefused: true).failures.isEmpty)
         #expect(try count(store, "raw_interactions") == 8)
+        #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM ingest_batches") } == ["stored"])
+        #expect(try count(store, "ingest_rejects") == 2)
     }
 
     @Test func emptyMissingAndHeaderOnlySourcesFail() throws {
@@ -220,7 +226,7 @@ import Testing
         let headerOnly = scratch.write("header.csv", "user,item\n")
         let good = scratch.write("good.csv", "user,item\na,b\n")
         let report = try ingest(store, [empty, scratch.path("missing.csv"), headerOnly, good])
-        #expect(report.failures == [.emptySource(path: empty), .unreadable(path: scratch.path("missing.csv"), reason: "No such file or directory"),
+        #expect(report.failures == [.emptySource(path: empty), .unreadable(path: scratch.path("missing.csv"), reason: "no such file"),
                                     .emptySource(path: headerOnly)])
         // The good file after the failures is still stored.
         #expect(try rawRows(store) == [RawRow(line: 2, user: "a", item: "b", rating: nil, ts: nil)])
@@ -311,7 +317,8 @@ import Testing
         let cut = scratch.write("cut.csv.gz", bytes: Array(bytes[0..<(bytes.count * 3 / 4)]))
         let report = try ingest(store, [cut])
         #expect(report.failures == [.unreadable(path: cut, reason: "gzip stream is truncated")])
-        for table in ["raw_interactions", "ingest_rejects", "ingest_batches"] { #expect(try count(store, table) == 0) }
+        for table in ["raw_interactions", "ingest_rejects"] { #expect(try count(store, table) == 0) }
+        #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM ingest_batches") } == ["refused"])
         #expect(try ingest(store, [whole]).failures.isEmpty)
         #expect(try count(store, "raw_interactions") == 200_000)
     }
@@ -387,7 +394,7 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         let store = try scratch.store()
         let file = scratch.write("ms.csv", "user,item,ts\nu1,i1,1709208000123\nu2,i2,1709208060456\n")
         let refused = try ingest(store, [file])
-        guard case .tooManyRejects(_, 2, 2, _, let example)? = refused.failures.first else {
+        guard case .tooManyRejects(_, 2, 2, _, let example, _)? = refused.failures.first else {
             Issue.record("expected the source refused, got \(refused.failures)"); return
         }
         #expect(example.contains("looks like milliseconds; use --time-unit ms"), "\(example)")
@@ -396,7 +403,9 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         let good = (0..<20).map { "u\($0),i\($0),1709208000" }.joined(separator: "\n")
         let mixed = try ingest(store, [scratch.write("mixed.csv", "user,item,ts\n\(good)\nu9,i9,1709208000123\n")])
         #expect(mixed.failures.isEmpty)
-        let reasons = try store.queue.read { try String.fetchAll($0, sql: "SELECT reason || ': ' || detail FROM ingest_rejects") }
+        let reasons = try store.queue.read { try String.fetchAll($0, sql: """
+            SELECT r.reason || ': ' || r.detail FROM ingest_rejects r JOIN ingest_batches b USING (batch_id) WHERE b.status = 'stored'
+            """) }
         #expect(reasons.count == 1 && reasons[0].hasPrefix("bad_timestamp: ") && reasons[0].contains("use --time-unit ms"), "\(reasons)")
         #expect(try count(store, "raw_interactions") == 20)
         let stored = try ingest(store, [scratch.write("ms2.csv", "user,item,ts\nu1,i1,1709208000123\n")], timeUnit: .ms)

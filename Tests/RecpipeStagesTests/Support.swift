@@ -75,9 +75,13 @@ func count(_ store: Store, _ table: String) throws -> Int {
 
 @discardableResult
 func ingest(_ store: Store, _ sources: [String], format: InputFormat? = nil, columns: SourceColumns = SourceColumns(),
-            query: String? = nil, maxRejected: Double = 0.10, timeUnit: TimeUnit = .s) throws -> StageReport {
+            query: String? = nil, maxRejected: Double = 0.10, timeUnit: TimeUnit = .s,
+            strict: Bool = true, retryRefused: Bool = false, allowEmpty: Bool = false) throws -> StageReport {
     var config = IngestStage.Config(sources: sources, format: format, columns: columns, query: query, maxRejectedShare: maxRejected)
     config.timeUnit = timeUnit
+    config.strict = strict
+    config.retryRefused = retryRefused
+    config.allowEmpty = allowEmpty
     let stage = try IngestStage(config: config)
     return try StageRunner.run(stage, store: store, logger: quiet)
 }

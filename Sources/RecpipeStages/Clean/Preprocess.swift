@@ -1,3 +1,5 @@
+import RecpipeStore
+
 /// Raw events with keys interned to ids in order of first appearance.
 public struct RawEvents: Sendable {
     public var userKeys: [String] = []
@@ -15,8 +17,8 @@ public struct RawEvents: Sendable {
 
     public var count: Int { user.count }
 
-    private var userIDs: [String: Int32] = [:]
-    private var itemIDs: [String: Int32] = [:]
+    private var userIDs: [ExactKey: Int32] = [:]
+    private var itemIDs: [ExactKey: Int32] = [:]
 
     public mutating func append(user userKey: String, item itemKey: String, rating: Double?, timestamp: Int64?) {
         user.append(Self.intern(userKey, &userIDs, &userKeys))
@@ -25,10 +27,10 @@ public struct RawEvents: Sendable {
         self.timestamp.append(timestamp ?? Self.noTimestamp)
     }
 
-    private static func intern(_ key: String, _ ids: inout [String: Int32], _ keys: inout [String]) -> Int32 {
-        if let id = ids[key] { return id }
+    private static func intern(_ key: String, _ ids: inout [ExactKey: Int32], _ keys: inout [String]) -> Int32 {
+        if let id = ids[ExactKey(key)] { return id }
         let id = Int32(keys.count)
-        ids[key] = id
+        ids[ExactKey(key)] = id
         keys.append(key)
         return id
     }

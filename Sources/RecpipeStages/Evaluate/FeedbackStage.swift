@@ -52,9 +52,11 @@ public struct FeedbackStage: Stage {
         // source before. Only the new rows are read into memory; the older ones are matched
         // against them inside SQLite (one pass over the table, each row probing the new
         // pairs' key), so a nightly run costs the same whatever the history's size.
-        var after: [String: Set<String>] = [:]
+        var after: [ExactKey: Set<ExactKey>] = [:]
         let fresh = try store.queue.read { db in
-            try Int64.fetchAll(db, sql: "SELECT batch_id FROM ingest_batches WHERE finished_at > ? ORDER BY batch_id", arguments: [since])
+            try Int64.fetchAll(db, sql: """
+                SELECT batch_id FROM ingest_batches WHERE finished_at > ? AND status = 'stored' ORDER BY batch_id
+                """, arguments: [since])
         }
         if !fresh.isEmpty {
             let batches = fresh.map(String.init).joined(separator: ",")
@@ -77,16 +79,16 @@ public struct FeedbackStage: Stage {
                     """)
                 let rows = try Row.fetchCursor(db, sql: "SELECT user_key, item_key FROM temp.feedback_new_pairs")
                 while let row = try rows.next() {
-                    after[row[0] as String, default: []].insert(row[1])
+                    after[ExactKey(row[0]), default: []].insert(ExactKey(row[1]))
                 }
             }
         }
         // The live lists of those users only, by the primary key.
-        var ranked: [String: [String]] = [:]
+        var ranked: [ExactKey: [ExactKey]] = [:]
         try store.queue.read { db in
             let statement = try db.cachedStatement(sql: "SELECT item_key FROM recommendation_rows WHERE run_id = ? AND user_key = ? ORDER BY rank")
             for user in after.keys {
-                let items = try String.fetchAll(statement, arguments: [scoreRun, user])
+                let items = try String.fetchAll(statement, arguments: [scoreRun, user.text]).map(ExactKey.init)
                 if !items.isEmpty { ranked[user] = items }
             }
         }

@@ -8,7 +8,11 @@ import RecpipeStore
 ///
 /// Each source is one transaction: it is stored whole or not at all. A source whose content
 /// hash is already in `ingest_batches` is skipped. Rows that cannot be used go to
-/// `ingest_rejects` with the reason; a source with too many of them stores nothing.
+/// `ingest_rejects` with the reason. A source that cannot be used (unreadable, empty, no
+/// usable header, too many rejected rows) is refused: recorded in `ingest_batches` with
+/// status `refused`, its reason and its first rejects, none of its rows stored; the other
+/// sources are stored and the stage succeeds unless `strict`. The same content is skipped
+/// later without being read, unless `retryRefused`.
 public struct IngestStage: Stage {
     public struct Config: Codable, Sendable, Equatable {
         /// Files or directories (every regular, non-hidden file inside, by name). With the
@@ -25,6 +29,13 @@ public struct IngestStage: Stage {
         public var maxFieldBytes: Int
         /// The unit of numeric timestamps.
         public var timeUnit: TimeUnit = .s
+        /// A refused source fails the stage (exit 65) instead of being recorded and passed over.
+        public var strict = false
+        /// Read again sources whose content was refused before.
+        public var retryRefused = false
+        /// Accept a directory holding no files or a pattern matching none (otherwise exit 66:
+        /// an empty drop folder usually means the export upstream failed).
+        public var allowEmpty = false
 
         public init(sources: [String], format: InputFormat? = nil, columns: SourceColumns = SourceColumns(),
                     query: String? = nil, maxRejectedShare: Double = 0.10, maxFieldBytes: Int = 1024) {
@@ -58,6 +69,10 @@ public struct IngestStage: Stage {
     public enum Outcome: Equatable, Sendable {
         case stored(batchID: Int64, read: Int, accepted: Int, rejected: Int)
         case skipped(existingBatch: Int64)
+        /// Recorded as refused now.
+        case refused(batchID: Int64, error: StageError)
+        /// The same content was refused before (that batch, its reason); not read again.
+        case refusedBefore(batchID: Int64, reason: String)
     }
 
     /// Seconds between progress events (tests shorten it).
@@ -82,6 +97,17 @@ public struct IngestStage: Stage {
                     report.summary.append("\(source): \(accepted) rows stored, \(rejected) rejected (batch \(batch))")
                 case let .skipped(batch):
                     report.summary.append("\(source): already ingested as batch \(batch), skipped")
+                case let .refused(batch, error):
+                    logger.error("source refused", metadata: ["batch": "\(batch)", "error": "\(error.localizedDescription)"])
+                    report.summary.append("refused (batch \(batch)): \(error.localizedDescription)")
+                    if config.strict { report.failures.append(error) }
+                case let .refusedBefore(batch, reason):
+                    logger.warning("source skipped: its content was refused before", metadata: [
+                        "batch": "\(batch)", "reason": "\(reason)", "hint": "--retry-refused reads it again"])
+                    report.summary.append("\(source): refused before as batch \(batch), skipped (--retry-refused reads it again)")
+                    if config.strict {
+                        report.failures.append(.badData("\(source): refused before as batch \(batch): \(reason)"))
+                    }
                 }
             } catch let error as StageError {
                 logger.error("source failed", metadata: ["error": "\(error.localizedDescription)"])
@@ -91,24 +117,29 @@ public struct IngestStage: Stage {
         return report
     }
 
+    /// The files the sources name: files, the files of directories, the matches of patterns.
+    /// A directory holding no files or a pattern matching none is an error (66) unless
+    /// `allowEmpty`; a missing file is reported when it is ingested.
     func expandSources() throws -> [String] {
         if config.format == .sqlite { return config.sources }
         var files: [String] = []
         for source in config.sources {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else {
-                files.append(source)  // reported as unreadable when ingested
+                if let matches = FilePattern.glob(source) {
+                    try refuseEmpty(matches.isEmpty, source, "the pattern matches no file")
+                    files += matches.filter { !Self.isDirectory($0) }
+                } else {
+                    files.append(source)  // reported as unreadable when ingested
+                }
                 continue
             }
             if isDirectory.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []
-                for name in names.sorted() where !name.hasPrefix(".") {
-                    let path = (source as NSString).appendingPathComponent(name)
-                    var nested: ObjCBool = false
-                    if FileManager.default.fileExists(atPath: path, isDirectory: &nested), !nested.boolValue {
-                        files.append(path)
-                    }
-                }
+                let found = names.sorted().filter { !$0.hasPrefix(".") }.map { (source as NSString).appendingPathComponent($0) }
+                    .filter { !Self.isDirectory($0) }
+                try refuseEmpty(found.isEmpty, source, "the directory holds no files")
+                files += found
             } else {
                 files.append(source)
             }
@@ -116,65 +147,114 @@ public struct IngestStage: Stage {
         return files
     }
 
+    private func refuseEmpty(_ empty: Bool, _ source: String, _ what: String) throws {
+        guard empty, !config.allowEmpty else { return }
+        throw StageError.unreadable(path: source, reason: "\(what) (an empty drop folder usually means the export upstream failed; --allow-empty accepts it); nothing ingested")
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
     func ingest(source: String, context: StageContext, logger: Logger, progress: IngestProgress? = nil) throws -> Outcome {
         if config.format == .sqlite {
             return try ingestSQLite(path: source, query: config.query ?? "", context: context, logger: logger)
         }
+        // A path that is not there is a mistake in the arguments, not a poison file.
+        guard FileManager.default.fileExists(atPath: source) else {
+            throw StageError.unreadable(path: source, reason: "no such file")
+        }
         // The content hash is computed on another thread while the rows are parsed. Only a
-        // file with the size of one already stored can be a repeat; for those the hash is
+        // file with the size of one already recorded can be a repeat; for those the hash is
         // awaited first, so a repeat is skipped without parsing it.
-        let size = try FileByteSource.size(path: source)
+        let size = (try? FileByteSource.size(path: source)) ?? 0
         let hashing = BackgroundHash(path: source)
-        let sameSize = try context.store.queue.read { db in
-            try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM ingest_batches WHERE bytes = ? AND query IS NULL",
-                              arguments: [size]) ?? false
-        }
-        if sameSize {
-            let hash = try hashing.wait()
-            if let existing = try context.store.queue.read({ db in
-                try Int64.fetchOne(db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", arguments: [hash])
-            }) {
-                logger.info("source skipped, already ingested", metadata: ["batch": "\(existing)", "sha256": "\(hash)"])
-                return .skipped(existingBatch: existing)
+        let started = Clock.isoNow()
+        do {
+            let sameSize = try context.store.queue.read { db in
+                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM ingest_batches WHERE bytes = ? AND query IS NULL",
+                                  arguments: [size]) ?? false
             }
+            if sameSize, let earlier = try seen(hash: try hashing.wait(), context: context, logger: logger) {
+                return earlier
+            }
+            let format = try config.format ?? Self.sniff(path: source)
+            var reader = RowReader(path: source, format: format, columns: config.columns, maxFieldBytes: config.maxFieldBytes,
+                                   timeUnit: config.timeUnit)
+            reader.progress = progress.map { progress in { @Sendable bytes in progress.reading(bytes) } }
+            return try storeBatch(source: source, query: nil, format: format, context: context, logger: logger,
+                                  hash: { try? hashing.wait() }) { sink in
+                let rows = try reader.readPipelined(into: sink)
+                return (rows, try hashing.wait(), size)
+            }
+        } catch let error as StageError where error.isSourceProblem {
+            // Unreadable before any row was parsed (opening, sniffing the format).
+            return try refuse(Refusal(source: source, query: nil, format: config.format?.rawValue ?? "unknown", error: error,
+                                      hash: try? hashing.wait(), bytes: size, startedAt: started), context: context)
         }
-        let format = try config.format ?? Self.sniff(path: source)
-        var reader = RowReader(path: source, format: format, columns: config.columns, maxFieldBytes: config.maxFieldBytes,
-                               timeUnit: config.timeUnit)
-        reader.progress = progress.map { progress in { @Sendable bytes in progress.reading(bytes) } }
-        return try storeBatch(source: source, query: nil, format: format, context: context, logger: logger) { sink in
-            let rows = try reader.readPipelined(into: sink)
-            return (rows, try hashing.wait(), size)
+    }
+
+    /// What an earlier batch with this content says about it: stored (skip it), or refused
+    /// (skip it too unless `retryRefused`); nil when there is none or it is to be read again.
+    /// A refused batch is marked as seen by this run (the metrics count what the latest run
+    /// refused).
+    func seen(hash: String, context: StageContext, logger: Logger) throws -> Outcome? {
+        guard let row = try context.store.queue.read({ db in
+            try Row.fetchOne(db, sql: "SELECT batch_id, status, reason FROM ingest_batches WHERE content_hash = ?", arguments: [hash])
+        }) else { return nil }
+        let batch: Int64 = row["batch_id"], status: String = row["status"]
+        if status == "refused" {
+            if config.retryRefused { return nil }
+            try context.store.queue.write { db in
+                try db.execute(sql: "UPDATE ingest_batches SET seen_run_id = ? WHERE batch_id = ?", arguments: [context.runID, batch])
+            }
+            return .refusedBefore(batchID: batch, reason: row["reason"] ?? "")
         }
+        logger.info("source skipped, already ingested", metadata: ["batch": "\(batch)", "sha256": "\(hash)"])
+        return .skipped(existingBatch: batch)
     }
 
     /// Stores one source in one transaction on a bulk connection: a batch row, the rows that
     /// `load` writes into the sink, then the checks (content already stored, empty, too many
     /// rejects) and the batch's counts. `load` returns the rows read, the content hash and
     /// the size in bytes.
+    /// `hash` gives the content hash, where it can be known, for the record of a source
+    /// refused halfway.
     func storeBatch(source: String, query: String?, format: InputFormat, context: StageContext, logger: Logger,
+                    hash knownHash: () -> String? = { nil },
                     load: (RowSink) throws -> (rows: Int, hash: String, bytes: Int)) throws -> Outcome {
         let started = Clock.monotonic()
         let startedAt = Clock.isoNow()
         var read = 0
         let sink: RowSink
+        var partial: RowSink?
         do {
             let connection = try RawConnection(path: context.store.path)
             sink = try connection.inTransaction {
                 try connection.run(
                     """
                     INSERT INTO ingest_batches (run_id, source, query, format, content_hash, bytes, rows_read,
-                        rows_accepted, rows_rejected, started_at, finished_at, seconds)
-                    VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, 0)
+                        rows_accepted, rows_rejected, started_at, finished_at, seconds, seen_run_id)
+                    VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, ?6, ?6, 0, ?1)
                     """,
                     [.integer(context.runID), .text(source), query.map { .text($0) } ?? .null, .text(format.rawValue),
-                     .text("pending-\(UUID().uuidString)"), .text(startedAt), .text(startedAt)])
-                let batch = try RowSink(connection: connection.handle, batchID: connection.lastInsertedRowID)
+                     .text("pending-\(UUID().uuidString)"), .text(startedAt)])
+                let batch = try RowSink(connection: connection.handle, batchID: connection.lastInsertedRowID, source: source,
+                                        maxRejectedShare: config.maxRejectedShare)
+                partial = batch
                 let (rows, hash, bytes) = try load(batch)
                 read = rows
                 if case .integer(let existing)? = try connection.run(
                     "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", [.text(hash)]) {
-                    throw AlreadyIngested(batchID: existing, hash: hash)
+                    if case .text("refused")? = try connection.run("SELECT status FROM ingest_batches WHERE batch_id = ?", [.integer(existing)]),
+                       config.retryRefused {
+                        // Read again and stored: the earlier refusal of this content goes.
+                        try connection.run("DELETE FROM ingest_rejects WHERE batch_id = ?", [.integer(existing)])
+                        try connection.run("DELETE FROM ingest_batches WHERE batch_id = ?", [.integer(existing)])
+                    } else {
+                        throw AlreadyIngested(batchID: existing, hash: hash)
+                    }
                 }
                 try check(source: source, read: rows, sink: batch)
                 try connection.run(
@@ -188,8 +268,12 @@ public struct IngestStage: Stage {
                 return batch
             }
         } catch let repeated as AlreadyIngested {
-            logger.info("source skipped, already ingested", metadata: ["batch": "\(repeated.batchID)", "sha256": "\(repeated.hash)"])
-            return .skipped(existingBatch: repeated.batchID)
+            return try seen(hash: repeated.hash, context: context, logger: logger) ?? .skipped(existingBatch: repeated.batchID)
+        } catch let error as StageError where error.isSourceProblem {
+            return try refuse(Refusal(source: source, query: query, format: format.rawValue, error: error, hash: knownHash(),
+                                      bytes: 0, read: partial.map { $0.accepted + $0.rejected } ?? read,
+                                      accepted: partial?.accepted ?? 0, rejected: partial?.rejected ?? 0,
+                                      rejects: partial?.firstRejects ?? [], startedAt: startedAt), context: context)
         }
         let seconds = Clock.monotonic() - started
         logger.info("source ingested", metadata: [
@@ -199,6 +283,53 @@ public struct IngestStage: Stage {
             "rows_per_s": "\(Int(Double(read) / max(seconds, 1e-9)))",
         ])
         return .stored(batchID: sink.batchID, read: read, accepted: sink.accepted, rejected: sink.rejected)
+    }
+
+    /// A source that cannot be used, as `ingest_batches` records it.
+    struct Refusal {
+        var source: String
+        var query: String?
+        var format: String
+        var error: StageError
+        /// nil where the content could not be read whole: then a later run reads it again.
+        var hash: String?
+        var bytes: Int
+        var read = 0
+        var accepted = 0
+        var rejected = 0
+        var rejects: [Reject] = []
+        var startedAt: String
+    }
+
+    /// Records a refused source in its own transaction: a batch with status `refused`, the
+    /// reason and the first rejects, no rows. An earlier refusal of the same content (a
+    /// retry) is replaced.
+    func refuse(_ refusal: Refusal, context: StageContext) throws -> Outcome {
+        var refusal = refusal
+        if refusal.bytes == 0 { refusal.bytes = (try? FileByteSource.size(path: refusal.source)) ?? 0 }
+        let batch = try context.store.queue.write { db -> Int64 in
+            if let hash = refusal.hash {
+                for old in try Int64.fetchAll(db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ? AND status = 'refused'",
+                                              arguments: [hash]) {
+                    try db.execute(sql: "DELETE FROM ingest_rejects WHERE batch_id = ?", arguments: [old])
+                    try db.execute(sql: "DELETE FROM ingest_batches WHERE batch_id = ?", arguments: [old])
+                }
+            }
+            try db.execute(sql: """
+                INSERT INTO ingest_batches (run_id, source, query, format, content_hash, bytes, rows_read, rows_accepted,
+                    rows_rejected, started_at, finished_at, seconds, status, reason, seen_run_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0, 'refused', ?, ?)
+                """, arguments: [context.runID, refusal.source, refusal.query, refusal.format,
+                                 refusal.hash ?? "unread-\(UUID().uuidString)", refusal.bytes, refusal.read, refusal.rejected,
+                                 refusal.startedAt, Clock.isoNow(), refusal.error.localizedDescription, context.runID])
+            let batch = db.lastInsertedRowID
+            let insert = try db.makeStatement(sql: "INSERT INTO ingest_rejects (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
+            for reject in refusal.rejects {
+                try insert.execute(arguments: [batch, reject.line, reject.reason.rawValue, reject.detail, reject.raw])
+            }
+            return batch
+        }
+        return .refused(batchID: batch, error: refusal.error)
     }
 
     private func check(source: String, read: Int, sink: RowSink) throws {

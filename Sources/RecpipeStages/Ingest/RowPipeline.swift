@@ -26,7 +26,7 @@ final class RowBatch: @unchecked Sendable {
     var line: [Int] = []
     var rating: [Double] = []  // NaN: none
     var timestamp: [Int64] = []  // Int64.min: none
-    var rejects: [(line: Int, reason: RejectReason, detail: String, raw: String)] = []
+    var rejects: [Reject] = []
 
     static let rows = 8192
 
@@ -125,8 +125,11 @@ final class BatchingConsumer: RowConsumer {
         if b.count >= RowBatch.rows { try flush() }
     }
 
+    /// Rejects go in batches of their own size too: a file that fails line by line is not
+    /// held in memory.
     func reject(line: Int, reason: RejectReason, detail: String, raw: String) throws {
-        batch.rejects.append((line, reason, detail, raw))
+        batch.rejects.append(Reject(line: line, reason: reason, detail: detail, raw: raw))
+        if batch.rejects.count >= RowBatch.rows { try flush() }
     }
 
     func flush() throws {

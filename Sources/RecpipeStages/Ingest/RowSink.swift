@@ -14,23 +14,47 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case malformedJSON = "malformed_json"
     case missingField = "missing_field"
     case controlCharacter = "control_character"
+    case blobKey = "blob_key"
+}
+
+/// One rejected row, as `ingest_rejects` stores it.
+struct Reject: Sendable, Equatable {
+    var line: Int
+    var reason: RejectReason
+    var detail: String
+    var raw: String
 }
 
 /// Writes one batch's accepted and rejected rows with prepared statements on the raw
 /// connection: the bulk path of ingest. Text is bound without copying (SQLITE_STATIC), so
 /// the caller's bytes must stay put until the call returns, which they do.
+///
+/// A source is judged on its first rows: once `judgeAfter` rows are read, as soon as more
+/// than `maxRejectedShare` of those read so far are rejected it throws `tooManyRejects`, so
+/// a file of millions of bad lines is neither read to its end nor held in memory.
 final class RowSink: RowConsumer {
     private let connection: OpaquePointer
     private var insertRow: OpaquePointer?
     private var insertReject: OpaquePointer?
     let batchID: Int64
+    let source: String
+    let maxRejectedShare: Double
     private(set) var accepted = 0
     private(set) var rejected = 0
-    private(set) var firstReject: String?
+    /// The first rejects, kept for the record of a refused source.
+    private(set) var firstRejects: [Reject] = []
+    var firstReject: String? { firstRejects.first.map { "line \($0.line): \($0.reason.rawValue): \($0.detail)" } }
 
-    init(connection: OpaquePointer, batchID: Int64) throws {
+    /// Rejects a refused source keeps in `ingest_rejects`.
+    static let keptRejects = 1000
+    /// Rows read before the share of rejects is judged.
+    static let judgeAfter = 10_000
+
+    init(connection: OpaquePointer, batchID: Int64, source: String, maxRejectedShare: Double) throws {
         self.connection = connection
         self.batchID = batchID
+        self.source = source
+        self.maxRejectedShare = maxRejectedShare
         try prepare(&insertRow, """
             INSERT INTO raw_interactions (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
             """)
@@ -46,11 +70,17 @@ final class RowSink: RowConsumer {
     }
 
     private func prepare(_ statement: inout OpaquePointer?, _ sql: String) throws {
-        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK else { throw sqliteError() }
+        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK else {
+            throw StoreError.sqlite(connection, sql: sql)
+        }
     }
 
-    private func sqliteError() -> StageError {
-        .badData("cannot write raw rows: \(String(cString: sqlite3_errmsg(connection)))")
+    /// Throws once the source can no longer be stored (see the type's note).
+    private func judge() throws {
+        let read = accepted + rejected
+        guard read >= Self.judgeAfter, Double(rejected) > maxRejectedShare * Double(read) else { return }
+        throw StageError.tooManyRejects(path: source, rejected: rejected, read: read, threshold: maxRejectedShare,
+                                        example: firstReject ?? "", stoppedEarly: true)
     }
 
     func accept(line: Int, user: UnsafeBufferPointer<UInt8>, item: UnsafeBufferPointer<UInt8>,
@@ -63,7 +93,7 @@ final class RowSink: RowConsumer {
                           Int32(item.count), nil)
         if let rating { sqlite3_bind_double(statement, 5, rating) } else { sqlite3_bind_null(statement, 5) }
         if let timestamp { sqlite3_bind_int64(statement, 6, timestamp) } else { sqlite3_bind_null(statement, 6) }
-        guard sqlite3_step(statement) == SQLITE_DONE else { throw sqliteError() }
+        guard sqlite3_step(statement) == SQLITE_DONE else { throw StoreError.sqlite(connection, sql: "INSERT INTO raw_interactions") }
         sqlite3_reset(statement)
         accepted += 1
     }
@@ -84,18 +114,28 @@ final class RowSink: RowConsumer {
             }
         }
         accepted += batch.count
-        for reject in batch.rejects { try self.reject(line: reject.line, reason: reject.reason, detail: reject.detail, raw: reject.raw) }
+        for reject in batch.rejects { try store(reject) }
+        try judge()
     }
 
     func reject(line: Int, reason: RejectReason, detail: String, raw: String) throws {
-        let statement = insertReject
-        sqlite3_bind_int64(statement, 2, Int64(line))
-        sqlite3_bind_text(statement, 3, reason.rawValue, -1, sqliteTransient)
-        sqlite3_bind_text(statement, 4, detail, -1, sqliteTransient)
-        sqlite3_bind_text(statement, 5, raw, -1, sqliteTransient)
-        guard sqlite3_step(statement) == SQLITE_DONE else { throw sqliteError() }
-        sqlite3_reset(statement)
+        try store(Reject(line: line, reason: reason, detail: detail, raw: raw))
+        try judge()
+    }
+
+    private func store(_ reject: Reject) throws {
+        try Self.insert(reject, statement: insertReject!, connection: connection)
         rejected += 1
-        if firstReject == nil { firstReject = "line \(line): \(reason.rawValue): \(detail)" }
+        if firstRejects.count < Self.keptRejects { firstRejects.append(reject) }
+    }
+
+    /// Inserts one reject with a prepared `INSERT INTO ingest_rejects` whose batch is bound.
+    static func insert(_ reject: Reject, statement: OpaquePointer, connection: OpaquePointer) throws {
+        sqlite3_bind_int64(statement, 2, Int64(reject.line))
+        sqlite3_bind_text(statement, 3, reject.reason.rawValue, -1, sqliteTransient)
+        sqlite3_bind_text(statement, 4, reject.detail, -1, sqliteTransient)
+        sqlite3_bind_text(statement, 5, reject.raw, -1, sqliteTransient)
+        guard sqlite3_step(statement) == SQLITE_DONE else { throw StoreError.sqlite(connection, sql: "INSERT INTO ingest_rejects") }
+        sqlite3_reset(statement)
     }
 }

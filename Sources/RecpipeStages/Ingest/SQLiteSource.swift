@@ -45,46 +45,62 @@ extension IngestStage {
         }
     }
 
-    /// Validates and stores one result row; returns the bytes it hashed.
+    /// Validates and stores one result row; returns the bytes it hashed. Values are read
+    /// with their byte length (sqlite3_column_bytes), never as C strings: a key holding a
+    /// zero byte or invalid UTF-8 is seen whole and rejected as a file's would be, and a key
+    /// stored as a BLOB is rejected (`blob_key`) rather than read as text.
     private func storeRow(_ statement: OpaquePointer, columns: ResolvedColumns, line: Int,
                           hasher: inout SHA256, sink: RowSink) throws -> Int {
-        var texts: [String?] = []
+        var values: [UnsafeBufferPointer<UInt8>?] = []
+        var types: [Int32] = []
         var hashed = 0
-        for index in 0..<columns.count {
-            let type = sqlite3_column_type(statement, Int32(index))
-            let text: String? = type == SQLITE_NULL ? nil : String(cString: sqlite3_column_text(statement, Int32(index)))
-            texts.append(text)
-            let bytes = [UInt8(truncatingIfNeeded: type)] + Array((text ?? "").utf8) + [0]
-            hasher.update(bytes)
-            hashed += bytes.count
+        for index in 0..<Int32(columns.count) {
+            let type = sqlite3_column_type(statement, index)
+            // Text of the value in its own form (integers and reals as SQLite prints them,
+            // BLOBs as their bytes); valid until the next step.
+            let pointer = type == SQLITE_NULL ? nil
+                : type == SQLITE_BLOB ? sqlite3_column_blob(statement, index).map { $0.assumingMemoryBound(to: UInt8.self) }
+                : sqlite3_column_text(statement, index)
+            let count = type == SQLITE_NULL ? 0 : Int(sqlite3_column_bytes(statement, index))
+            let bytes = type == SQLITE_NULL ? nil : UnsafeBufferPointer(start: pointer ?? UnsafePointer(bitPattern: 1), count: count)
+            values.append(bytes)
+            types.append(type)
+            hasher.update([UInt8(truncatingIfNeeded: type)])
+            if let bytes {
+                // A value with a zero byte is hashed with its length first, so that the
+                // bytes of two rows cannot line up into those of two others.
+                if bytes.contains(0) {
+                    withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { hasher.update($0) }
+                    hashed += 8
+                }
+                hasher.update(UnsafeRawBufferPointer(bytes))
+            }
+            hasher.update([0])
+            hashed += 2 + count
         }
-        let raw = texts.map { $0 ?? "NULL" }.joined(separator: "\t")
+        let raw = values.map { $0.map { FieldParsing.displayText($0, limit: 256) } ?? "NULL" }.joined(separator: "\t")
         func reject(_ reason: RejectReason, _ detail: String) throws -> Int {
             try sink.reject(line: line, reason: reason, detail: detail, raw: raw)
             return hashed
         }
-        // SQLite gives every value as text (integers and reals in their usual form), so the
-        // rules are those of the file formats.
-        let fields = texts.map { $0 ?? "" }
+        let empty = UnsafeBufferPointer<UInt8>(start: UnsafePointer(bitPattern: 1), count: 0)
         let rating: Double?, timestamp: Int64?
         do throws(FieldParsing.Problem) {
             for (name, index) in [("user", columns.user), ("item", columns.item)] {
-                if texts[index] == nil { throw FieldParsing.Problem(reason: .emptyKey, detail: "\(name) key is NULL") }
-                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in
-                    try FieldParsing.checkKey(bytes, name: name, maxBytes: config.maxFieldBytes)
+                guard let key = values[index] else { throw FieldParsing.Problem(reason: .emptyKey, detail: "\(name) key is NULL") }
+                if types[index] == SQLITE_BLOB {
+                    throw FieldParsing.Problem(reason: .blobKey, detail: "\(name) key is a BLOB of \(key.count) bytes; select it as text (CAST(... AS TEXT)) if it is one")
                 }
+                try FieldParsing.checkKey(key, name: name, maxBytes: config.maxFieldBytes)
             }
-            rating = try columns.rating.map { index throws(FieldParsing.Problem) in
-                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in try FieldParsing.rating(bytes) }
-            }
+            rating = try columns.rating.map { index throws(FieldParsing.Problem) in try FieldParsing.rating(values[index] ?? empty) }
             timestamp = try columns.timestamp.map { index throws(FieldParsing.Problem) in
-                try FieldParsing.onText(fields[index]) { bytes throws(FieldParsing.Problem) in try FieldParsing.time(bytes, unit: config.timeUnit) }
+                try FieldParsing.time(values[index] ?? empty, unit: config.timeUnit)
             }
         } catch {
             return try reject(error.reason, error.detail)
         }
-        let keys = [fields[columns.user], fields[columns.item]]
-        try sink.accept(line: line, user: keys[0], item: keys[1], rating: rating, timestamp: timestamp)
+        try sink.accept(line: line, user: values[columns.user]!, item: values[columns.item]!, rating: rating, timestamp: timestamp)
         return hashed
     }
 }

@@ -163,11 +163,11 @@ public enum Report {
         guard let evaluation = try Int64.fetchOne(db, sql: "SELECT max(run_id) FROM evaluation_runs") else { return html }
         for kind in [ModelKind.multvae, .multdae] {
             let plain = kind.rawValue, augmented = kind.rawValue + EvaluateStage.augmentedSuffix
-            func perUser(_ model: String, _ metric: String, _ k: Int) throws -> [String: Double] {
+            func perUser(_ model: String, _ metric: String, _ k: Int) throws -> [ExactKey: Double] {
                 let rows = try Row.fetchAll(db, sql: """
                     SELECT user_key, value FROM evaluation_users WHERE run_id = ? AND model = ? AND metric = ? AND k = ?
                     """, arguments: [evaluation, model, metric, k])
-                return Dictionary(rows.map { ($0["user_key"] as String, $0["value"] as Double) }, uniquingKeysWith: { a, _ in a })
+                return Dictionary(rows.map { (ExactKey($0["user_key"]), $0["value"] as Double) }, uniquingKeysWith: { a, _ in a })
             }
             func change(_ metric: String, _ k: Int) throws -> AugmentationAblation.Change? {
                 let a = try perUser(plain, metric, k), b = try perUser(augmented, metric, k)
@@ -206,14 +206,14 @@ public enum Report {
                               series: [curve], width: 540, logY: true, verticalMarks: [(Double(head), "head | long tail")])
         // Where the live top-20 lists fall on that curve: share of recommendations per bucket
         // of popularity ranks.
-        let rank = Dictionary(uniqueKeysWithValues: counts.enumerated().map { ($1["item_key"] as String, $0) })
+        let rank = Dictionary(uniqueKeysWithValues: counts.enumerated().map { (ExactKey($1["item_key"]), $0) })
         let recommended = try String.fetchAll(db, sql: "SELECT item_key FROM recommendations WHERE rank <= 20")
         if !recommended.isEmpty {
             let buckets = 50
             var share = [Double](repeating: 0, count: buckets)
             var tail = 0
             for item in recommended {
-                guard let r = rank[item] else { continue }
+                guard let r = rank[ExactKey(item)] else { continue }
                 share[min(buckets - 1, r * buckets / values.count)] += 1
                 if r >= head { tail += 1 }
             }

@@ -22,8 +22,8 @@ public enum ModelStore {
         /// For each of `keys` (the current items), its position in this model's item index;
         /// nil for items the model does not know.
         public func positions(of keys: [String]) -> [Int32?] {
-            let position = Dictionary(uniqueKeysWithValues: itemKeys.enumerated().map { ($1, Int32($0)) })
-            return keys.map { position[$0] }
+            let position = Dictionary(uniqueKeysWithValues: itemKeys.enumerated().map { (ExactKey($1), Int32($0)) })
+            return keys.map { position[ExactKey($0)] }
         }
 
         /// A warm start's item mapping: for each of `keys`, its index in this model, nil
