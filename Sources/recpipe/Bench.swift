@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GRDB
 import Logging
 import RecpipeModels
 import RecpipeNumerics
@@ -9,8 +10,8 @@ import RecpipeStore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
-        subcommands: [BenchSuite.self, BenchIngest.self, BenchClean.self, BenchTrain.self, BenchEASE.self, BenchScore.self,
-                      BenchAugment.self])
+        subcommands: [BenchSuite.self, BenchIngest.self, BenchHostile.self, BenchClean.self, BenchTrain.self, BenchEASE.self,
+                      BenchScore.self, BenchAugment.self])
 }
 
 /// One benchmark's figures, as `bench suite` tabulates them.
@@ -54,8 +55,8 @@ struct BenchSuite: ParsableCommand {
 
     @Option(help: "Size as a fraction of MovieLens 20M (136,000 users, 20,000 items, 10M interactions).")
     var scale = 1.0
-    @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, clean, train, augment, ease, score.")
-    var only: [String] = ["ingest", "clean", "train", "augment", "ease", "score"]
+    @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, hostile, clean, train, augment, ease, score.")
+    var only: [String] = ["ingest", "hostile", "clean", "train", "augment", "ease", "score"]
     @Flag(help: "Print the table as JSON.")
     var json = false
     @OptionGroup var logging: LoggingOptions
@@ -64,7 +65,7 @@ struct BenchSuite: ParsableCommand {
         let logger = logging.makeLogger()
         try runReporting(logger) {
             guard scale > 0, scale <= 10 else { throw StageError.badOption("--scale must be in (0, 10]") }
-            let known = ["ingest", "clean", "train", "augment", "ease", "score"]
+            let known = ["ingest", "hostile", "clean", "train", "augment", "ease", "score"]
             if let bad = only.first(where: { !known.contains($0) }) {
                 throw StageError.badOption("--only: no benchmark '\(bad)'; benchmarks: \(known.joined(separator: ", "))")
             }
@@ -78,6 +79,7 @@ struct BenchSuite: ParsableCommand {
             for name in known where only.contains(name) {
                 let arguments: [String] = switch name {
                 case "ingest": ["bench", "ingest", "--rows", "\(interactions)"]
+                case "hostile": ["bench", "hostile", "--lines", "\(max(100_000, Int(5_000_000 * scale)))"]
                 case "train": ["bench", "train", "--heldout", "\(heldout)"] + size
                 case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
                 case "clean": ["bench", "clean", "--heldout", "\(heldout)"] + size
@@ -226,6 +228,56 @@ struct BenchIngest: ParsableCommand {
 
     private func removeDatabase(_ path: String) {
         for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+    }
+}
+
+/// A hostile file: a valid header, then millions of lines that fail one by one. Ingest must
+/// refuse it quickly and in little memory; the goal is under 30 s and 200 MB for 5,000,000
+/// lines.
+struct BenchHostile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hostile",
+        abstract: "Seconds and peak memory of refusing a file of unparsable lines after a valid header.")
+
+    @Option(help: "Unparsable lines after the header.")
+    var lines = 5_000_000
+    @Option(help: "Working directory (default: a new temporary one, removed afterwards).")
+    var dir: String?
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws {
+        let logger = output.logging.makeLogger()
+        try runReporting(logger) {
+            guard lines > 0 else { throw StageError.badOption("--lines must be positive") }
+            let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(getpid())"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+            defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
+            let csv = work + "/hostile.csv", db = work + "/hostile.sqlite"
+            guard FileManager.default.createFile(atPath: csv, contents: nil), let file = FileHandle(forWritingAtPath: csv) else {
+                throw StoreError.writeFailed(path: csv, reason: String(cString: strerror(errno)), errno: errno)
+            }
+            var chunk = Array("user,item,rating\n".utf8)
+            for k in 0..<lines {
+                chunk += Array("u\(k),i\(k % 977),not-a-number\n".utf8)
+                if chunk.count > 1 << 20 { try file.write(contentsOf: chunk); chunk.removeAll(keepingCapacity: true) }
+            }
+            try file.write(contentsOf: chunk)
+            try file.close()
+            let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
+            _ = try Store(path: db, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+            let measured = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, csv])
+            let row = try Store(readingAt: db).queue.read { db in
+                try Row.fetchOne(db, sql: "SELECT status, rows_read, reason FROM ingest_batches ORDER BY batch_id DESC LIMIT 1")
+            }
+            let status: String = row?["status"] ?? "none", read: Int = row?["rows_read"] ?? 0
+            guard status == "refused" else { throw StageError.badData("\(csv): expected the file refused, its batch is \(status)") }
+            print("hostile ingest: \(lines) unparsable lines (\(size / 1_000_000) MB) after a valid header")
+            print(String(format: "refused in %.2f s, peak RSS %.1f MB, %d lines read before it stopped (goal: under 30 s and 200 MB)",
+                         measured.seconds, measured.peakMB, read))
+            try BenchResult(stage: "ingest (hostile file)", unit: "lines", rows: lines, seconds: measured.seconds,
+                            rowsPerSecond: Double(lines) / measured.seconds, gflops: nil, reference: "goal: seconds",
+                            referenceValue: 30, ratio: measured.seconds / 30, peakMB: measured.peakMB).write(to: output.resultOut)
+        }
     }
 }
 
