@@ -149,6 +149,11 @@ public final class Store: Sendable {
             return try DatabaseQueue(path: path, configuration: config)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
             throw StoreError.notADatabase(path: path)
+        } catch let error as DatabaseError where StoreError.isDiskFullOrIO(error.extendedResultCode.rawValue) {
+            // A full disk while opening (the -shm file, the first pragmas): the disk's
+            // problem, not a missing database.
+            throw StoreError.statementFailed(path: path, sql: error.sql ?? "opening the database", reason: error.message ?? "\(error)",
+                                             code: error.extendedResultCode.rawValue)
         } catch let error as DatabaseError {
             throw StoreError.cannotOpen(path: path, reason: error.message ?? "\(error)")
         }
