@@ -46,6 +46,14 @@ struct BenchOutputOptions: ParsableArguments {
     @OptionGroup var logging: LoggingOptions
 }
 
+/// Runs `body` in `dir`, or in a new temporary directory removed afterwards.
+func inBenchDirectory(_ dir: String?, name: String, _ body: (String) throws -> Void) throws {
+    let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(name)-\(getpid())"
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
+    try body(work)
+}
+
 /// Runs the benchmarks, each in a process of its own (so each has its own peak memory), and
 /// prints one table.
 struct BenchSuite: ParsableCommand {
@@ -72,46 +80,45 @@ struct BenchSuite: ParsableCommand {
             let users = max(100, Int(136_000 * scale)), items = max(100, Int(20_000 * min(1, scale * 4)))
             let interactions = max(1_000, Int(10_000_000 * scale)), heldout = max(10, Int(9_000 * scale))
             let size = ["--users", "\(users)", "--items", "\(items)", "--interactions", "\(interactions)"]
-            let work = NSTemporaryDirectory() + "recpipe-bench-suite-\(getpid())"
-            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: work) }
-            var results: [BenchResult] = []
-            for name in known where only.contains(name) {
-                let arguments: [String] = switch name {
-                case "ingest": ["bench", "ingest", "--rows", "\(interactions)"]
-                case "hostile": ["bench", "hostile", "--lines", "\(max(100_000, Int(5_000_000 * scale)))"]
-                case "train": ["bench", "train", "--heldout", "\(heldout)"] + size
-                case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
-                case "clean": ["bench", "clean", "--heldout", "\(heldout)"] + size
-                case "ease": ["bench", "ease"] + size
-                default: ["bench", "score"] + size
+            try inBenchDirectory(nil, name: "suite") { work in
+                var results: [BenchResult] = []
+                for name in known where only.contains(name) {
+                    let arguments: [String] = switch name {
+                    case "ingest": ["bench", "ingest", "--rows", "\(interactions)"]
+                    case "hostile": ["bench", "hostile", "--lines", "\(max(100_000, Int(5_000_000 * scale)))"]
+                    case "train": ["bench", "train", "--heldout", "\(heldout)"] + size
+                    case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
+                    case "clean": ["bench", "clean", "--heldout", "\(heldout)"] + size
+                    case "ease": ["bench", "ease"] + size
+                    default: ["bench", "score"] + size
+                    }
+                    let out = work + "/\(name).json"
+                    logger.info("benchmark started", metadata: ["benchmark": "\(name)"])
+                    let measured = try ChildProcess.measure(recpipeExecutable, arguments + ["--quiet", "--result-out", out])
+                    var result = try JSONDecoder().decode(BenchResult.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
+                    result.peakMB = max(result.peakMB, measured.peakMB)
+                    results.append(result)
                 }
-                let out = work + "/\(name).json"
-                logger.info("benchmark started", metadata: ["benchmark": "\(name)"])
-                let measured = try ChildProcess.measure(recpipeExecutable, arguments + ["--quiet", "--result-out", out])
-                var result = try JSONDecoder().decode(BenchResult.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
-                result.peakMB = max(result.peakMB, measured.peakMB)
-                results.append(result)
-            }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-                print(String(decoding: try encoder.encode(results), as: UTF8.self))
-                return
-            }
-            print("recpipe benchmarks at \(scale)× MovieLens 20M (\(users) users, \(items) items, \(interactions) interactions), BLAS \(BLAS.coreName)")
-            let header = ["stage", "rows", "seconds", "rows/s", "GFLOPS", "reference (same run)", "reference", "ratio", "peak RSS MB"]
-            let rows = results.map { r in
-                [r.stage, "\(r.rows) \(r.unit)", String(format: "%.1f", r.seconds), String(format: "%.0f", r.rowsPerSecond),
-                 r.gflops.map { String(format: "%.1f", $0) } ?? "", r.reference, r.referenceValue.map { String(format: "%.1f", $0) } ?? "",
-                 r.ratio.map { String(format: "%.2f", $0) } ?? "", String(format: "%.0f", r.peakMB)]
-            }
-            let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max()! }
-            for row in [header] + rows {
-                print(row.enumerated().map { c, cell in
-                    c == 0 || c == 5 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                        : String(repeating: " ", count: widths[c] - cell.count) + cell
-                }.joined(separator: "  "))
+                if json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                    print(String(decoding: try encoder.encode(results), as: UTF8.self))
+                    return
+                }
+                print("recpipe benchmarks at \(scale)× MovieLens 20M (\(users) users, \(items) items, \(interactions) interactions), BLAS \(BLAS.coreName)")
+                let header = ["stage", "rows", "seconds", "rows/s", "GFLOPS", "reference (same run)", "reference", "ratio", "peak RSS MB"]
+                let rows = results.map { r in
+                    [r.stage, "\(r.rows) \(r.unit)", String(format: "%.1f", r.seconds), String(format: "%.0f", r.rowsPerSecond),
+                     r.gflops.map { String(format: "%.1f", $0) } ?? "", r.reference, r.referenceValue.map { String(format: "%.1f", $0) } ?? "",
+                     r.ratio.map { String(format: "%.2f", $0) } ?? "", String(format: "%.0f", r.peakMB)]
+                }
+                let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max()! }
+                for row in [header] + rows {
+                    print(row.enumerated().map { c, cell in
+                        c == 0 || c == 5 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                            : String(repeating: " ", count: widths[c] - cell.count) + cell
+                    }.joined(separator: "  "))
+                }
             }
         }
     }
@@ -181,48 +188,47 @@ struct BenchIngest: ParsableCommand {
     func run() throws {
         let logger = output.logging.makeLogger()
         try runReporting(logger) {
-            let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(getpid())"
-            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-            defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
-            let csv = work + "/events.csv"
-            var config = RecpipeStages.Synth.Config()
-            config.users = max(1, rows / 75)
-            config.items = max(2, min(20_000, rows / 50))
-            config.topics = min(config.topics, config.items)
-            config.interactions = rows
-            config.ratings = true
-            let written = try RecpipeStages.Synth(config: config).write(to: csv)
-            let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
-            logger.info("benchmark file written", metadata: ["file": "\(csv)", "rows": "\(written)", "bytes": "\(size)"])
+            try inBenchDirectory(dir, name: "ingest") { work in
+                let csv = work + "/events.csv"
+                var config = RecpipeStages.Synth.Config()
+                config.users = max(1, rows / 75)
+                config.items = max(2, min(20_000, rows / 50))
+                config.topics = min(config.topics, config.items)
+                config.interactions = rows
+                config.ratings = true
+                let written = try RecpipeStages.Synth(config: config).write(to: csv)
+                let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
+                logger.info("benchmark file written", metadata: ["file": "\(csv)", "rows": "\(written)", "bytes": "\(size)"])
 
-            var ours: [ChildProcess.Measurement] = [], shell: [ChildProcess.Measurement] = []
-            for attempt in 0..<repeats {
-                let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
-                for path in [a, b] { removeDatabase(path) }
-                // Migrate first so both sides time loading only.
-                _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-                ours.append(try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", a, csv]))
-                shell.append(try ChildProcess.measure(sqlite3, [b, ".import --csv \(csv) events"]))
-                for path in [a, b] { removeDatabase(path) }
+                var ours: [ChildProcess.Measurement] = [], shell: [ChildProcess.Measurement] = []
+                for attempt in 0..<repeats {
+                    let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
+                    for path in [a, b] { removeDatabase(path) }
+                    // Migrate first so both sides time loading only.
+                    _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+                    ours.append(try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", a, csv]))
+                    shell.append(try ChildProcess.measure(sqlite3, [b, ".import --csv \(csv) events"]))
+                    for path in [a, b] { removeDatabase(path) }
+                }
+                let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
+                let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
+                let ourRate = Double(written) / o.seconds, shellRate = Double(written) / s.seconds
+                print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats) runs")
+                let table = [
+                    ["command", "seconds", "rows/s", "peak RSS MB"],
+                    ["recpipe ingest", String(format: "%.2f", o.seconds), String(format: "%.0f", ourRate), String(format: "%.1f", o.peakMB)],
+                    ["sqlite3 .import --csv", String(format: "%.2f", s.seconds), String(format: "%.0f", shellRate),
+                     String(format: "%.1f", s.peakMB)],
+                ]
+                for row in table {
+                    print(row[0].padding(toLength: 24, withPad: " ", startingAt: 0)
+                          + row[1...].map { String(repeating: " ", count: max(0, 13 - $0.count)) + $0 }.joined())
+                }
+                print(String(format: "ratio recpipe / sqlite3 (rows/s): %.2f", ourRate / shellRate))
+                try BenchResult(stage: "ingest", unit: "rows", rows: written, seconds: o.seconds, rowsPerSecond: ourRate, gflops: nil,
+                                reference: "sqlite3 .import rows/s", referenceValue: shellRate, ratio: ourRate / shellRate,
+                                peakMB: o.peakMB).write(to: output.resultOut)
             }
-            let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
-            let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
-            let ourRate = Double(written) / o.seconds, shellRate = Double(written) / s.seconds
-            print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats) runs")
-            let table = [
-                ["command", "seconds", "rows/s", "peak RSS MB"],
-                ["recpipe ingest", String(format: "%.2f", o.seconds), String(format: "%.0f", ourRate), String(format: "%.1f", o.peakMB)],
-                ["sqlite3 .import --csv", String(format: "%.2f", s.seconds), String(format: "%.0f", shellRate),
-                 String(format: "%.1f", s.peakMB)],
-            ]
-            for row in table {
-                print(row[0].padding(toLength: 24, withPad: " ", startingAt: 0)
-                      + row[1...].map { String(repeating: " ", count: max(0, 13 - $0.count)) + $0 }.joined())
-            }
-            print(String(format: "ratio recpipe / sqlite3 (rows/s): %.2f", ourRate / shellRate))
-            try BenchResult(stage: "ingest", unit: "rows", rows: written, seconds: o.seconds, rowsPerSecond: ourRate, gflops: nil,
-                            reference: "sqlite3 .import rows/s", referenceValue: shellRate, ratio: ourRate / shellRate,
-                            peakMB: o.peakMB).write(to: output.resultOut)
         }
     }
 
@@ -249,34 +255,33 @@ struct BenchHostile: ParsableCommand {
         let logger = output.logging.makeLogger()
         try runReporting(logger) {
             guard lines > 0 else { throw StageError.badOption("--lines must be positive") }
-            let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(getpid())"
-            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-            defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
-            let csv = work + "/hostile.csv", db = work + "/hostile.sqlite"
-            guard FileManager.default.createFile(atPath: csv, contents: nil), let file = FileHandle(forWritingAtPath: csv) else {
-                throw StoreError.writeFailed(path: csv, reason: String(cString: strerror(errno)), errno: errno)
+            try inBenchDirectory(dir, name: "hostile") { work in
+                let csv = work + "/hostile.csv", db = work + "/hostile.sqlite"
+                guard FileManager.default.createFile(atPath: csv, contents: nil), let file = FileHandle(forWritingAtPath: csv) else {
+                    throw StoreError.writeFailed(path: csv, reason: String(cString: strerror(errno)), errno: errno)
+                }
+                var chunk = Array("user,item,rating\n".utf8)
+                for k in 0..<lines {
+                    chunk += Array("u\(k),i\(k % 977),not-a-number\n".utf8)
+                    if chunk.count > 1 << 20 { try file.write(contentsOf: chunk); chunk.removeAll(keepingCapacity: true) }
+                }
+                try file.write(contentsOf: chunk)
+                try file.close()
+                let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
+                _ = try Store(path: db, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+                let measured = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, csv])
+                let row = try Store(readingAt: db).queue.read { db in
+                    try Row.fetchOne(db, sql: "SELECT status, rows_read, reason FROM ingest_batches ORDER BY batch_id DESC LIMIT 1")
+                }
+                let status: String = row?["status"] ?? "none", read: Int = row?["rows_read"] ?? 0
+                guard status == "refused" else { throw StageError.badData("\(csv): expected the file refused, its batch is \(status)") }
+                print("hostile ingest: \(lines) unparsable lines (\(size / 1_000_000) MB) after a valid header")
+                print(String(format: "refused in %.2f s, peak RSS %.1f MB, %d lines read before it stopped (goal: under 30 s and 200 MB)",
+                             measured.seconds, measured.peakMB, read))
+                try BenchResult(stage: "ingest (hostile file)", unit: "lines", rows: lines, seconds: measured.seconds,
+                                rowsPerSecond: Double(lines) / measured.seconds, gflops: nil, reference: "goal: seconds",
+                                referenceValue: 30, ratio: measured.seconds / 30, peakMB: measured.peakMB).write(to: output.resultOut)
             }
-            var chunk = Array("user,item,rating\n".utf8)
-            for k in 0..<lines {
-                chunk += Array("u\(k),i\(k % 977),not-a-number\n".utf8)
-                if chunk.count > 1 << 20 { try file.write(contentsOf: chunk); chunk.removeAll(keepingCapacity: true) }
-            }
-            try file.write(contentsOf: chunk)
-            try file.close()
-            let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
-            _ = try Store(path: db, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-            let measured = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, csv])
-            let row = try Store(readingAt: db).queue.read { db in
-                try Row.fetchOne(db, sql: "SELECT status, rows_read, reason FROM ingest_batches ORDER BY batch_id DESC LIMIT 1")
-            }
-            let status: String = row?["status"] ?? "none", read: Int = row?["rows_read"] ?? 0
-            guard status == "refused" else { throw StageError.badData("\(csv): expected the file refused, its batch is \(status)") }
-            print("hostile ingest: \(lines) unparsable lines (\(size / 1_000_000) MB) after a valid header")
-            print(String(format: "refused in %.2f s, peak RSS %.1f MB, %d lines read before it stopped (goal: under 30 s and 200 MB)",
-                         measured.seconds, measured.peakMB, read))
-            try BenchResult(stage: "ingest (hostile file)", unit: "lines", rows: lines, seconds: measured.seconds,
-                            rowsPerSecond: Double(lines) / measured.seconds, gflops: nil, reference: "goal: seconds",
-                            referenceValue: 30, ratio: measured.seconds / 30, peakMB: measured.peakMB).write(to: output.resultOut)
         }
     }
 }
@@ -359,19 +364,18 @@ struct BenchClean: ParsableCommand {
     func run() throws {
         let logger = output.logging.makeLogger()
         try runReporting(logger) {
-            let work = NSTemporaryDirectory() + "recpipe-bench-clean-\(getpid())"
-            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: work) }
-            let rows = try data.synth().write(to: work + "/events.csv")
-            let db = work + "/recpipe.sqlite"
-            _ = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, work + "/events.csv"])
-            let measured = try ChildProcess.measure(recpipeExecutable, ["clean", "--quiet", "--db", db, "--min-rating", "none",
-                                                         "--heldout-users", "\(heldout)"])
-            print(String(format: "clean: %d rows in %.1f s, %.0f rows/s, peak RSS %.0f MB", rows, measured.seconds,
-                         Double(rows) / measured.seconds, measured.peakMB))
-            try BenchResult(stage: "clean (strong split)", unit: "rows", rows: rows, seconds: measured.seconds,
-                            rowsPerSecond: Double(rows) / measured.seconds, gflops: nil, reference: "",
-                            referenceValue: nil, ratio: nil, peakMB: measured.peakMB).write(to: output.resultOut)
+            try inBenchDirectory(nil, name: "clean") { work in
+                let rows = try data.synth().write(to: work + "/events.csv")
+                let db = work + "/recpipe.sqlite"
+                _ = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, work + "/events.csv"])
+                let measured = try ChildProcess.measure(recpipeExecutable, ["clean", "--quiet", "--db", db, "--min-rating", "none",
+                                                             "--heldout-users", "\(heldout)"])
+                print(String(format: "clean: %d rows in %.1f s, %.0f rows/s, peak RSS %.0f MB", rows, measured.seconds,
+                             Double(rows) / measured.seconds, measured.peakMB))
+                try BenchResult(stage: "clean (strong split)", unit: "rows", rows: rows, seconds: measured.seconds,
+                                rowsPerSecond: Double(rows) / measured.seconds, gflops: nil, reference: "",
+                                referenceValue: nil, ratio: nil, peakMB: measured.peakMB).write(to: output.resultOut)
+            }
         }
     }
 }
