@@ -47,11 +47,13 @@ public final class RunProgress: @unchecked Sendable {
     public func logLine(_ line: String, stage: String) {
         let fields = line.split(separator: " ")
         func value(_ key: String) -> Substring? { fields.first { $0.hasPrefix(key + "=") }?.dropFirst(key.count + 1) }
-        if line.contains(" epoch finished "), let epoch = value("epoch").flatMap({ Int($0) }) {
+        // `TIME info MESSAGE key=value...`: the message is the third field on.
+        let message = fields.count > 2 && fields[1] == "info" ? fields[2...].joined(separator: " ") : ""
+        if message.hasPrefix("epoch finished "), let epoch = value("epoch").flatMap({ Int($0) }) {
             lock.withLock {
                 if let index = running.firstIndex(where: { $0.name == stage }) { running[index].epoch = epoch }
             }
-        } else if line.contains(" progress "), let done = value("done").flatMap({ Int($0) }),
+        } else if message.hasPrefix("progress "), let done = value("done").flatMap({ Int($0) }),
                   let total = value("total").flatMap({ Int($0) }), total > 0 {
             lock.withLock {
                 if let index = running.firstIndex(where: { $0.name == stage }) {

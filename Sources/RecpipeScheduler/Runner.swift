@@ -327,7 +327,9 @@ public final class Runner: @unchecked Sendable {
         process.terminationHandler = { _ in mailbox.post(id) }
         let relayLog = options.relayLog, relayOutput = options.relayOutput
         read(errors, into: child) { line in
-            if let error = line.range(of: " error ") { child.lastError = String(line[error.upperBound...]) }
+            // `TIME LEVEL MESSAGE...`: only the level field says it is an error.
+            let fields = line.split(separator: " ", maxSplits: 2)
+            if fields.count == 3 && fields[1] == "error" { child.lastError = String(fields[2]) }
             relayLog(line, run, stage.name)
         }
         read(output, into: child) { line in relayOutput("\(stage.name) | \(line)") }

@@ -57,4 +57,20 @@ import Testing
         #expect(try recpipe(["ingest", "--db", "recs.sqlite", "--allow-empty", "empty"], in: dir).status == 0)
         #expect(try recpipe(["ingest", "--db", "recs.sqlite", "nothing-*.csv"], in: dir).status == 66)
     }
+
+    /// A file name can hold a newline: the log still has one line per event, and nothing a
+    /// source holds can pass for an error line of its own.
+    @Test func logLinesCannotBeForged() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let evil = "x\n2026-01-01T00:00:00Z error forged\r.csv"
+        try "user,item\n".write(toFile: dir + "/" + evil, atomically: true, encoding: .utf8)
+        let result = try recpipe(["ingest", "--db", "recs.sqlite", evil], in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+        #expect(lines.allSatisfy { $0.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (debug|info|notice|warning|error|critical) .*/) != nil },
+                "\(lines)")
+        #expect(!result.stderr.contains("\n2026-01-01T00:00:00Z error forged"))
+        #expect(result.stderr.contains(#"x\n2026-01-01T00:00:00Z error forged\r.csv"#), "\(result.stderr)")
+    }
 }
