@@ -7,7 +7,7 @@ import RecpipeStore
 
 /// The closed loop: the live recommendations against what their users did after they were
 /// published. "What users did next" is every (user, item) pair first seen in a source
-/// ingested after the lists were published, counted as a positive by the latest clean
+/// ingested after the run that published the lists, counted as a positive by the latest clean
 /// run's rating rule. Per cut-off K: the share of those users with a hit in their top K,
 /// and mean Recall@K = hits / min(K, |new items|). Run it after ingest and before the next
 /// score replaces the lists.
@@ -54,9 +54,11 @@ public struct FeedbackStage: Stage {
         // pairs' key), so a nightly run costs the same whatever the history's size.
         var after: [ExactKey: Set<ExactKey>] = [:]
         let fresh = try store.queue.read { db in
+            // By run: an ingest run after the scoring run that published the lists (one writer at
+            // a time, so it began after that run ended), however close in time.
             try Int64.fetchAll(db, sql: """
-                SELECT batch_id FROM ingest_batches WHERE finished_at > ? AND status = 'stored' ORDER BY batch_id
-                """, arguments: [since])
+                SELECT batch_id FROM ingest_batches WHERE run_id > ? AND status = 'stored' ORDER BY batch_id
+                """, arguments: [scoreRun])
         }
         if !fresh.isEmpty {
             let batches = fresh.map(String.init).joined(separator: ",")
