@@ -139,7 +139,7 @@ struct SplitFiles {
     }
 
     @Test(.enabled(if: referenceSplit() != nil, "needs ../shared/reference/ml-100k-split"))
-    func movieLens100KValidationNDCG() throws {
+    func movieLens100KTestNDCGReachesThePyTorchReference() throws {
         let split = try SplitFiles(directory: referenceSplit()!)
         #expect(split.train.rows == 738 && split.train.nonZeros == 44_606)
         var config = MultVAE.Config()

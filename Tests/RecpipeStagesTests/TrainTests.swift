@@ -117,32 +117,47 @@ import Testing
         try StageRunner.run(try small(), store: store, logger: quiet)
         // More data with new items: the item index changes.
         try addUsersWithNewItems(store, scratch)
-        try StageRunner.run(try small { $0.warmStart = true; $0.model.epochs = 1 }, store: store, logger: quiet)
+        // A learning rate too small to move a float32 weight: the stored model holds the
+        // warm start's copy exactly as made.
+        try StageRunner.run(try small { $0.warmStart = true; $0.model.epochs = 1; $0.model.learningRate = 1e-30 },
+                            store: store, logger: quiet)
         try store.queue.read { db throws in
             #expect(try Int64.fetchOne(db, sql: "SELECT warm_start_from FROM models WHERE model_id = 2") == 1)
         }
         let (first, firstRecord) = try store.queue.read { try ModelStore.loadVAE(1, in: $0) }
-        // The copy itself: an old item's encoder row lands at its new position.
-        let data = try TrainingData.load(store)
-        var fresh = MultVAE(items: data.itemKeys.count, config: first.config)
+        let (second, secondRecord) = try store.queue.read { try ModelStore.loadVAE(2, in: $0) }
+        #expect(secondRecord.itemKeys == (try TrainingData.load(store)).itemKeys)
+        // An old item's encoder row lands, whole, at the item's new position; a new item's row
+        // is freshly initialised.
         let position = Dictionary(uniqueKeysWithValues: firstRecord.itemKeys.enumerated().map { ($1, $0) })
-        let mapping = data.itemKeys.map { position[$0] }
-        #expect(mapping.contains(nil) && mapping.contains { $0 != nil })
-        fresh.copyWeights(from: first, itemMapping: mapping)
+        let mapping = secondRecord.itemKeys.map { position[$0] }
+        #expect(mapping.contains(nil) && mapping.contains { $0 != nil } && mapping.compactMap { $0 } != Array(mapping.indices))
         let hidden = first.config.hidden
-        let encoder = fresh.tensor("encoder.0.weight")!, oldEncoder = first.tensor("encoder.0.weight")!
-        for (new, old) in mapping.enumerated() {
-            guard let old else { continue }
-            #expect(fresh.parameters[encoder.offset + new * hidden] == first.parameters[oldEncoder.offset + old * hidden])
+        let encoder = second.tensor("encoder.0.weight")!, oldEncoder = first.tensor("encoder.0.weight")!
+        func row(_ model: MultVAE, _ offset: Int, _ item: Int) -> [Float] {
+            Array(model.parameters[(offset + item * hidden)..<(offset + (item + 1) * hidden)])
         }
+        var copied = 0, fresh = 0
+        for (new, old) in mapping.enumerated() {
+            if let old {
+                #expect(row(second, encoder.offset, new) == row(first, oldEncoder.offset, old), "item \(secondRecord.itemKeys[new])")
+                copied += 1
+            } else {
+                #expect(!firstRecord.itemKeys.indices.contains { row(second, encoder.offset, new) == row(first, oldEncoder.offset, $0) })
+                fresh += 1
+            }
+        }
+        #expect(copied > 0 && fresh > 0)
     }
 
     @Test func divergenceFailsTheStageAndStoresNothing() throws {
         let (scratch, store) = try prepared()
         _ = scratch
-        #expect(throws: StageError.self) {
+        let error = #expect(throws: StageError.self) {
             try StageRunner.run(try small { $0.model.learningRate = 1e30 }, store: store, logger: quiet)
         }
+        guard case .trainingFailed(let message)? = error else { Issue.record("expected trainingFailed, got \(String(describing: error))"); return }
+        #expect(message.hasSuffix("no model stored"), "\(message)")
         #expect(try count(store, "models") == 0)
         #expect(try store.queue.read { try String.fetchOne($0, sql: "SELECT status FROM stage_runs ORDER BY run_id DESC") } == "failed")
     }
@@ -150,6 +165,7 @@ import Testing
     @Test func trainingWithoutACleanRunFails() throws {
         let scratch = Scratch()
         let store = try scratch.store()
-        #expect(throws: StageError.self) { try StageRunner.run(try small(), store: store, logger: quiet) }
+        let error = #expect(throws: StageError.self) { try StageRunner.run(try small(), store: store, logger: quiet) }
+        guard case .missingInput? = error else { Issue.record("expected missingInput, got \(String(describing: error))"); return }
     }
 }
