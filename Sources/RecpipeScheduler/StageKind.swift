@@ -42,6 +42,7 @@ public struct StageKind: Sendable, Equatable {
         StageKind(RollbackStage.self),
         StageKind(EvaluateStage.self),
         StageKind(FeedbackStage.self),
+        StageKind(PruneStage.self),
         StageKind(name: "report", reads: reportReads, writes: [], outputPaths: ["out"]),
         StageKind(name: "synth", reads: [], writes: [], outputPaths: ["out"]),
     ]

@@ -65,7 +65,7 @@ import Testing
             "bad.yaml:5: stage clean: needs unknown stage 'ingets' (did you mean 'ingest'?)",
             "bad.yaml:5: stage clean: parameter 'split': 'strng' is not one of strong, temporal (did you mean 'strong'?)",
             "bad.yaml:10: stage train: train rejects its parameters: The value 'lots' is invalid for '--epochs <epochs>'",
-            "bad.yaml:11: stage base: unknown stage kind 'trian' (did you mean 'train'?); kinds: ingest, clean, augment, train, score, rollback, evaluate, feedback, report, synth",
+            "bad.yaml:11: stage base: unknown stage kind 'trian' (did you mean 'train'?); kinds: ingest, clean, augment, train, score, rollback, evaluate, feedback, prune, report, synth",
             "bad.yaml:12: stage score: parameter 'k' takes a single value, not a list",
             "bad.yaml:13: stage flags: parameter 'warm_start' is a flag: expected true or false",
             "bad.yaml:13: stage flags: parameter 'model': expected a single value, not a mapping or nested list",

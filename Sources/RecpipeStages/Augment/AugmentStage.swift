@@ -25,7 +25,9 @@ public struct AugmentStage: Stage {
     }
 
     public static let name = "augment"
-    public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions]
+    /// The model tables: the warm start's published generator.
+    public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights,
+                                            .augmentRuns] + Retention.modelReads
     public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .ganTrainingLog, .augmentRuns,
                                              .augmentedInteractions]
     public let config: Config

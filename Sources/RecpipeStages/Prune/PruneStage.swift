@@ -13,8 +13,7 @@ public struct PruneStage: Stage {
     }
 
     public static let name = "prune"
-    public static let reads: [TableName] = [.models, .scoreRuns, .liveRecommendations, .evaluationRuns, .evaluation,
-                                            .augmentRuns, .cleanRuns]
+    public static let reads: [TableName] = [.models, .augmentRuns, .cleanRuns] + Retention.modelReads
     public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog, .ganTrainingLog,
                                              .evaluationUsers, .evaluationHeadItems, .augmentedInteractions]
     public let config: Config

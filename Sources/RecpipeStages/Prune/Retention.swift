@@ -9,6 +9,9 @@ import RecpipeStore
 /// augmentations their synthetic interactions. Applied by the stages that add such rows
 /// (train and augment when they publish, evaluate) and by `recpipe prune`.
 public enum Retention {
+    /// What deciding which models to keep reads, beside the models themselves.
+    public static let modelReads: [TableName] = [.scoreRuns, .liveRecommendations, .evaluationRuns, .evaluation]
+
     public struct Policy: Codable, Sendable, Equatable {
         /// Models of each kind kept with their weights besides the published one: the newest
         /// retired models and candidates the gate kept back.
@@ -88,8 +91,8 @@ public enum Retention {
     /// What `policy` removes within `scope`; reads only.
     public static func plan(_ policy: Policy, scope: Scope = .all, in db: Database) throws -> Plan {
         var plan = Plan()
-        let keep = try protectedModels(db)
         let kinds = try scope.kinds ?? String.fetchAll(db, sql: "SELECT DISTINCT kind FROM models ORDER BY kind")
+        let keep = kinds.isEmpty ? [] : try protectedModels(db)
         for kind in kinds {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT model_id, status, created_at FROM models

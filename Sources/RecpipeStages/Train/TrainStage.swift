@@ -59,8 +59,8 @@ public struct TrainStage: Stage {
     }
 
     public static let name = "train"
-    public static let reads: [TableName] = [.cleanRuns, .items, .interactions, .models, .modelItems, .modelWeights,
-                                            .augmentRuns, .augmentedInteractions]
+    public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights,
+                                            .augmentRuns, .augmentedInteractions] + Retention.modelReads
     public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog]
     public let config: Config
 
