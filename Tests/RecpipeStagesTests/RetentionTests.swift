@@ -89,6 +89,12 @@ import Testing
         #expect(all[published]! == ("published", true, false))
         #expect(all[candidates[3]]!.weights && all[candidates[2]]!.weights)
         #expect(all[candidates[1]]!.pruned && all[candidates[0]]!.pruned)
+        // With --keep-retired 0 the candidate just stored keeps its weights (evaluate and a
+        // later --model ID need it); the older ones go.
+        let kept = try train(store, keep: 0, publish: false)
+        let after = try models(store)
+        #expect(after[kept]! == ("candidate", true, false))
+        #expect(after[candidates[3]]!.pruned && after[candidates[2]]!.pruned)
     }
 
     @Test func evaluationsBeyondTheNewestKeepOnlyTheirAggregates() throws {

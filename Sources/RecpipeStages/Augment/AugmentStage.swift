@@ -140,7 +140,7 @@ public struct AugmentStage: Stage {
                 "hint": "raise --users-below or --fraction, or lower --min-score",
             ])
         }
-        let pruned = try Retention.prune(config.retention, scope: .augmentations, store: context.store, logger: context.logger)
+        let pruned = try Retention.prune(config.retention, scope: .augmentations(sparing: context.runID), store: context.store, logger: context.logger)
         if !pruned.isEmpty {
             summary.append("pruned \(pruned.models.count) older generator(s) and the synthetic interactions of \(pruned.augmentations.count) earlier run(s)")
         }

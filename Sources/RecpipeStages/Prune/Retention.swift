@@ -65,12 +65,19 @@ public enum Retention {
         public var kinds: [String]?
         public var evaluations: Bool
         public var augmentations: Bool
+        /// The stage run whose own models are never pruned (the one just stored, even as a
+        /// candidate with --keep-retired 0).
+        public var sparing: Int64?
 
         /// Everything (`recpipe prune`).
         public static let all = Scope(kinds: nil, evaluations: true, augmentations: true)
-        public static func models(of kind: ModelKind) -> Scope { Scope(kinds: [kind.rawValue], evaluations: false, augmentations: false) }
+        public static func models(of kind: ModelKind, sparing run: Int64) -> Scope {
+            Scope(kinds: [kind.rawValue], evaluations: false, augmentations: false, sparing: run)
+        }
         public static let evaluations = Scope(kinds: [], evaluations: true, augmentations: false)
-        public static let augmentations = Scope(kinds: [ModelKind.cfgan.rawValue], evaluations: false, augmentations: true)
+        public static func augmentations(sparing run: Int64) -> Scope {
+            Scope(kinds: [ModelKind.cfgan.rawValue], evaluations: false, augmentations: true, sparing: run)
+        }
     }
 
     /// Models that keep their weights whatever their age: published ones, those behind the
@@ -95,12 +102,12 @@ public enum Retention {
         let keep = kinds.isEmpty ? [] : try protectedModels(db)
         for kind in kinds {
             let rows = try Row.fetchAll(db, sql: """
-                SELECT model_id, status, created_at FROM models
+                SELECT model_id, run_id, status, created_at FROM models
                 WHERE kind = ? AND status <> 'published' AND pruned_at IS NULL ORDER BY model_id DESC
                 """, arguments: [kind])
             for row in rows.dropFirst(policy.keepRetired) {
-                let id: Int64 = row["model_id"]
-                guard !keep.contains(id) else { continue }
+                let id: Int64 = row["model_id"], run: Int64 = row["run_id"]
+                guard !keep.contains(id), run != scope.sparing else { continue }
                 let bytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM model_weights WHERE model_id = ?",
                                              arguments: [id]) ?? 0
                 plan.models.append(.init(id: id, kind: kind, status: row["status"], createdAt: row["created_at"], bytes: bytes))

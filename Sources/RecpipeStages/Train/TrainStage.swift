@@ -304,7 +304,7 @@ public struct TrainStage: Stage {
         summary.append(publish ? "published" : "kept as a candidate")
         // Whether or not it was published, a stored model is one more of its kind: a gate
         // that holds back every night must not make the file grow either.
-        let pruned = try Retention.prune(config.retention, scope: .models(of: config.kind), store: context.store,
+        let pruned = try Retention.prune(config.retention, scope: .models(of: config.kind, sparing: context.runID), store: context.store,
                                          logger: context.logger)
         if !pruned.models.isEmpty {
             summary.append("pruned \(pruned.models.count) older \(config.kind.rawValue) model(s), "
