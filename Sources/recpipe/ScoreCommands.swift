@@ -94,27 +94,17 @@ struct Recommend: ParsableCommand {
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger, database: options.db) {
-            let store = try options.openStore()
-            let rows = try store.queue.read { db in
-                try Row.fetchAll(db, sql: """
-                    SELECT rank, item_key, score, model_id, run_id FROM recommendations
-                    WHERE user_key = ? AND rank <= ? ORDER BY rank
-                    """, arguments: [user, k])
+            guard let list = try LiveLists.list(for: user, k: k, in: try options.openStore()) else {
+                throw StageError.badData("user '\(user)' has no recommendations")
             }
-            guard !rows.isEmpty else { throw StageError.badData("user '\(user)' has no recommendations") }
             if json {
-                struct Item: Encodable { var rank: Int; var item: String; var score: Double }
-                struct Output: Encodable { var user: String; var modelID: Int64; var runID: Int64; var items: [Item] }
-                let output = Output(user: user, modelID: rows[0]["model_id"], runID: rows[0]["run_id"],
-                                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"]) })
+                struct Output: Encodable { var user: String; var modelID: Int64; var runID: Int64; var items: [LiveLists.Item] }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
+                let output = Output(user: list.user, modelID: list.modelID, runID: list.runID, items: list.items)
                 print(String(decoding: try encoder.encode(output), as: UTF8.self))
             } else {
-                for row in rows {
-                    let rank: Int = row["rank"], item: String = row["item_key"], score: Double = row["score"]
-                    print("\(rank)\t\(item)\t\(String(format: "%.4f", score))")
-                }
+                for item in list.items { print("\(item.rank)\t\(item.item)\t\(String(format: "%.4f", item.score))") }
             }
         }
     }
