@@ -82,28 +82,31 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // What the test targets share: scratch directories, a quiet logger.
+        .target(name: "RecpipeTestSupport", dependencies: [.product(name: "Logging", package: "swift-log")],
+                path: "Tests/RecpipeTestSupport"),
         .testTarget(name: "RecpipeNumericsTests", dependencies: ["RecpipeNumerics"]),
         .testTarget(name: "RecpipeModelsTests", dependencies: ["RecpipeModels", "RecpipeNumerics"]),
         .testTarget(
             name: "RecpipeStoreTests",
-            dependencies: ["RecpipeStore", .product(name: "GRDB", package: "GRDB.swift")]),
+            dependencies: ["RecpipeStore", "RecpipeTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "RecpipeStagesTests",
             dependencies: [
-                "RecpipeStages", "RecpipeStore",
+                "RecpipeStages", "RecpipeStore", "RecpipeTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "RecpipeSchedulerTests",
             dependencies: [
-                "RecpipeScheduler", "RecpipeStore",
+                "RecpipeScheduler", "RecpipeStore", "RecpipeTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "CLITests",
-            dependencies: ["recpipe", "RecpipeStore", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["recpipe", "RecpipeStore", "RecpipeTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 
 /// The built `recpipe` binary, next to the test bundle.
@@ -38,11 +39,6 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
                   stderr: String(decoding: errData, as: UTF8.self))
 }
 
-func scratchDirectory() -> String {
-    let dir = NSTemporaryDirectory() + "recpipe-cli-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
 
 @Suite(.serialized) struct CLITests {
     @Test func helpAndUsageErrors() throws {

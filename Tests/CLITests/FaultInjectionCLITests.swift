@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 
 /// Faults injected into real processes on real databases: SIGKILL at random moments of

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import RecpipeStore
+import RecpipeTestSupport
 import Testing
 
 /// A small database with an EASE model published and its top-10 lists live, built with the
@@ -45,7 +46,6 @@ func integrity(_ db: String) throws -> String {
     try DatabaseQueue(path: db).read { try String.fetchOne($0, sql: "PRAGMA integrity_check") ?? "" }
 }
 
-let testLogger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
 @Suite(.serialized) struct WriterLockCLITests {
     /// A second writer exits with 75 naming the holder, whatever path names the file; with
@@ -57,7 +57,7 @@ let testLogger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         try FileManager.default.createSymbolicLink(atPath: dir + "/link.sqlite", withDestinationPath: db)
         try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
         #expect(link(db, dir + "/sub/hard.sqlite") == 0)
-        var holder: Store? = try Store(path: db, logger: testLogger, access: .init(command: "test holder"))
+        var holder: Store? = try Store(path: db, logger: quietLogger, access: .init(command: "test holder"))
         for path in ["recs.sqlite", "./sub/../recs.sqlite", "link.sqlite", "sub/hard.sqlite"] {
             let second = try recpipe(["score", "--db", path, "--model", "ease", "--k", "5"], in: dir)
             #expect(second.status == 75, "\(path): \(second.stderr)")

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 
 @Suite(.serialized) struct QuarantineCLITests {

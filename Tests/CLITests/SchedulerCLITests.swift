@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 
 /// The repository's pipelines/ folder.

@@ -1,4 +1,5 @@
 import Foundation
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeScheduler
 

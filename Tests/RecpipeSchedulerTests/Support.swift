@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import RecpipeScheduler
 import RecpipeStore
+import RecpipeTestSupport
 
 /// Commands with a few options each, and a parser that rejects non-integer values of the
 /// integer options the way ArgumentParser does.
@@ -46,12 +47,6 @@ struct FakeCommands: StageCommands {
     }
 }
 
-func scratchDirectory() -> String {
-    let dir = NSTemporaryDirectory() + "recpipe-scheduler-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
-
 /// Parses and validates manifest text written to a file in `dir`.
 func pipeline(_ yaml: String, in dir: String = scratchDirectory(), file: String = "p.yaml", overrides: [String] = [],
               environment: [String: String] = [:], commands: StageCommands = FakeCommands()) throws -> Pipeline {
@@ -75,8 +70,3 @@ func problems(_ yaml: String, overrides: [String] = [], environment: [String: St
     }
 }
 
-let quietLogger: Logger = {
-    var logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-    logger.logLevel = .critical
-    return logger
-}()

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeStages
@@ -26,7 +27,7 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch
         let realBefore = try store.queue.read { try Row.fetchAll($0, sql: "SELECT * FROM interactions ORDER BY user_idx, item_idx") }
-        let report = try StageRunner.run(try smallAugment(), store: store, logger: quiet)
+        let report = try StageRunner.run(try smallAugment(), store: store, logger: quietLogger)
         #expect(report.rowsOut > 0)
         try store.queue.read { db throws in
             #expect(try Row.fetchAll(db, sql: "SELECT * FROM interactions ORDER BY user_idx, item_idx") == realBefore,
@@ -61,13 +62,13 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
     @Test func longTailModeTakesOnlyTailItemsAndMinScoreFilters() throws {
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch
-        try StageRunner.run(try smallAugment { $0.selection.longTail = true }, store: store, logger: quiet)
+        try StageRunner.run(try smallAugment { $0.selection.longTail = true }, store: store, logger: quietLogger)
         let data = try TrainingData.load(store)
         let isHead = Evaluation.head(counts: Popularity(train: data.train).counts)
         let items = try store.queue.read { try Int.fetchAll($0, sql: "SELECT item_idx FROM augmented_interactions") }
         #expect(!items.isEmpty)
         #expect(items.allSatisfy { !isHead[$0] })
-        try StageRunner.run(try smallAugment { $0.selection.minScore = 2 }, store: store, logger: quiet)
+        try StageRunner.run(try smallAugment { $0.selection.minScore = 2 }, store: store, logger: quietLogger)
         try store.queue.read { db throws in
             let last = try Int64.fetchOne(db, sql: "SELECT max(run_id) FROM augment_runs")!
             #expect(try Int.fetchOne(db, sql: "SELECT rows FROM augment_runs WHERE run_id = ?", arguments: [last]) == 0,
@@ -79,7 +80,7 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch
         let stage = try smallAugment { $0.gan.generatorLearningRate = .greatestFiniteMagnitude }
-        #expect(throws: StageError.self) { try StageRunner.run(stage, store: store, logger: quiet) }
+        #expect(throws: StageError.self) { try StageRunner.run(stage, store: store, logger: quietLogger) }
         #expect(try count(store, "models") == 0)
         #expect(try count(store, "augment_runs") == 0)
         #expect(try count(store, "augmented_interactions") == 0)
@@ -90,11 +91,11 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch
         #expect(throws: StageError.self, "no augment run yet") {
-            try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5 }, store: store, logger: quiet)
+            try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5 }, store: store, logger: quietLogger)
         }
-        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quiet)
-        try StageRunner.run(try smallAugment(), store: store, logger: quiet)
-        try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false }, store: store, logger: quiet)
+        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quietLogger)
+        try StageRunner.run(try smallAugment(), store: store, logger: quietLogger)
+        try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false }, store: store, logger: quietLogger)
         try store.queue.read { db throws in
             let json = try #require(try String.fetchOne(db, sql: """
                 SELECT hyperparameters FROM models WHERE kind = 'multvae' ORDER BY model_id DESC LIMIT 1
@@ -103,7 +104,7 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
             let rows = try Int.fetchOne(db, sql: "SELECT rows FROM augment_runs")!
             #expect(json.contains(#""augmentation":{"rows":\#(rows),"run_id":\#(augmentRun),"weight":0.5}"#), "\(json)")
         }
-        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quietLogger)
         let models = try store.queue.read { try String.fetchAll($0, sql: "SELECT DISTINCT model FROM evaluation") }
         #expect(Set(models) == ["popularity", "multvae", "multvae+augmented", "cfgan"])
         #expect(report.summary.contains { $0.hasPrefix("augmentation ablation (multvae") })
@@ -113,30 +114,30 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
     @Test func warmStartContinuesFromThePublishedGenerator() throws {
         let (scratch, store) = try TrainStageTests().prepared()
         // Nothing published yet: from scratch.
-        try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quiet)
+        try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quietLogger)
         try TrainStageTests().addUsersWithNewItems(store, scratch)
-        try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quiet)
+        try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.epochs = 2 }, store: store, logger: quietLogger)
         try store.queue.read { db throws in
             let rows = try Row.fetchAll(db, sql: "SELECT model_id, warm_start_from, status FROM models ORDER BY model_id")
             #expect(rows.map { $0["warm_start_from"] as Int64? } == [nil, 1])
             #expect(rows.map { $0["status"] as String } == ["retired", "published"])
         }
         #expect(throws: StageError.self, "the hidden layers differ") {
-            try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.generatorHidden = [16] }, store: store, logger: quiet)
+            try StageRunner.run(try smallAugment { $0.warmStart = true; $0.gan.generatorHidden = [16] }, store: store, logger: quietLogger)
         }
     }
 
     @Test func anAugmentedWarmStartContinuesTheAugmentedLine() throws {
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch
-        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quiet)                     // 1, published
-        try StageRunner.run(try smallAugment(), store: store, logger: quiet)                                // 2, the CFGAN
+        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quietLogger)                     // 1, published
+        try StageRunner.run(try smallAugment(), store: store, logger: quietLogger)                                // 2, the CFGAN
         let augmented = { (warm: Bool) in
             try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false; $0.warmStart = warm; $0.model.epochs = 2 }
         }
-        try StageRunner.run(try augmented(true), store: store, logger: quiet)    // 3: no augmented model yet, from the published
-        try StageRunner.run(try augmented(true), store: store, logger: quiet)    // 4: from 3
-        try StageRunner.run(try TrainStageTests().small { $0.warmStart = true; $0.model.epochs = 2 }, store: store, logger: quiet)  // 5: from 1
+        try StageRunner.run(try augmented(true), store: store, logger: quietLogger)    // 3: no augmented model yet, from the published
+        try StageRunner.run(try augmented(true), store: store, logger: quietLogger)    // 4: from 3
+        try StageRunner.run(try TrainStageTests().small { $0.warmStart = true; $0.model.epochs = 2 }, store: store, logger: quietLogger)  // 5: from 1
         let from = try store.queue.read { try Int64?.fetchAll($0, sql: "SELECT warm_start_from FROM models ORDER BY model_id") }
         #expect(from == [nil, nil, 1, 3, 1])
     }

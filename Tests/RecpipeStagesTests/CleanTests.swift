@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeStages
 @testable import RecpipeStore
@@ -312,8 +313,8 @@ struct SeededRandomForTests {
         let early = try synth.write(to: scratch.path("early.csv"), days: 0..<29)
         let late = try synth.write(to: scratch.path("late.csv"), days: 29..<Int.max)
         #expect(early + late == all && late > 0 && early > late)
-        let whole = try Store(path: scratch.path("whole.sqlite"), logger: quiet)
-        let parts = try Store(path: scratch.path("parts.sqlite"), logger: quiet)
+        let whole = try Store(path: scratch.path("whole.sqlite"), logger: quietLogger)
+        let parts = try Store(path: scratch.path("parts.sqlite"), logger: quietLogger)
         try ingest(whole, [scratch.path("all.csv")])
         try ingest(parts, [scratch.path("early.csv")])
         try ingest(parts, [scratch.path("late.csv")])
@@ -349,7 +350,7 @@ struct SeededRandomForTests {
         #expect(changed(before, after) == ["stage_runs", "clean_runs"], "a rerun of clean gives the same tables")
 
         before = after
-        try StageRunner.run(try smallAugment(), store: store, logger: quiet)
+        try StageRunner.run(try smallAugment(), store: store, logger: quietLogger)
         after = try fingerprint(store)
         #expect(changed(before, after).isSubset(of: Set(AugmentStage.writes.map(\.rawValue) + ["stage_runs"])))
         #expect(changed(before, after).contains("augmented_interactions"))

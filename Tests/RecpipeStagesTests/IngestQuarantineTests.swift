@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeStages
@@ -202,11 +203,11 @@ import Testing
         }
         var train = TrainStage.Config()
         train.kind = .popularity
-        try StageRunner.run(try TrainStage(config: train), store: store, logger: quiet)
+        try StageRunner.run(try TrainStage(config: train), store: store, logger: quietLogger)
         var score = ScoreStage.Config()
         score.kind = .popularity
         score.k = 3
-        try StageRunner.run(try ScoreStage(config: score), store: store, logger: quiet)
+        try StageRunner.run(try ScoreStage(config: score), store: store, logger: quietLogger)
         try store.queue.read { db throws in
             #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT user_key) FROM recommendations WHERE user_key LIKE 'jos%'") == 2)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeStages
@@ -82,7 +83,7 @@ import Testing
         var score = ScoreStage.Config()
         score.kind = .ease
         score.k = 5
-        try StageRunner.run(try ScoreStage(config: score), store: store, logger: quiet)
+        try StageRunner.run(try ScoreStage(config: score), store: store, logger: quietLogger)
         try store.queue.read { db throws in
             #expect(try Int64.fetchAll(db, sql: "SELECT DISTINCT model_id FROM recommendations") == [1])
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations")
@@ -92,13 +93,13 @@ import Testing
         var bad = TrainStage.Config()
         bad.kind = .ease
         bad.ease.lambdas = [1e7]
-        let report = try StageRunner.run(try TrainStage(config: bad), store: store, logger: quiet)
+        let report = try StageRunner.run(try TrainStage(config: bad), store: store, logger: quietLogger)
         #expect(report.summary.contains { $0.hasPrefix("not published") }, "\(report.summary)")
         #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
                 == ["published", "candidate"])
         // Asking for a model that is not there is a clear error.
         score.kind = .ials
-        #expect(throws: StageError.self) { try StageRunner.run(try ScoreStage(config: score), store: store, logger: quiet) }
+        #expect(throws: StageError.self) { try StageRunner.run(try ScoreStage(config: score), store: store, logger: quietLogger) }
         var warm = TrainStage.Config()
         warm.kind = .itemknn
         warm.warmStart = true
@@ -112,7 +113,7 @@ import Testing
         // A new split (another seed): the EASE model above no longer fits it.
         try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30; $0.seed = 7 }
         try trainBaselines(store, [.itemknn])
-        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quietLogger)
         try store.queue.read { db throws in
             let evaluated = try Row.fetchAll(db, sql: "SELECT DISTINCT model, model_id FROM evaluation ORDER BY model")
                 .map { "\($0["model"] as String):\(($0["model_id"] as Int64?).map(String.init) ?? "-")" }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeStages
@@ -16,7 +17,7 @@ import Testing
         config.publishMargin = nil
         config.ease.lambdas = [50]
         config.retention.keepRetired = keep
-        try StageRunner.run(try TrainStage(config: config), store: store, logger: quiet)
+        try StageRunner.run(try TrainStage(config: config), store: store, logger: quietLogger)
         return try store.queue.read { try Int64.fetchOne($0, sql: "SELECT max(model_id) FROM models")! }
     }
 
@@ -24,7 +25,7 @@ import Testing
         var config = ScoreStage.Config()
         config.k = 5
         config.kind = kind
-        try StageRunner.run(try ScoreStage(config: config), store: store, logger: quiet)
+        try StageRunner.run(try ScoreStage(config: config), store: store, logger: quietLogger)
     }
 
     /// model_id → (status, has weights, pruned).
@@ -76,7 +77,7 @@ import Testing
         }
         // Scoring the published model and rolling back still work.
         try score(store)
-        try StageRunner.run(RollbackStage(), store: store, logger: quiet)
+        try StageRunner.run(RollbackStage(), store: store, logger: quietLogger)
     }
 
     @Test func candidatesTheGateKeptBackArePrunedLikeRetiredOnes() throws {
@@ -105,7 +106,7 @@ import Testing
         config.retention.keepEvaluations = 2
         for part in [EvaluateStage.Part.test, .validation, .test, .validation] {
             config.part = part
-            try StageRunner.run(try EvaluateStage(config: config), store: store, logger: quiet)
+            try StageRunner.run(try EvaluateStage(config: config), store: store, logger: quietLogger)
         }
         try store.queue.read { db throws in
             let runs = try Int64.fetchAll(db, sql: "SELECT run_id FROM evaluation_runs ORDER BY run_id")
@@ -129,7 +130,7 @@ import Testing
         config.gan.epochs = 2
         config.selection.usersBelow = 1000
         config.retention.keepRetired = 0
-        for _ in 0..<3 { try StageRunner.run(try AugmentStage(config: config), store: store, logger: quiet) }
+        for _ in 0..<3 { try StageRunner.run(try AugmentStage(config: config), store: store, logger: quietLogger) }
         try store.queue.read { db throws in
             let runs = try Int64.fetchAll(db, sql: "SELECT run_id FROM augment_runs ORDER BY run_id")
             #expect(runs.count == 3)
@@ -162,7 +163,7 @@ import Testing
         var config = PruneStage.Config()
         config.policy.keepRetired = 0
         config.vacuum = true
-        let report = try StageRunner.run(try PruneStage(config: config), store: store, logger: quiet)
+        let report = try StageRunner.run(try PruneStage(config: config), store: store, logger: quietLogger)
         #expect(report.summary.filter { $0.hasPrefix("removed model ") }.count == 2)
         try store.queue.read { db throws in
             #expect(try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") == 2)
@@ -170,7 +171,7 @@ import Testing
             #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
         }
         // Nothing left: a second prune says so.
-        let again = try StageRunner.run(try PruneStage(config: config), store: store, logger: quiet)
+        let again = try StageRunner.run(try PruneStage(config: config), store: store, logger: quietLogger)
         #expect(again.summary.first?.hasPrefix("nothing to remove") == true)
         #expect(throws: StageError.self) { try PruneStage(config: { var c = config; c.policy.keepRetired = -1; return c }()) }
     }

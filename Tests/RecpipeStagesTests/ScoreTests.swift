@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeStages
@@ -8,14 +9,14 @@ import Testing
 @Suite struct ScoreStageTests {
     func trained() throws -> (Scratch, Store) {
         let (scratch, store) = try TrainStageTests().prepared()
-        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quiet)
+        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quietLogger)
         return (scratch, store)
     }
 
     func score(_ store: Store, k: Int = 10) throws {
         var config = ScoreStage.Config()
         config.k = k
-        try StageRunner.run(try ScoreStage(config: config), store: store, logger: quiet)
+        try StageRunner.run(try ScoreStage(config: config), store: store, logger: quietLogger)
     }
 
     @Test func everyUserGetsKUnseenItemsInRankOrder() throws {
@@ -109,7 +110,7 @@ import Testing
             config.batchUsers = batch
             return config
         }
-        try StageRunner.run(try ScoreStage(config: config()), store: store, logger: quiet)
+        try StageRunner.run(try ScoreStage(config: config()), store: store, logger: quietLogger)
         func lists() throws -> [String] {
             try store.queue.read { try String.fetchAll($0, sql: """
                 SELECT user_key || ':' || rank || ':' || item_key || ':' || score FROM recommendations ORDER BY user_key, rank
@@ -119,13 +120,13 @@ import Testing
         func shard(_ i: Int, of n: Int) throws -> String {
             var config = config()
             config.shard = ScoreStage.Shard(index: i, count: n, output: scratch.path("shard-\(i).sqlite"))
-            try StageRunner.run(try ScoreStage(config: config), store: store, logger: quiet)
+            try StageRunner.run(try ScoreStage(config: config), store: store, logger: quietLogger)
             return config.shard!.output
         }
         func merge(_ files: [String]) throws {
             var config = config()
             config.merge = files
-            try StageRunner.run(try ScoreStage(config: config), store: store, logger: quiet)
+            try StageRunner.run(try ScoreStage(config: config), store: store, logger: quietLogger)
         }
         let files = try (0..<shards).map { try shard($0, of: shards) }
         for i in 0..<shards {
@@ -170,7 +171,7 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         config.ials.regularizations = [0.1, 1]
         config.ials.alphas = [1]
         config.ials.iterations = 4
-        try StageRunner.run(try TrainStage(config: config), store: store, logger: quiet)
+        try StageRunner.run(try TrainStage(config: config), store: store, logger: quietLogger)
     }
 }
 
@@ -200,8 +201,8 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM interactions WHERE part = 'train' AND ts >= ?",
                                      arguments: [testCut]) == 0)
         }
-        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quiet)
-        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
+        try StageRunner.run(try TrainStageTests().small(), store: store, logger: quietLogger)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quietLogger)
         #expect(report.summary.contains { $0.hasPrefix("multvae") })
         try store.queue.read { db throws in
             #expect(try Int.fetchOne(db, sql: "SELECT users FROM evaluation_runs") == data.test.targets.filter { !$0.isEmpty }.count)
@@ -213,7 +214,7 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         let (scratch, store) = try ScoreStageTests().trained()
         _ = scratch
         try trainBaselines(store)
-        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quietLogger)
         for model in ["popularity", "ease", "itemknn", "ials", "multvae"] { #expect(report.summary.contains { $0.hasPrefix(model) }) }
         try store.queue.read { db throws in
             #expect(try String.fetchAll(db, sql: "SELECT DISTINCT model FROM evaluation ORDER BY model") == ["ease", "ials", "itemknn", "multvae", "popularity"])
@@ -249,12 +250,12 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
     @Test func nothingPublishedYetIsNotAFailure() throws {
         let (scratch, store) = try ScoreStageTests().trained()
         _ = scratch
-        let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quietLogger)
         #expect(report.summary == ["no live recommendations yet: nothing to score against"])
         #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM closed_loop") } == 0)
         // Lists published, nothing new since: nothing measured either (not a hit rate of 0).
         try ScoreStageTests().score(store, k: 10)
-        let quietNight = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
+        let quietNight = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quietLogger)
         #expect(quietNight.summary.last?.hasPrefix("nothing to score") == true, "\(quietNight.summary)")
         #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM closed_loop") } == 0)
     }
@@ -283,7 +284,7 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         // A pair seen before the lists went live is not new: it does not count.
         try ingest(store, [scratch.write("next-day.csv",
                                          "user_id,item_id\n\(hitUser),\(hitItem)\n\(missUser),\(missItem)\n\(missUser),\(seenItem)\n")])
-        let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quiet)
+        let report = try StageRunner.run(try FeedbackStage(config: .init()), store: store, logger: quietLogger)
         #expect(report.summary.first?.contains("2 users with 2 new interactions") == true, "\(report.summary)")
         try store.queue.read { db throws in
             let row = try Row.fetchOne(db, sql: "SELECT * FROM closed_loop WHERE k = 10")!
@@ -299,9 +300,9 @@ func trainBaselines(_ store: Store, _ kinds: [ModelKind] = [.ease, .itemknn, .ia
         _ = scratch
         try ScoreStageTests().score(store, k: 20)
         try trainBaselines(store, [.ease, .itemknn])
-        try StageRunner.run(try smallAugment(), store: store, logger: quiet)
-        try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false }, store: store, logger: quiet)
-        try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quiet)
+        try StageRunner.run(try smallAugment(), store: store, logger: quietLogger)
+        try StageRunner.run(try TrainStageTests().small { $0.augmentedWeight = 0.5; $0.publish = false }, store: store, logger: quietLogger)
+        try StageRunner.run(try EvaluateStage(config: .init()), store: store, logger: quietLogger)
         let html = try Report.html(store)
         for section in ["<h2>Data</h2>", "<h2>Models</h2>", "<h2>Evaluation</h2>", "<h2>Popularity and the long tail</h2>",
                         "<h2>Run history</h2>", "Validation NDCG@100", "Training loss", "KL weight β", "head | long tail",

@@ -2,17 +2,15 @@ import Foundation
 import GRDB
 import Logging
 import RecpipeStore
+import RecpipeTestSupport
 @testable import RecpipeStages
-
-let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
 /// A fresh directory for one test's files.
 final class Scratch {
     let dir: String
 
     init() {
-        dir = NSTemporaryDirectory() + "recpipe-test-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        dir = scratchDirectory()
     }
 
     deinit { try? FileManager.default.removeItem(atPath: dir) }
@@ -43,7 +41,7 @@ final class Scratch {
         return p
     }
 
-    func store() throws -> Store { try Store(path: path("recpipe.sqlite"), logger: quiet) }
+    func store() throws -> Store { try Store(path: path("recpipe.sqlite"), logger: quietLogger) }
 }
 
 struct RawRow: Equatable, CustomStringConvertible {
@@ -83,14 +81,14 @@ func ingest(_ store: Store, _ sources: [String], format: InputFormat? = nil, col
     config.retryRefused = retryRefused
     config.allowEmpty = allowEmpty
     let stage = try IngestStage(config: config)
-    return try StageRunner.run(stage, store: store, logger: quiet)
+    return try StageRunner.run(stage, store: store, logger: quietLogger)
 }
 
 @discardableResult
 func clean(_ store: Store, _ configure: (inout CleanStage.Config) -> Void = { _ in }) throws -> StageReport {
     var config = CleanStage.Config()
     configure(&config)
-    return try StageRunner.run(try CleanStage(config: config), store: store, logger: quiet)
+    return try StageRunner.run(try CleanStage(config: config), store: store, logger: quietLogger)
 }
 
 /// The path of the team's shared data when it exists beside the repository.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeStages
@@ -43,7 +44,7 @@ import Testing
     @Test func trainsStoresAndPublishes() throws {
         let (scratch, store) = try prepared()
         _ = scratch
-        try StageRunner.run(try small(), store: store, logger: quiet)
+        try StageRunner.run(try small(), store: store, logger: quietLogger)
         try store.queue.read { db throws in
             let model = try Row.fetchOne(db, sql: "SELECT * FROM models")!
             #expect(model["status"] as String == "published")
@@ -59,8 +60,8 @@ import Testing
                     == (try Int.fetchOne(db, sql: "SELECT count(*) FROM items")))
         }
         // A second model is published and the first retired.
-        try StageRunner.run(try small { $0.kind = .multdae; $0.model.hidden = 16 }, store: store, logger: quiet)
-        try StageRunner.run(try small(), store: store, logger: quiet)
+        try StageRunner.run(try small { $0.kind = .multdae; $0.model.hidden = 16 }, store: store, logger: quietLogger)
+        try StageRunner.run(try small(), store: store, logger: quietLogger)
         let statuses = try store.queue.read { try String.fetchAll($0, sql: "SELECT kind || ':' || status FROM models ORDER BY model_id") }
         #expect(statuses == ["multvae:retired", "multdae:published", "multvae:published"])
         // Same data and seed: the same weights.
@@ -72,22 +73,22 @@ import Testing
     @Test func theQualityGateKeepsAWorseModelFromGoingLive() throws {
         let (scratch, store) = try prepared()
         _ = scratch
-        try StageRunner.run(try small { $0.model.epochs = 15 }, store: store, logger: quiet)
+        try StageRunner.run(try small { $0.model.epochs = 15 }, store: store, logger: quietLogger)
         // Barely trained: one epoch at a tiny learning rate.
         let report = try StageRunner.run(try small { $0.model.epochs = 1; $0.model.learningRate = 1e-6 },
-                                         store: store, logger: quiet)
+                                         store: store, logger: quietLogger)
         #expect(report.summary.contains { $0.hasPrefix("not published: validation NDCG@100") })
         #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
                 == ["published", "candidate"])
         // A margin wide enough lets the same model through the gate, which says so.
         let lenient = try StageRunner.run(try small { $0.model.epochs = 1; $0.model.learningRate = 1e-6; $0.publishMargin = 1 },
-                                          store: store, logger: quiet)
+                                          store: store, logger: quietLogger)
         #expect(lenient.summary.contains { $0.contains("quality gate passed") }, "\(lenient.summary)")
         #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
                 == ["retired", "candidate", "published"])
         // Without the gate it goes live.
         try StageRunner.run(try small { $0.model.epochs = 1; $0.model.learningRate = 1e-6; $0.publishMargin = nil },
-                            store: store, logger: quiet)
+                            store: store, logger: quietLogger)
         #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT status FROM models ORDER BY model_id") }
                 == ["retired", "candidate", "retired", "published"])
     }
@@ -114,13 +115,13 @@ import Testing
 
     @Test func warmStartRemapsItemsByKey() throws {
         let (scratch, store) = try prepared()
-        try StageRunner.run(try small(), store: store, logger: quiet)
+        try StageRunner.run(try small(), store: store, logger: quietLogger)
         // More data with new items: the item index changes.
         try addUsersWithNewItems(store, scratch)
         // A learning rate too small to move a float32 weight: the stored model holds the
         // warm start's copy exactly as made.
         try StageRunner.run(try small { $0.warmStart = true; $0.model.epochs = 1; $0.model.learningRate = 1e-30 },
-                            store: store, logger: quiet)
+                            store: store, logger: quietLogger)
         try store.queue.read { db throws in
             #expect(try Int64.fetchOne(db, sql: "SELECT warm_start_from FROM models WHERE model_id = 2") == 1)
         }
@@ -154,7 +155,7 @@ import Testing
         let (scratch, store) = try prepared()
         _ = scratch
         let error = #expect(throws: StageError.self) {
-            try StageRunner.run(try small { $0.model.learningRate = 1e30 }, store: store, logger: quiet)
+            try StageRunner.run(try small { $0.model.learningRate = 1e30 }, store: store, logger: quietLogger)
         }
         guard case .trainingFailed(let message)? = error else { Issue.record("expected trainingFailed, got \(String(describing: error))"); return }
         #expect(message.hasSuffix("no model stored"), "\(message)")
@@ -165,7 +166,7 @@ import Testing
     @Test func trainingWithoutACleanRunFails() throws {
         let scratch = Scratch()
         let store = try scratch.store()
-        let error = #expect(throws: StageError.self) { try StageRunner.run(try small(), store: store, logger: quiet) }
+        let error = #expect(throws: StageError.self) { try StageRunner.run(try small(), store: store, logger: quietLogger) }
         guard case .missingInput? = error else { Issue.record("expected missingInput, got \(String(describing: error))"); return }
     }
 }

@@ -1,16 +1,11 @@
 import Foundation
 import GRDB
 import Logging
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeStore
 
-func temporaryPath(_ name: String = "db.sqlite") -> String {
-    let dir = NSTemporaryDirectory() + "recpipe-test-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir + "/" + name
-}
-
-let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+func temporaryPath(_ name: String = "db.sqlite") -> String { scratchDirectory() + "/" + name }
 
 @Suite struct MigrationTests {
     @Test func shippedMigrationsAreTheFilesInTheRepository() throws {
@@ -28,7 +23,7 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
     @Test func freshDatabaseIsMigratedAndConfigured() throws {
         let path = temporaryPath()
-        let store = try Store(path: path, logger: quiet)
+        let store = try Store(path: path, logger: quietLogger)
         try store.queue.read { db throws in
             let versions = try Int.fetchAll(db, sql: "SELECT version FROM schema_migrations ORDER BY version")
             #expect(versions == (try Migration.shipped()).map(\.version))
