@@ -46,15 +46,10 @@ public struct Fingerprint: Sendable, Equatable {
     static func expand(_ pattern: String) -> [String] {
         let paths = FilePattern.glob(pattern) ?? (FileManager.default.fileExists(atPath: pattern) ? [pattern] : [])
         return paths.flatMap { path -> [String] in
-            guard isDirectoryPath(path) else { return [path] }
+            guard FilePattern.isDirectory(path) else { return [path] }
             let files = (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? []).map { path + "/" + $0 }
-            return files.filter { !isDirectoryPath($0) }.sorted()
+            return files.filter { !FilePattern.isDirectory($0) }.sorted()
         }
-    }
-
-    static func isDirectoryPath(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     static func stamp(_ path: String) -> String {

@@ -42,13 +42,20 @@ public final class RunProgress: @unchecked Sendable {
         }
     }
 
+    /// What a stage's log line (`TIME LEVEL MESSAGE key=value...`, one event per line) says
+    /// after its level, when its level is `level`: the level is read by position, so no text
+    /// inside a message or value passes for it.
+    static func event(_ line: String, level: String) -> Substring? {
+        let fields = line.split(separator: " ", maxSplits: 2)
+        return fields.count == 3 && fields[1] == level ? fields[2] : nil
+    }
+
     /// Reads a stage's log line for progress: `epoch finished ... epoch=N` while training,
     /// `progress done=N total=M unit=U` elsewhere (scoring).
     public func logLine(_ line: String, stage: String) {
         let fields = line.split(separator: " ")
         func value(_ key: String) -> Substring? { fields.first { $0.hasPrefix(key + "=") }?.dropFirst(key.count + 1) }
-        // `TIME info MESSAGE key=value...`: the message is the third field on.
-        let message = fields.count > 2 && fields[1] == "info" ? fields[2...].joined(separator: " ") : ""
+        let message = Self.event(line, level: "info") ?? ""
         if message.hasPrefix("epoch finished "), let epoch = value("epoch").flatMap({ Int($0) }) {
             lock.withLock {
                 if let index = running.firstIndex(where: { $0.name == stage }) { running[index].epoch = epoch }

@@ -327,9 +327,7 @@ public final class Runner: @unchecked Sendable {
         process.terminationHandler = { _ in mailbox.post(id) }
         let relayLog = options.relayLog, relayOutput = options.relayOutput
         read(errors, into: child) { line in
-            // `TIME LEVEL MESSAGE...`: only the level field says it is an error.
-            let fields = line.split(separator: " ", maxSplits: 2)
-            if fields.count == 3 && fields[1] == "error" { child.lastError = String(fields[2]) }
+            if let error = RunProgress.event(line, level: "error") { child.lastError = String(error) }
             relayLog(line, run, stage.name)
         }
         read(output, into: child) { line in relayOutput("\(stage.name) | \(line)") }

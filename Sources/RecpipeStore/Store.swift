@@ -53,11 +53,11 @@ public final class Store: Sendable {
         queue = try Store.connect(path: path)
         let migrator = try migrator ?? Migrator.shipped()
         try queue.inDatabase { db in
-            try Store.refuseForeign(db, path: path, adopt: access.adopt)
+            let tables = try Store.refuseForeign(db, path: path, adopt: access.adopt)
             // A new database frees the pages pruning empties (PRAGMA incremental_vacuum after
             // each prune); the mode can only be chosen before the first table exists (an
             // existing file is converted by `recpipe prune --vacuum`).
-            if try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") == 0 {
+            if tables == 0 {
                 try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
             }
             _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
@@ -160,7 +160,9 @@ public final class Store: Sendable {
     }
 
     /// A file with tables but no `schema_migrations` belongs to another application.
-    static func refuseForeign(_ db: Database, path: String, adopt: Bool) throws {
+    /// Returns the number of tables.
+    @discardableResult
+    static func refuseForeign(_ db: Database, path: String, adopt: Bool) throws -> Int {
         let tables: Int, recpipe: Bool
         do {
             tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") ?? 0
@@ -172,5 +174,6 @@ public final class Store: Sendable {
             let names = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 3")
             throw StoreError.foreignDatabase(path: path, tables: tables, examples: names)
         }
+        return tables
     }
 }

@@ -37,18 +37,9 @@ import Testing
 
     /// What services and the next run rely on; nil when it all holds, else what does not.
     static func violation(_ path: String) throws -> String? {
-        let queue = try DatabaseQueue(path: path)
-        return try queue.read { db -> String? in
-            // SQLite 3.40.0 to 3.41.0 report "NULL value in T.C" for NOT NULL columns of
-            // WITHOUT ROWID tables whose primary key is not their leading columns
-            // (augmented_interactions) when there is none: such a line counts only if a
-            // query finds the NULL.
-            var integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
-            integrity = try integrity.filter { line in
-                guard let match = line.wholeMatch(of: /NULL value in (\w+)\.(\w+)/) else { return true }
-                return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(match.1) WHERE \(match.2) IS NULL") != 0
-            }
-            if integrity != ["ok"] && !integrity.isEmpty { return "integrity_check: \(integrity.prefix(3))" }
+        let checked = try integrity(path)
+        if checked != "ok" { return "integrity_check: \(checked)" }
+        return try DatabaseQueue(path: path).read { db -> String? in
             let orphans = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
             if !orphans.isEmpty { return "foreign_key_check: \(orphans.count) rows, first \(orphans[0])" }
             guard let live = try Int64.fetchOne(db, sql: "SELECT run_id FROM live_recommendations WHERE one = 1") else { return nil }
@@ -77,23 +68,18 @@ import Testing
         return process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL
     }
 
-    static func run(_ arguments: [String], in dir: String) throws {
-        let result = try recpipe(arguments + ["--quiet"], in: dir)
-        guard result.status == 0 else { throw CLIFailure(command: arguments, result: result) }
-    }
-
     @Test func sigkillAtRandomMomentsOfEveryWritingStage() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = "recs.sqlite", path = dir + "/recs.sqlite"
         var moments = Moments(state: Self.seed)
         print("fault injection: seed \(Self.seed) (RECPIPE_FAULT_SEED), scale \(Self.scale)")
-        try Self.run(["synth", "--out", "events.csv", "--users", "1500", "--items", "400", "--interactions", "45000", "--ratings"], in: dir)
-        try Self.run(["ingest", "--db", db, "events.csv"], in: dir)
+        try recpipeSucceeding(["synth", "--out", "events.csv", "--users", "1500", "--items", "400", "--interactions", "45000", "--ratings"], in: dir)
+        try recpipeSucceeding(["ingest", "--db", db, "events.csv"], in: dir)
         let k = Self.scale
         let targets: [Target] = [
             Target(name: "ingest", arguments: ["ingest", "--db", db], kills: 6 * k) { n in
-                try Self.run(["synth", "--out", "extra-\(n).csv", "--users", "800", "--items", "400", "--interactions", "30000",
+                try recpipeSucceeding(["synth", "--out", "extra-\(n).csv", "--users", "800", "--items", "400", "--interactions", "30000",
                               "--seed", "\(100 + n)"], in: dir)
             },
             Target(name: "clean", arguments: ["clean", "--db", db, "--heldout-users", "150"], kills: 6 * k),
@@ -105,20 +91,20 @@ import Testing
             Target(name: "score", arguments: ["score", "--db", db, "--model", "ease", "--k", "20"], kills: 6 * k),
             Target(name: "merge", arguments: ["score", "--db", db, "--merge", "s0.sqlite", "s1.sqlite"], kills: 5 * k) { _ in
                 for shard in 0..<2 {
-                    try Self.run(["score", "--db", db, "--model", "ease", "--k", "20", "--shard", "\(shard)/2",
+                    try recpipeSucceeding(["score", "--db", db, "--model", "ease", "--k", "20", "--shard", "\(shard)/2",
                                   "--shard-out", "s\(shard).sqlite"], in: dir)
                 }
             },
             Target(name: "feedback", arguments: ["feedback", "--db", db], kills: 4 * k) { n in
                 // What users did after the lists went live: a new day of events.
-                try Self.run(["synth", "--out", "day-\(n).csv", "--users", "1500", "--items", "400", "--interactions", "3000",
+                try recpipeSucceeding(["synth", "--out", "day-\(n).csv", "--users", "1500", "--items", "400", "--interactions", "3000",
                               "--seed", "\(500 + n)", "--ratings"], in: dir)
-                try Self.run(["ingest", "--db", db, "day-\(n).csv"], in: dir)
+                try recpipeSucceeding(["ingest", "--db", db, "day-\(n).csv"], in: dir)
             },
             Target(name: "evaluate", arguments: ["evaluate", "--db", db], kills: 5 * k),
             Target(name: "prune", arguments: ["prune", "--db", db, "--keep-retired", "0"], kills: 4 * k) { _ in
                 for _ in 0..<2 {
-                    try Self.run(["train", "--db", db, "--model", "ease", "--lambda", "100", "--no-gate", "--keep-retired", "50"], in: dir)
+                    try recpipeSucceeding(["train", "--db", db, "--model", "ease", "--lambda", "100", "--no-gate", "--keep-retired", "50"], in: dir)
                 }
             },
         ]
@@ -131,7 +117,7 @@ import Testing
             // One whole run first: how long the command takes here.
             try target.prepare(0)
             let started = Date()
-            try Self.run(arguments(0), in: dir)
+            try recpipeSucceeding(arguments(0), in: dir)
             let seconds = Date().timeIntervalSince(started)
             var kills = 0, attempts = 0
             while kills < target.kills && attempts < target.kills * 4 {
@@ -169,7 +155,7 @@ import Testing
         let (dir, source) = try publishedDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try DatabaseQueue(path: source).writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-        let size = (try FileManager.default.attributesOfItem(atPath: source)[.size] as? Int) ?? 0
+        let size = fileSize(source)
         let mount = dir + "/small"
         try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
         guard try recpipeShell("mount -t tmpfs -o size=\(size / 1024 + 24 * 1024)k tmpfs '\(mount)'") == 0 else {
@@ -218,7 +204,7 @@ import Testing
 
     func statvfsFree(_ path: String) throws -> Int {
         var info = statvfs()
-        guard statvfs(path, &info) == 0 else { throw CLIFailure(command: ["statvfs", path], result: Result(status: -1, stdout: "", stderr: "")) }
+        try #require(statvfs(path, &info) == 0, "statvfs \(path): \(String(cString: strerror(errno)))")
         return Int(info.f_bavail) * Int(info.f_frsize)
     }
 
@@ -227,7 +213,7 @@ import Testing
     @Test func aReaderHoldingATransactionAcrossAWholeNightly() throws {
         let (dir, db) = try publishedDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try Self.run(["synth", "--out", "next.csv", "--users", "300", "--items", "200", "--interactions", "3000", "--seed", "77",
+        try recpipeSucceeding(["synth", "--out", "next.csv", "--users", "300", "--items", "200", "--interactions", "3000", "--seed", "77",
                       "--ratings"], in: dir)
         try """
             name: nightly
@@ -241,7 +227,7 @@ import Testing
               score:    { uses: score, needs: [ease], with: { model: ease, k: 20 } }
               evaluate: { uses: evaluate, needs: [score, vae] }
             """.write(toFile: dir + "/nightly.yaml", atomically: true, encoding: .utf8)
-        func walSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: db + "-wal")[.size] as? Int) ?? 0 }
+        func walSize() -> Int { fileSize(db + "-wal") }
         var holding = Configuration()
         holding.allowsUnsafeTransactions = true
         var reader: DatabaseQueue? = try DatabaseQueue(path: db, configuration: holding)

@@ -16,10 +16,7 @@ func publishedDatabase() throws -> (dir: String, db: String) {
         ["train", "--db", "recs.sqlite", "--model", "ease", "--lambda", "100"],
         ["score", "--db", "recs.sqlite", "--model", "ease", "--k", "10"],
     ]
-    for step in steps {
-        let result = try recpipe(step + ["--quiet"], in: dir)
-        guard result.status == 0 else { throw CLIFailure(command: step, result: result) }
-    }
+    for step in steps { try recpipeSucceeding(step, in: dir) }
     return (dir, dir + "/recs.sqlite")
 }
 
@@ -28,6 +25,15 @@ struct CLIFailure: Error, CustomStringConvertible {
     var result: Result
     var description: String { "recpipe \(command.joined(separator: " ")) exited \(result.status): \(result.stderr)" }
 }
+
+/// Runs the CLI with --quiet; throws unless it exits 0.
+func recpipeSucceeding(_ arguments: [String], in dir: String) throws {
+    let result = try recpipe(arguments + ["--quiet"], in: dir)
+    guard result.status == 0 else { throw CLIFailure(command: arguments, result: result) }
+}
+
+/// A file's size in bytes, 0 when it is not there.
+func fileSize(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
 
 /// The live lists as one text per user (its items in rank order), and what pragma
 /// integrity_check says.
@@ -42,8 +48,18 @@ func liveLists(_ db: String) throws -> [String: String] {
     }
 }
 
-func integrity(_ db: String) throws -> String {
-    try DatabaseQueue(path: db).read { try String.fetchOne($0, sql: "PRAGMA integrity_check") ?? "" }
+/// What pragma integrity_check says: "ok", or its problems joined. SQLite 3.40.0 to 3.41.0
+/// report "NULL value in T.C" for NOT NULL columns of WITHOUT ROWID tables whose primary key
+/// is not their leading columns (augmented_interactions) when there is none: such a line
+/// counts only if a query finds the NULL.
+func integrity(_ path: String) throws -> String {
+    try DatabaseQueue(path: path).read { db in
+        let problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { line in
+            guard let match = line.wholeMatch(of: /NULL value in (\w+)\.(\w+)/) else { return line != "ok" }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(match.1) WHERE \(match.2) IS NULL") != 0
+        }
+        return problems.isEmpty ? "ok" : problems.prefix(3).joined(separator: "; ")
+    }
 }
 
 
@@ -254,7 +270,7 @@ func integrity(_ db: String) throws -> String {
         let (dir, db) = try publishedDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let before = try liveLists(db)
-        let size = (try FileManager.default.attributesOfItem(atPath: db)[.size] as? Int) ?? 0
+        let size = fileSize(db)
         let mount = dir + "/small"
         try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
         let mounted = try recpipeShell("mount -t tmpfs -o size=\(size / 1024 + 256)k tmpfs '\(mount)'")
@@ -278,7 +294,7 @@ func integrity(_ db: String) throws -> String {
     @Test func aReaderHoldingASnapshotDoesNotKeepTheWALBig() throws {
         let (dir, db) = try publishedDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        func walSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: db + "-wal")[.size] as? Int) ?? 0 }
+        func walSize() -> Int { fileSize(db + "-wal") }
         #expect(walSize() == 0, "each writer ends with a truncating checkpoint")
         var holding = Configuration()
         holding.allowsUnsafeTransactions = true  // the transaction stays open between accesses

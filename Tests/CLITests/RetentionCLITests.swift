@@ -3,11 +3,6 @@ import GRDB
 import Testing
 
 @Suite(.serialized) struct RetentionCLITests {
-    func sizes(_ db: String) -> (database: Int, wal: Int) {
-        func size(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
-        return (size(db), size(db + "-wal"))
-    }
-
     /// Ten nights of (train EASE, train Mult-VAE, score, evaluate) with the shipped
     /// retention: the files stop growing once the kept models are there.
     @Test func tenNightsKeepTheFilesBounded() throws {
@@ -21,18 +16,15 @@ import Testing
         ]
         var total: [Int] = []
         for n in 1...10 {
-            for step in night {
-                let result = try recpipe(step + ["--quiet"], in: dir)
-                guard result.status == 0 else { throw CLIFailure(command: step, result: result) }
-            }
-            let (database, wal) = sizes(db)
+            for step in night { try recpipeSucceeding(step, in: dir) }
+            let (database, wal) = (fileSize(db), fileSize(db + "-wal"))
             total.append(database + wal)
             print("night \(n): database \(database) bytes, WAL \(wal) bytes")
         }
         #expect(Double(total[9]) <= 1.25 * Double(total[3]), "sizes by night: \(total)")
+        #expect(try integrity(db) == "ok")
         let queue = try DatabaseQueue(path: db)
         try queue.read { db throws in
-            #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
             #expect(try Int.fetchOne(db, sql: "PRAGMA foreign_key_check") == nil)
             // EASE: the published one and two retired ones keep their weights (plus any the
             // live and rollback sets or the last evaluation refer to: none, the lists are the
@@ -46,9 +38,7 @@ import Testing
         let (dir, db) = try publishedDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for _ in 0..<3 {
-            let step = ["train", "--db", db, "--model", "ease", "--lambda", "100", "--no-gate", "--keep-retired", "5"]
-            let result = try recpipe(step + ["--quiet"], in: dir)
-            guard result.status == 0 else { throw CLIFailure(command: step, result: result) }
+            try recpipeSucceeding(["train", "--db", db, "--model", "ease", "--lambda", "100", "--no-gate", "--keep-retired", "5"], in: dir)
         }
         func stored() throws -> Int {
             try DatabaseQueue(path: db).read { try Int.fetchOne($0, sql: "SELECT count(*) FROM models WHERE pruned_at IS NULL")! }

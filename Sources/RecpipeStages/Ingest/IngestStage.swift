@@ -128,7 +128,7 @@ public struct IngestStage: Stage {
             guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else {
                 if let matches = FilePattern.glob(source) {
                     try refuseEmpty(matches.isEmpty, source, "the pattern matches no file")
-                    files += matches.filter { !Self.isDirectory($0) }
+                    files += matches.filter { !FilePattern.isDirectory($0) }
                 } else {
                     files.append(source)  // reported as unreadable when ingested
                 }
@@ -137,7 +137,7 @@ public struct IngestStage: Stage {
             if isDirectory.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? []
                 let found = names.sorted().filter { !$0.hasPrefix(".") }.map { (source as NSString).appendingPathComponent($0) }
-                    .filter { !Self.isDirectory($0) }
+                    .filter { !FilePattern.isDirectory($0) }
                 try refuseEmpty(found.isEmpty, source, "the directory holds no files")
                 files += found
             } else {
@@ -150,11 +150,6 @@ public struct IngestStage: Stage {
     private func refuseEmpty(_ empty: Bool, _ source: String, _ what: String) throws {
         guard empty, !config.allowEmpty else { return }
         throw StageError.unreadable(path: source, reason: "\(what) (an empty drop folder usually means the export upstream failed; --allow-empty accepts it); nothing ingested")
-    }
-
-    static func isDirectory(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 
     func ingest(source: String, context: StageContext, logger: Logger, progress: IngestProgress? = nil) throws -> Outcome {
@@ -256,7 +251,8 @@ public struct IngestStage: Stage {
                         throw AlreadyIngested(batchID: existing, hash: hash)
                     }
                 }
-                try check(source: source, read: rows, sink: batch)
+                if rows == 0 { throw StageError.emptySource(path: source) }
+                try batch.judge(read: rows, whole: true)
                 try connection.run(
                     """
                     UPDATE ingest_batches SET content_hash = ?, bytes = ?, rows_read = ?, rows_accepted = ?,
@@ -330,14 +326,6 @@ public struct IngestStage: Stage {
             return batch
         }
         return .refused(batchID: batch, error: refusal.error)
-    }
-
-    private func check(source: String, read: Int, sink: RowSink) throws {
-        if read == 0 { throw StageError.emptySource(path: source) }
-        if Double(sink.rejected) > config.maxRejectedShare * Double(read) {
-            throw StageError.tooManyRejects(path: source, rejected: sink.rejected, read: read,
-                                            threshold: config.maxRejectedShare, example: sink.firstReject ?? "")
-        }
     }
 
     static func sniff(path: String) throws -> InputFormat {

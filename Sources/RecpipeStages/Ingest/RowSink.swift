@@ -75,12 +75,13 @@ final class RowSink: RowConsumer {
         }
     }
 
-    /// Throws once the source can no longer be stored (see the type's note).
-    private func judge() throws {
-        let read = accepted + rejected
-        guard read >= Self.judgeAfter, Double(rejected) > maxRejectedShare * Double(read) else { return }
+    /// Throws `tooManyRejects` when more than `maxRejectedShare` of the `read` rows were
+    /// rejected. `whole`: the source was read to its end; otherwise it is judged only once
+    /// `judgeAfter` rows are read, and reading stops (see the type's note).
+    func judge(read: Int, whole: Bool) throws {
+        guard whole || read >= Self.judgeAfter, Double(rejected) > maxRejectedShare * Double(read) else { return }
         throw StageError.tooManyRejects(path: source, rejected: rejected, read: read, threshold: maxRejectedShare,
-                                        example: firstReject ?? "", stoppedEarly: true)
+                                        example: firstReject ?? "", stoppedEarly: !whole)
     }
 
     func accept(line: Int, user: UnsafeBufferPointer<UInt8>, item: UnsafeBufferPointer<UInt8>,
@@ -115,12 +116,12 @@ final class RowSink: RowConsumer {
         }
         accepted += batch.count
         for reject in batch.rejects { try store(reject) }
-        try judge()
+        try judge(read: accepted + rejected, whole: false)
     }
 
     func reject(line: Int, reason: RejectReason, detail: String, raw: String) throws {
         try store(Reject(line: line, reason: reason, detail: detail, raw: raw))
-        try judge()
+        try judge(read: accepted + rejected, whole: false)
     }
 
     private func store(_ reject: Reject) throws {
