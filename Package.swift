@@ -41,7 +41,8 @@ let package = Package(
         // Recommenders as pure computations on matrices: no SQLite in here.
         .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics", "CBLAS"]),
 
-        // The SQLite store: connections, migrations, table names.
+        // The SQLite store: every connection (GRDB's and the bulk one), migrations, table
+        // names; the only target that speaks SQLite's C API.
         .target(
             name: "RecpipeStore",
             dependencies: [
@@ -57,7 +58,6 @@ let package = Package(
             name: "RecpipeStages",
             dependencies: [
                 "RecpipeStore", "RecpipeNumerics", "RecpipeModels", "CZlib",
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,21 +1,26 @@
 import Foundation
 import PackagePlugin
 
-/// Generates `EmbeddedMigrations.swift` from the package's `migrations/NNNN_name.sql` files.
+/// Generates `EmbeddedMigrations.swift` from the package's `migrations/NNNN_name.sql` files
+/// and the scoring shard file's schema, `migrations/shard/*.sql`.
 @main
 struct EmbedMigrations: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
+        func sqlFiles(_ directory: URL) throws -> [URL] {
+            try FileManager.default.contentsOfDirectory(atPath: directory.path())
+                .filter { $0.hasSuffix(".sql") }
+                .sorted()
+                .map { directory.appending(path: $0) }
+        }
         let directory = context.package.directoryURL.appending(path: "migrations")
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path())
-            .filter { $0.hasSuffix(".sql") }
-            .sorted()
-        let inputs = names.map { directory.appending(path: $0) }
+        let migrations = try sqlFiles(directory), shard = try sqlFiles(directory.appending(path: "shard"))
+        let inputs = migrations + shard
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedMigrations.swift")
         return [
             .buildCommand(
                 displayName: "Embedding \(inputs.count) migrations",
                 executable: try context.tool(named: "EmbedMigrationsTool").url,
-                arguments: [output.path()] + inputs.map { $0.path() },
+                arguments: [output.path()] + migrations.map { $0.path() } + ["--shard"] + shard.map { $0.path() },
                 inputFiles: inputs,
                 outputFiles: [output])
         ]

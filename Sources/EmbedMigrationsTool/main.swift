@@ -1,7 +1,9 @@
 import Foundation
 
-// usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql...
-// Writes a Swift file declaring `embeddedMigrationFiles`: (file name, SQL text) pairs in order.
+// usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql... [--shard SCHEMA.sql...]
+// Writes a Swift file declaring `embeddedMigrationFiles` (the database's migrations) and
+// `embeddedShardSchemaFiles` (a scoring shard file's schema): (file name, SQL text) pairs in
+// order of name.
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let output = arguments.first else {
@@ -16,21 +18,25 @@ func delimiter(for text: String) -> String {
     return hashes
 }
 
-var swift = "// Generated from migrations/*.sql at build time. Do not edit.\n"
-swift += "let embeddedMigrationFiles: [(name: String, sql: String)] = [\n"
-for path in arguments.dropFirst().sorted(by: { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }) {
-    let url = URL(fileURLWithPath: path)
-    let text: String
-    do {
-        text = try String(contentsOf: url, encoding: .utf8)
-    } catch {
-        FileHandle.standardError.write(Data("\(path): cannot read migration: \(error)\n".utf8))
-        exit(65)
+let files = Array(arguments.dropFirst())
+let marker = files.firstIndex(of: "--shard") ?? files.endIndex
+var swift = "// Generated from migrations/*.sql and migrations/shard/*.sql at build time. Do not edit.\n"
+for (name, paths) in [("embeddedMigrationFiles", files[..<marker]), ("embeddedShardSchemaFiles", files[marker...].dropFirst())] {
+    swift += "let \(name): [(name: String, sql: String)] = [\n"
+    for path in paths.sorted(by: { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }) {
+        let url = URL(fileURLWithPath: path)
+        let text: String
+        do {
+            text = try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            FileHandle.standardError.write(Data("\(path): cannot read migration: \(error)\n".utf8))
+            exit(65)
+        }
+        let hashes = delimiter(for: text)
+        swift += "    (name: \"\(url.lastPathComponent)\", sql: \(hashes)\"\"\"\n\(text)\n\"\"\"\(hashes)),\n"
     }
-    let hashes = delimiter(for: text)
-    swift += "    (name: \"\(url.lastPathComponent)\", sql: \(hashes)\"\"\"\n\(text)\n\"\"\"\(hashes)),\n"
+    swift += "]\n"
 }
-swift += "]\n"
 do {
     try swift.write(toFile: output, atomically: true, encoding: .utf8)
 } catch {

@@ -1,21 +1,38 @@
 import Foundation
+import GRDB
 import GRDBSQLite
 
-/// A plain SQLite connection for bulk loads, opened without SQLite's per-connection mutex
-/// (SQLITE_OPEN_NOMUTEX): it belongs to one thread. Configured like every other connection
-/// (busy timeout, foreign keys). The database must already be opened for writing (locked and
-/// migrated) by a `Store` of this process.
+/// A plain SQLite connection for the bulk paths (ingest's rows, clean's tables, score's
+/// lists, shard files, SQLite sources), opened without SQLite's per-connection mutex
+/// (SQLITE_OPEN_NOMUTEX): it belongs to one thread at a time. Configured like every other
+/// connection (busy timeout, foreign keys). Stages get one for their database from
+/// `Store.bulkConnection()`; this type is the only place outside `Store` that speaks
+/// SQLite's C API.
 public final class RawConnection {
-    public let handle: OpaquePointer
+    let handle: OpaquePointer
     public let path: String
 
-    /// Opens `path`, creating the file when `create` is set (for files recpipe writes that
-    /// are not recpipe databases, such as scoring shards).
-    public init(path: String, create: Bool = false) throws {
+    /// How a raw connection opens its file.
+    public enum Mode: Sendable {
+        /// A recpipe database already opened for writing (locked and migrated) by a `Store`.
+        case database
+        /// A file recpipe writes that is not a recpipe database (a scoring shard): created
+        /// when missing, in WAL mode.
+        case create
+        /// Another application's SQLite file, read only (an ingest source).
+        case readOnly
+    }
+
+    public init(path: String, mode: Mode = .database) throws {
         self.path = path
         _ = Store.tuned
         var db: OpaquePointer?
-        let status = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0), nil)
+        let flags = switch mode {
+        case .database: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
+        case .create: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_CREATE
+        case .readOnly: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
+        }
+        let status = sqlite3_open_v2(path, &db, flags, nil)
         guard status == SQLITE_OK, let db else {
             let reason = db.map { String(cString: sqlite3_errmsg($0)) } ?? "status \(status)"
             sqlite3_close(db)
@@ -23,7 +40,9 @@ public final class RawConnection {
         }
         handle = db
         sqlite3_busy_timeout(db, Int32(Store.busyTimeout * 1000))
-        try execute("\(create ? "PRAGMA journal_mode = WAL; " : "")PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = \(Store.walLimitBytes);")
+        if mode != .readOnly {
+            try execute("\(mode == .create ? "PRAGMA journal_mode = WAL; " : "")PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = \(Store.walLimitBytes);")
+        }
     }
 
     deinit { sqlite3_close_v2(handle) }
@@ -39,7 +58,7 @@ public final class RawConnection {
         }
     }
 
-    public enum Value {
+    public enum Value: Sendable, Equatable {
         case integer(Int64)
         case real(Double)
         case text(String)
@@ -49,36 +68,20 @@ public final class RawConnection {
     /// Runs one statement with arguments; returns the first column of the first row, if any.
     @discardableResult
     public func run(_ sql: String, _ arguments: [Value] = []) throws -> Value? {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw StoreError.sqlite(handle, sql: sql)
-        }
-        defer { sqlite3_finalize(statement) }
-        for (offset, value) in arguments.enumerated() {
-            let index = Int32(offset + 1)
-            switch value {
-            case .integer(let v): sqlite3_bind_int64(statement, index, v)
-            case .real(let v): sqlite3_bind_double(statement, index, v)
-            case .text(let v): sqlite3_bind_text(statement, index, v, -1, sqliteTransient)
-            case .null: sqlite3_bind_null(statement, index)
-            }
-        }
-        switch sqlite3_step(statement) {
-        case SQLITE_DONE:
-            return nil
-        case SQLITE_ROW:
-            switch sqlite3_column_type(statement, 0) {
-            case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, 0))
-            case SQLITE_FLOAT: return .real(sqlite3_column_double(statement, 0))
-            case SQLITE_NULL: return .null
-            default: return .text(String(cString: sqlite3_column_text(statement, 0)))
-            }
-        default:
-            throw StoreError.sqlite(handle, sql: sql)
+        let statement = try prepare(sql)
+        for (offset, value) in arguments.enumerated() { statement.bind(value, at: Int32(offset + 1)) }
+        guard let row = try statement.step() else { return nil }
+        switch row.type(0) {
+        case .integer: return .integer(row.int64(0))
+        case .real: return .real(row.double(0))
+        case .null: return .null
+        case .text, .blob: return .text(row.string(0))
         }
     }
 
     public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    /// Rows the last INSERT, UPDATE or DELETE changed.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// Runs `body` in an immediate transaction: committed if it returns, rolled back if it
     /// throws.
@@ -93,24 +96,179 @@ public final class RawConnection {
             throw error
         }
     }
+
+    public func prepare(_ sql: String) throws -> RawStatement {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw StoreError.sqlite(handle, sql: sql)
+        }
+        return RawStatement(statement, connection: handle, sql: sql)
+    }
+
+    /// Steps through the rows of `sql`, calling `row` on each.
+    public func forEachRow(_ sql: String, _ arguments: [Value] = [], _ row: (RawRow) throws -> Void) throws {
+        let statement = try prepare(sql)
+        for (offset, value) in arguments.enumerated() { statement.bind(value, at: Int32(offset + 1)) }
+        while let current = try statement.step() { try row(current) }
+    }
+
+    /// Inserts `count` rows into `table` with prepared multi-row statements (`chunk` rows per
+    /// statement, then one at a time for the rest). `bind(binder, row)` binds one row's
+    /// columns in order.
+    public func insert(into table: TableName, columns: [String], count: Int, chunk: Int = 32,
+                       bind: (inout RawBinder, Int) -> Void) throws {
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        func prepare(_ rows: Int) throws -> RawStatement {
+            try self.prepare("INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
+                + Array(repeating: row, count: rows).joined(separator: ", "))
+        }
+        let many = try prepare(chunk), one = try prepare(1)
+        var k = 0
+        while k < count {
+            let statement = count - k >= chunk ? many : one
+            let rows = statement === many ? chunk : 1
+            var binder = RawBinder(statement: statement.handle, next: 1)
+            for r in 0..<rows { bind(&binder, k + r) }
+            try statement.execute()
+            k += rows
+        }
+    }
+}
+
+/// A prepared statement of a `RawConnection`. Bindings survive `reset`, so a value that is
+/// the same for every row is bound once.
+public final class RawStatement {
+    let handle: OpaquePointer
+    private let connection: OpaquePointer
+    public let sql: String
+
+    init(_ handle: OpaquePointer, connection: OpaquePointer, sql: String) {
+        self.handle = handle
+        self.connection = connection
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    public var columnCount: Int { Int(sqlite3_column_count(handle)) }
+    public func columnName(_ index: Int) -> String { String(cString: sqlite3_column_name(handle, Int32(index))) }
+
+    public func bind(_ value: RawConnection.Value, at index: Int32) {
+        switch value {
+        case .integer(let v): sqlite3_bind_int64(handle, index, v)
+        case .real(let v): sqlite3_bind_double(handle, index, v)
+        case .text(let v): sqlite3_bind_text(handle, index, v, -1, sqliteTransient)
+        case .null: sqlite3_bind_null(handle, index)
+        }
+    }
+
+    /// Binds parameters from `first` on, in order.
+    public func binder(from first: Int32 = 1) -> RawBinder { RawBinder(statement: handle, next: first) }
+
+    /// Steps once: the row it is positioned on (valid until the next step), or nil when done.
+    public func step() throws -> RawRow? {
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW: return RawRow(statement: handle)
+        case SQLITE_DONE: return nil
+        default: throw StoreError.sqlite(connection, sql: sql)
+        }
+    }
+
+    /// Runs a statement that returns no rows, then resets it for the next.
+    public func execute() throws {
+        defer { sqlite3_reset(handle) }
+        guard sqlite3_step(handle) == SQLITE_DONE else { throw StoreError.sqlite(connection, sql: sql) }
+    }
+}
+
+/// Binds a statement's parameters one after the other.
+public struct RawBinder {
+    let statement: OpaquePointer
+    var next: Int32
+
+    public mutating func bind(_ value: Int64) { sqlite3_bind_int64(statement, next, value); next += 1 }
+    public mutating func bind(_ value: Int) { bind(Int64(value)) }
+    public mutating func bind(_ value: Double) { sqlite3_bind_double(statement, next, value); next += 1 }
+    /// Copied by SQLite.
+    public mutating func bind(_ value: String) { sqlite3_bind_text(statement, next, value, -1, sqliteTransient); next += 1 }
+    /// Bound without copying: the bytes must stay valid until the statement has run.
+    public mutating func bindText(_ bytes: UnsafeBufferPointer<UInt8>) {
+        sqlite3_bind_text(statement, next, UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+                          .assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
+        next += 1
+    }
+    public mutating func bindNull() { sqlite3_bind_null(statement, next); next += 1 }
+    public mutating func bind(_ value: Int64?) { if let value { bind(value) } else { bindNull() } }
+    public mutating func bind(_ value: Double?) { if let value { bind(value) } else { bindNull() } }
+}
+
+/// The row a statement is positioned on; its values are valid until the next step.
+public struct RawRow {
+    let statement: OpaquePointer
+
+    public enum ColumnType: Sendable { case integer, real, text, blob, null }
+
+    public func type(_ column: Int) -> ColumnType {
+        switch sqlite3_column_type(statement, Int32(column)) {
+        case SQLITE_INTEGER: .integer
+        case SQLITE_FLOAT: .real
+        case SQLITE_NULL: .null
+        case SQLITE_BLOB: .blob
+        default: .text
+        }
+    }
+
+    public func isNull(_ column: Int) -> Bool { sqlite3_column_type(statement, Int32(column)) == SQLITE_NULL }
+    public func int64(_ column: Int) -> Int64 { sqlite3_column_int64(statement, Int32(column)) }
+    public func int(_ column: Int) -> Int { Int(int64(column)) }
+    public func double(_ column: Int) -> Double { sqlite3_column_double(statement, Int32(column)) }
+    public func optionalInt64(_ column: Int) -> Int64? { isNull(column) ? nil : int64(column) }
+    public func optionalDouble(_ column: Int) -> Double? { isNull(column) ? nil : double(column) }
+
+    /// The value's bytes with their length (never read as a C string, so a zero byte inside
+    /// is kept): a BLOB's own bytes, other values as SQLite's text of them; nil for NULL.
+    public func bytes(_ column: Int) -> UnsafeBufferPointer<UInt8>? {
+        let index = Int32(column)
+        let kind = sqlite3_column_type(statement, index)
+        if kind == SQLITE_NULL { return nil }
+        let pointer = kind == SQLITE_BLOB ? sqlite3_column_blob(statement, index).map { $0.assumingMemoryBound(to: UInt8.self) }
+            : sqlite3_column_text(statement, index)
+        let count = Int(sqlite3_column_bytes(statement, index))
+        return UnsafeBufferPointer(start: pointer ?? UnsafePointer(bitPattern: 1), count: count)
+    }
+
+    public func string(_ column: Int) -> String {
+        bytes(column).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
 }
 
 /// SQLite's SQLITE_TRANSIENT: the library copies the bound value.
-public let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
+let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
 
-/// Steps through the rows of a query on a raw SQLite connection, calling `row` with the
-/// statement positioned on each; any SQLite error ends it with the SQL named.
-public func forEachRow(_ connection: OpaquePointer, _ sql: String, _ row: (OpaquePointer) throws -> Void) throws {
-    var prepared: OpaquePointer?
-    guard sqlite3_prepare_v2(connection, sql, -1, &prepared, nil) == SQLITE_OK, let statement = prepared else {
-        throw StoreError.sqlite(connection, sql: sql)
-    }
-    defer { sqlite3_finalize(statement) }
-    while true {
-        switch sqlite3_step(statement) {
-        case SQLITE_ROW: try row(statement)
-        case SQLITE_DONE: return
-        default: throw StoreError.sqlite(connection, sql: sql)
+extension Database {
+    /// Steps through the rows of `sql` on this GRDB connection without building GRDB rows:
+    /// the fast path for reading whole tables.
+    public func forEachRow(_ sql: String, _ row: (RawRow) throws -> Void) throws {
+        guard let connection = sqliteConnection else { throw StoreError.statementFailed(path: "", sql: sql, reason: "connection closed", code: 0) }
+        var prepared: OpaquePointer?
+        guard sqlite3_prepare_v2(connection, sql, -1, &prepared, nil) == SQLITE_OK, let statement = prepared else {
+            throw StoreError.sqlite(connection, sql: sql)
         }
+        defer { sqlite3_finalize(statement) }
+        while true {
+            switch sqlite3_step(statement) {
+            case SQLITE_ROW: try row(RawRow(statement: statement))
+            case SQLITE_DONE: return
+            default: throw StoreError.sqlite(connection, sql: sql)
+            }
+        }
+    }
+}
+
+extension Store {
+    /// A bulk connection to this (writable) database.
+    public func bulkConnection() throws -> RawConnection {
+        precondition(writerLock != nil, "a bulk connection writes: open the store for writing")
+        return try RawConnection(path: path)
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import Logging
 import RecpipeStore
 
@@ -146,15 +145,8 @@ public struct CleanStage: Stage {
     static func loadRaw(_ store: Store) throws -> RawEvents {
         try store.queue.read { db in
             var events = RawEvents()
-            try forEachRow(db.sqliteConnection!, "SELECT user_key, item_key, rating, ts FROM raw_interactions ORDER BY rowid") { statement in
-                func text(_ column: Int32) -> String {
-                    let bytes = sqlite3_column_text(statement, column)!
-                    let count = Int(sqlite3_column_bytes(statement, column))
-                    return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
-                }
-                let rating = sqlite3_column_type(statement, 2) == SQLITE_NULL ? nil : sqlite3_column_double(statement, 2)
-                let ts = sqlite3_column_type(statement, 3) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 3)
-                events.append(user: text(0), item: text(1), rating: rating, timestamp: ts)
+            try db.forEachRow("SELECT user_key, item_key, rating, ts FROM \(TableName.rawInteractions) ORDER BY rowid") { row in
+                events.append(user: row.string(0), item: row.string(1), rating: row.optionalDouble(2), timestamp: row.optionalInt64(3))
             }
             return events
         }
@@ -164,36 +156,29 @@ public struct CleanStage: Stage {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let parameters = String(decoding: try encoder.encode(config), as: UTF8.self)
-        let connection = try RawConnection(path: context.store.path)
+        let connection = try context.store.bulkConnection()
         // Foreign keys are checked once over the whole table before commit, which is several
         // times faster than row by row; a violation rolls everything back.
         try connection.execute("PRAGMA foreign_keys = OFF")
         try connection.inTransaction {
-            try connection.execute("DELETE FROM interactions; DELETE FROM users; DELETE FROM items;")
-            try Bulk.insert(connection.handle, table: "users", columns: ["user_idx", "user_key", "role"],
-                            count: data.userKeys.count) { statement, p, k in
-                sqlite3_bind_int64(statement, p, Int64(k))
-                sqlite3_bind_text(statement, p + 1, data.userKeys[k], -1, sqliteTransient)
-                sqlite3_bind_text(statement, p + 2, data.userRoles[k].rawValue, -1, sqliteTransient)
+            try connection.execute("DELETE FROM \(TableName.interactions); DELETE FROM \(TableName.users); DELETE FROM \(TableName.items);")
+            try connection.insert(into: .users, columns: ["user_idx", "user_key", "role"], count: data.userKeys.count) { row, k in
+                row.bind(k)
+                row.bind(data.userKeys[k])
+                row.bind(data.userRoles[k].rawValue)
             }
-            try Bulk.insert(connection.handle, table: "items", columns: ["item_idx", "item_key", "train_interactions"],
-                            count: data.itemKeys.count) { statement, p, k in
-                sqlite3_bind_int64(statement, p, Int64(k))
-                sqlite3_bind_text(statement, p + 1, data.itemKeys[k], -1, sqliteTransient)
-                sqlite3_bind_int64(statement, p + 2, Int64(data.itemTrainCounts[k]))
+            try connection.insert(into: .items, columns: ["item_idx", "item_key", "train_interactions"], count: data.itemKeys.count) { row, k in
+                row.bind(k)
+                row.bind(data.itemKeys[k])
+                row.bind(data.itemTrainCounts[k])
             }
-            try Bulk.insert(connection.handle, table: "interactions", columns: ["user_idx", "item_idx", "part", "ts"],
-                            count: data.count) { statement, p, k in
-                sqlite3_bind_int64(statement, p, Int64(data.user[k]))
-                sqlite3_bind_int64(statement, p + 1, Int64(data.item[k]))
-                sqlite3_bind_text(statement, p + 2, data.part[k].rawValue, -1, sqliteTransient)
-                if data.timestamp[k] == RawEvents.noTimestamp {
-                    sqlite3_bind_null(statement, p + 3)
-                } else {
-                    sqlite3_bind_int64(statement, p + 3, data.timestamp[k])
-                }
+            try connection.insert(into: .interactions, columns: ["user_idx", "item_idx", "part", "ts"], count: data.count) { row, k in
+                row.bind(Int(data.user[k]))
+                row.bind(Int(data.item[k]))
+                row.bind(data.part[k].rawValue)
+                row.bind(data.timestamp[k] == RawEvents.noTimestamp ? nil : data.timestamp[k])
             }
-            if try connection.run("PRAGMA foreign_key_check(interactions)") != nil {
+            if try connection.run("PRAGMA foreign_key_check(\(TableName.interactions))") != nil {
                 throw StageError.badData("clean: interactions refer to users or items that do not exist; nothing written")
             }
             let users = data.userKeys.count, items = data.itemKeys.count
@@ -213,7 +198,7 @@ public struct CleanStage: Stage {
             ]
             try connection.run(
                 """
-                INSERT INTO clean_runs (run_id, created_at, split, seed, parameters, raw_rows, raw_users, raw_items,
+                INSERT INTO \(TableName.cleanRuns) (run_id, created_at, split, seed, parameters, raw_rows, raw_users, raw_items,
                     deduplicated_rows, positive_rows, kcore_iterations, kcore_users_removed, kcore_items_removed,
                     users, items, interactions, density, train_users, validation_users, test_users,
                     train_rows, validation_tr_rows, validation_te_rows, test_tr_rows, test_te_rows,

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import RecpipeModels
 import RecpipeNumerics
 import RecpipeStore
@@ -38,9 +37,9 @@ public struct TrainingData: Sendable {
             hasher.update(Array(itemKeys.joined(separator: "\u{0}").utf8))
             let parts = Dictionary(uniqueKeysWithValues: SplitPart.allCases.map { ($0.rawValue, $0) })
             var pair = [UInt8](repeating: 0, count: 8)
-            try forEachRow(db.sqliteConnection!, "SELECT user_idx, item_idx, part FROM interactions ORDER BY user_idx, item_idx") { statement in
-                let user = Int(sqlite3_column_int64(statement, 0)), item = Int32(sqlite3_column_int64(statement, 1))
-                guard let part = parts[String(cString: sqlite3_column_text(statement, 2))] else { return }
+            try db.forEachRow("SELECT user_idx, item_idx, part FROM \(TableName.interactions) ORDER BY user_idx, item_idx") { row in
+                let user = row.int(0), item = Int32(row.int64(1))
+                guard let part = parts[row.string(2)] else { return }
                 byPart[part, default: [:]][user, default: []].append(item)
                 if part == .train {
                     withUnsafeBytes(of: UInt32(user).littleEndian) { pair.replaceSubrange(0..<4, with: $0) }

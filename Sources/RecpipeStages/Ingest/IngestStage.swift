@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import Logging
 import RecpipeStore
 
@@ -225,7 +224,7 @@ public struct IngestStage: Stage {
         let sink: RowSink
         var partial: RowSink?
         do {
-            let connection = try RawConnection(path: context.store.path)
+            let connection = try context.store.bulkConnection()
             sink = try connection.inTransaction {
                 try connection.run(
                     """
@@ -235,7 +234,7 @@ public struct IngestStage: Stage {
                     """,
                     [.integer(context.runID), .text(source), query.map { .text($0) } ?? .null, .text(format.rawValue),
                      .text("pending-\(UUID().uuidString)"), .text(startedAt)])
-                let batch = try RowSink(connection: connection.handle, batchID: connection.lastInsertedRowID, source: source,
+                let batch = try RowSink(connection: connection, batchID: connection.lastInsertedRowID, source: source,
                                         maxRejectedShare: config.maxRejectedShare)
                 partial = batch
                 let (rows, hash, bytes) = try load(batch)

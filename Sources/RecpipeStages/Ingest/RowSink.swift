@@ -1,4 +1,3 @@
-import GRDBSQLite
 import RecpipeStore
 
 /// Why a row was rejected; stored in `ingest_rejects.reason`.
@@ -25,17 +24,17 @@ struct Reject: Sendable, Equatable {
     var raw: String
 }
 
-/// Writes one batch's accepted and rejected rows with prepared statements on the raw
-/// connection: the bulk path of ingest. Text is bound without copying (SQLITE_STATIC), so
-/// the caller's bytes must stay put until the call returns, which they do.
+/// Writes one batch's accepted and rejected rows with prepared statements on the bulk
+/// connection: the bulk path of ingest. Keys are bound without copying, so the caller's
+/// bytes must stay put until the call returns, which they do.
 ///
 /// A source is judged on its first rows: once `judgeAfter` rows are read, as soon as more
 /// than `maxRejectedShare` of those read so far are rejected it throws `tooManyRejects`, so
 /// a file of millions of bad lines is neither read to its end nor held in memory.
 final class RowSink: RowConsumer {
-    private let connection: OpaquePointer
-    private var insertRow: OpaquePointer?
-    private var insertReject: OpaquePointer?
+    private let connection: RawConnection
+    private let insertRow: RawStatement
+    private let insertReject: RawStatement
     let batchID: Int64
     let source: String
     let maxRejectedShare: Double
@@ -50,29 +49,25 @@ final class RowSink: RowConsumer {
     /// Rows read before the share of rejects is judged.
     static let judgeAfter = 10_000
 
-    init(connection: OpaquePointer, batchID: Int64, source: String, maxRejectedShare: Double) throws {
+    init(connection: RawConnection, batchID: Int64, source: String, maxRejectedShare: Double) throws {
         self.connection = connection
         self.batchID = batchID
         self.source = source
         self.maxRejectedShare = maxRejectedShare
-        try prepare(&insertRow, """
-            INSERT INTO raw_interactions (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
+        insertRow = try connection.prepare("""
+            INSERT INTO \(TableName.rawInteractions) (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
             """)
-        try prepare(&insertReject, "INSERT INTO ingest_rejects (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
-        // Bindings survive sqlite3_reset: the batch is bound once.
-        sqlite3_bind_int64(insertRow, 1, batchID)
-        sqlite3_bind_int64(insertReject, 1, batchID)
+        insertReject = try Self.prepareReject(connection, batchID: batchID)
+        // Bindings survive a reset: the batch is bound once.
+        insertRow.bind(.integer(batchID), at: 1)
     }
 
-    deinit {
-        sqlite3_finalize(insertRow)
-        sqlite3_finalize(insertReject)
-    }
-
-    private func prepare(_ statement: inout OpaquePointer?, _ sql: String) throws {
-        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK else {
-            throw StoreError.sqlite(connection, sql: sql)
-        }
+    /// `INSERT INTO ingest_rejects` with the batch bound, for `insert(_:statement:)`.
+    static func prepareReject(_ connection: RawConnection, batchID: Int64) throws -> RawStatement {
+        let statement = try connection.prepare(
+            "INSERT INTO \(TableName.ingestRejects) (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
+        statement.bind(.integer(batchID), at: 1)
+        return statement
     }
 
     /// Throws `tooManyRejects` when more than `maxRejectedShare` of the `read` rows were
@@ -86,32 +81,29 @@ final class RowSink: RowConsumer {
 
     func accept(line: Int, user: UnsafeBufferPointer<UInt8>, item: UnsafeBufferPointer<UInt8>,
                 rating: Double?, timestamp: Int64?) throws {
-        let statement = insertRow
-        sqlite3_bind_int64(statement, 2, Int64(line))
-        sqlite3_bind_text(statement, 3, UnsafeRawPointer(user.baseAddress!).assumingMemoryBound(to: CChar.self),
-                          Int32(user.count), nil)
-        sqlite3_bind_text(statement, 4, UnsafeRawPointer(item.baseAddress!).assumingMemoryBound(to: CChar.self),
-                          Int32(item.count), nil)
-        if let rating { sqlite3_bind_double(statement, 5, rating) } else { sqlite3_bind_null(statement, 5) }
-        if let timestamp { sqlite3_bind_int64(statement, 6, timestamp) } else { sqlite3_bind_null(statement, 6) }
-        guard sqlite3_step(statement) == SQLITE_DONE else { throw StoreError.sqlite(connection, sql: "INSERT INTO raw_interactions") }
-        sqlite3_reset(statement)
+        var row = insertRow.binder(from: 2)
+        row.bind(line)
+        row.bindText(user)
+        row.bindText(item)
+        row.bind(rating)
+        row.bind(timestamp)
+        try insertRow.execute()
         accepted += 1
     }
 
     /// Writes a batch of parsed rows and rejects (the rows in multi-row INSERTs).
     func write(_ batch: RowBatch) throws {
         try batch.keys.withUnsafeBufferPointer { arena in
-            let base = UnsafeRawPointer(arena.baseAddress!).assumingMemoryBound(to: CChar.self)
-            try Bulk.insert(connection, table: "raw_interactions",
-                            columns: ["batch_id", "line", "user_key", "item_key", "rating", "ts"], count: batch.count) { statement, p, r in
-                sqlite3_bind_int64(statement, p, batchID)
-                sqlite3_bind_int64(statement, p + 1, Int64(batch.line[r]))
-                sqlite3_bind_text(statement, p + 2, base + Int(batch.userStart[r]), batch.userCount[r], nil)
-                sqlite3_bind_text(statement, p + 3, base + Int(batch.itemStart[r]), batch.itemCount[r], nil)
+            let base = UnsafeRawPointer(arena.baseAddress!).assumingMemoryBound(to: UInt8.self)
+            try connection.insert(into: .rawInteractions,
+                                  columns: ["batch_id", "line", "user_key", "item_key", "rating", "ts"], count: batch.count) { row, r in
+                row.bind(batchID)
+                row.bind(batch.line[r])
+                row.bindText(UnsafeBufferPointer(start: base + Int(batch.userStart[r]), count: Int(batch.userCount[r])))
+                row.bindText(UnsafeBufferPointer(start: base + Int(batch.itemStart[r]), count: Int(batch.itemCount[r])))
                 let rating = batch.rating[r], timestamp = batch.timestamp[r]
-                if rating.isNaN { sqlite3_bind_null(statement, p + 4) } else { sqlite3_bind_double(statement, p + 4, rating) }
-                if timestamp == Int64.min { sqlite3_bind_null(statement, p + 5) } else { sqlite3_bind_int64(statement, p + 5, timestamp) }
+                row.bind(rating.isNaN ? nil : rating)
+                row.bind(timestamp == Int64.min ? nil : timestamp)
             }
         }
         accepted += batch.count
@@ -125,18 +117,18 @@ final class RowSink: RowConsumer {
     }
 
     private func store(_ reject: Reject) throws {
-        try Self.insert(reject, statement: insertReject!, connection: connection)
+        try Self.insert(reject, statement: insertReject)
         rejected += 1
         if firstRejects.count < Self.keptRejects { firstRejects.append(reject) }
     }
 
-    /// Inserts one reject with a prepared `INSERT INTO ingest_rejects` whose batch is bound.
-    static func insert(_ reject: Reject, statement: OpaquePointer, connection: OpaquePointer) throws {
-        sqlite3_bind_int64(statement, 2, Int64(reject.line))
-        sqlite3_bind_text(statement, 3, reject.reason.rawValue, -1, sqliteTransient)
-        sqlite3_bind_text(statement, 4, reject.detail, -1, sqliteTransient)
-        sqlite3_bind_text(statement, 5, reject.raw, -1, sqliteTransient)
-        guard sqlite3_step(statement) == SQLITE_DONE else { throw StoreError.sqlite(connection, sql: "INSERT INTO ingest_rejects") }
-        sqlite3_reset(statement)
+    /// Inserts one reject with a statement from `prepareReject`.
+    static func insert(_ reject: Reject, statement: RawStatement) throws {
+        var row = statement.binder(from: 2)
+        row.bind(reject.line)
+        row.bind(reject.reason.rawValue)
+        row.bind(reject.detail)
+        row.bind(reject.raw)
+        try statement.execute()
     }
 }

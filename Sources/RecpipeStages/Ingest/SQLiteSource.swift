@@ -1,6 +1,4 @@
 import Foundation
-import GRDB
-import GRDBSQLite
 import Logging
 import RecpipeStore
 
@@ -12,20 +10,19 @@ extension IngestStage {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StageError.unreadable(path: path, reason: "no such file")
         }
-        var handle: OpaquePointer?
-        guard sqlite3_open_v2(path, &handle, SQLITE_OPEN_READONLY, nil) == SQLITE_OK, let source = handle else {
-            defer { sqlite3_close(handle) }
-            throw StageError.unreadable(path: path, reason: String(cString: sqlite3_errmsg(handle)))
+        let source: RawConnection
+        do {
+            source = try RawConnection(path: path, mode: .readOnly)
+        } catch StoreError.cannotOpen(_, let reason) {
+            throw StageError.unreadable(path: path, reason: reason)
         }
-        defer { sqlite3_close(source) }
-        sqlite3_busy_timeout(source, Int32(Store.busyTimeout * 1000))
-        var prepared: OpaquePointer?
-        guard sqlite3_prepare_v2(source, query, -1, &prepared, nil) == SQLITE_OK, let statement = prepared else {
-            throw StageError.badOption("\(path): --query failed: \(String(cString: sqlite3_errmsg(source)))")
+        let statement: RawStatement
+        do {
+            statement = try source.prepare(query)
+        } catch {
+            throw StageError.badOption("\(path): --query failed: \(source.lastError)")
         }
-        defer { sqlite3_finalize(statement) }
-        let count = Int(sqlite3_column_count(statement))
-        let header = (0..<count).map { String(cString: sqlite3_column_name(statement, Int32($0))) }
+        let header = (0..<statement.columnCount).map { statement.columnName($0) }
         let columns = try config.columns.resolve(header: header, source: path)
 
         return try storeBatch(source: path, query: query, format: .sqlite, context: context, logger: logger) { sink in
@@ -33,39 +30,38 @@ extension IngestStage {
             hasher.update(Array(query.utf8) + [0])
             var read = 0, bytes = 0
             while true {
-                let step = sqlite3_step(statement)
-                if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else {
-                    throw StageError.unreadable(path: path, reason: String(cString: sqlite3_errmsg(source)))
+                let row: RawRow?
+                do {
+                    row = try statement.step()
+                } catch {
+                    throw StageError.unreadable(path: path, reason: source.lastError)
                 }
+                guard let row else { break }
                 read += 1
-                bytes += try storeRow(statement, columns: columns, line: read, hasher: &hasher, sink: sink)
+                bytes += try storeRow(row, columns: columns, line: read, hasher: &hasher, sink: sink)
             }
             return (read, hasher.finalizeHex(), bytes)
         }
     }
 
     /// Validates and stores one result row; returns the bytes it hashed. Values are read
-    /// with their byte length (sqlite3_column_bytes), never as C strings: a key holding a
+    /// with their byte length, never as C strings: a key holding a
     /// zero byte or invalid UTF-8 is seen whole and rejected as a file's would be, and a key
     /// stored as a BLOB is rejected (`blob_key`) rather than read as text.
-    private func storeRow(_ statement: OpaquePointer, columns: ResolvedColumns, line: Int,
+    private func storeRow(_ row: RawRow, columns: ResolvedColumns, line: Int,
                           hasher: inout SHA256, sink: RowSink) throws -> Int {
         var values: [UnsafeBufferPointer<UInt8>?] = []
-        var types: [Int32] = []
+        var types: [RawRow.ColumnType] = []
         var hashed = 0
-        for index in 0..<Int32(columns.count) {
-            let type = sqlite3_column_type(statement, index)
+        for index in 0..<columns.count {
+            let type = row.type(index)
             // Text of the value in its own form (integers and reals as SQLite prints them,
             // BLOBs as their bytes); valid until the next step.
-            let pointer = type == SQLITE_NULL ? nil
-                : type == SQLITE_BLOB ? sqlite3_column_blob(statement, index).map { $0.assumingMemoryBound(to: UInt8.self) }
-                : sqlite3_column_text(statement, index)
-            let count = type == SQLITE_NULL ? 0 : Int(sqlite3_column_bytes(statement, index))
-            let bytes = type == SQLITE_NULL ? nil : UnsafeBufferPointer(start: pointer ?? UnsafePointer(bitPattern: 1), count: count)
+            let bytes = row.bytes(index)
+            let count = bytes?.count ?? 0
             values.append(bytes)
             types.append(type)
-            hasher.update([UInt8(truncatingIfNeeded: type)])
+            hasher.update([Self.hashCode(type)])
             if let bytes {
                 // A value with a zero byte is hashed with its length first, so that the
                 // bytes of two rows cannot line up into those of two others.
@@ -88,7 +84,7 @@ extension IngestStage {
         do throws(FieldParsing.Problem) {
             for (name, index) in [("user", columns.user), ("item", columns.item)] {
                 guard let key = values[index] else { throw FieldParsing.Problem(reason: .emptyKey, detail: "\(name) key is NULL") }
-                if types[index] == SQLITE_BLOB {
+                if types[index] == .blob {
                     throw FieldParsing.Problem(reason: .blobKey, detail: "\(name) key is a BLOB of \(key.count) bytes; select it as text (CAST(... AS TEXT)) if it is one")
                 }
                 try FieldParsing.checkKey(key, name: name, maxBytes: config.maxFieldBytes)
@@ -102,5 +98,17 @@ extension IngestStage {
         }
         try sink.accept(line: line, user: values[columns.user]!, item: values[columns.item]!, rating: rating, timestamp: timestamp)
         return hashed
+    }
+
+    /// The byte that stands for a value's type in the content hash: SQLite's own type codes
+    /// (integer 1, real 2, text 3, blob 4, NULL 5), so hashes of stored batches stay valid.
+    static func hashCode(_ type: RawRow.ColumnType) -> UInt8 {
+        switch type {
+        case .integer: 1
+        case .real: 2
+        case .text: 3
+        case .blob: 4
+        case .null: 5
+        }
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import Logging
 import RecpipeModels
 import RecpipeNumerics
@@ -104,18 +103,13 @@ public struct ScoreStage: Stage {
         ])
         if let shard = config.shard {
             try OutputGuard.check(shard.output, database: store.path, replaceable: .shard)
-            for suffix in ["", "-wal", "-shm", "-journal"] { unlink(shard.output + suffix) }
-            let file = try RawConnection(path: shard.output, create: true)
-            try file.execute(Self.shardSchema)
+            let file = try ShardFile.create(at: shard.output)
             let written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
                                          runID: context.runID, to: file, progress: reporter(context, total: users.count))
             // Written last: a shard file without it is incomplete and merge refuses it.
-            try file.run("""
-                INSERT INTO shard_info (model_id, k, shard, shards, first_user, end_user, rows, batch_users, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.integer(record.modelID), .integer(Int64(k)), .integer(Int64(shard.index)), .integer(Int64(shard.count)),
-                      .integer(Int64(users.lowerBound)), .integer(Int64(users.upperBound)), .integer(Int64(written)),
-                      .integer(Int64(config.batchUsers)), .text(Clock.isoNow())])
+            try ShardFile.finish(file, ShardFile.Info(
+                modelID: record.modelID, k: k, shard: shard.index, shards: shard.count, firstUser: users.lowerBound,
+                endUser: users.upperBound, rows: written, batchUsers: config.batchUsers))
             return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
                 "\(written) recommendations for users \(users.lowerBound)..<\(users.upperBound) (shard \(shard.index) of \(shard.count)) from model \(record.modelID) (\(record.kind.rawValue)) in \(shard.output); not published: recpipe score --merge publishes the shards",
             ])
@@ -124,7 +118,7 @@ public struct ScoreStage: Stage {
             try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
                            arguments: [context.runID, record.modelID, k, userKeys.count, Clock.isoNow()])
         }
-        let connection = try RawConnection(path: store.path)
+        let connection = try store.bulkConnection()
         let written: Int
         do {
             written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
@@ -146,16 +140,6 @@ public struct ScoreStage: Stage {
         }
     }
 
-    static let shardSchema = """
-        CREATE TABLE recommendation_rows (
-            run_id INTEGER NOT NULL, user_key TEXT NOT NULL, rank INTEGER NOT NULL, item_key TEXT NOT NULL,
-            score REAL NOT NULL, PRIMARY KEY (run_id, user_key, rank)) WITHOUT ROWID;
-        CREATE TABLE shard_info (
-            model_id INTEGER NOT NULL, k INTEGER NOT NULL, shard INTEGER NOT NULL, shards INTEGER NOT NULL,
-            first_user INTEGER NOT NULL, end_user INTEGER NOT NULL, rows INTEGER NOT NULL, batch_users INTEGER NOT NULL,
-            created_at TEXT NOT NULL);
-        """
-
     /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`
     /// through `connection`, in transactions of 5,000 users written on a thread of their own
     /// while the next users are scored. Returns the rows written.
@@ -174,14 +158,14 @@ public struct ScoreStage: Stage {
             try writer.submit {
                 let rows = batch.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
                 try connection.inTransaction {
-                    try Bulk.insert(connection.handle, table: "recommendation_rows",
-                                    columns: ["run_id", "user_key", "rank", "item_key", "score"], count: rows.count) { statement, p, n in
+                    try connection.insert(into: .recommendationRows,
+                                          columns: ["run_id", "user_key", "rank", "item_key", "score"], count: rows.count) { row, n in
                         let (user, rank, entry) = rows[n]
-                        sqlite3_bind_int64(statement, p, runID)
-                        sqlite3_bind_text(statement, p + 1, userKeys[user], -1, sqliteTransient)
-                        sqlite3_bind_int64(statement, p + 2, Int64(rank + 1))
-                        sqlite3_bind_text(statement, p + 3, itemKeys[Int(entry.ranked[rank])], -1, sqliteTransient)
-                        sqlite3_bind_double(statement, p + 4, Double(entry.scores[rank]))
+                        row.bind(runID)
+                        row.bind(userKeys[user])
+                        row.bind(rank + 1)
+                        row.bind(itemKeys[Int(entry.ranked[rank])])
+                        row.bind(Double(entry.scores[rank]))
                     }
                 }
                 written += rows.count
@@ -257,42 +241,40 @@ public struct ScoreStage: Stage {
     func merge(_ context: StageContext, started: Double) throws -> StageReport {
         let store = context.store
         let users = try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM users") ?? 0 }
-        let connection = try RawConnection(path: store.path)
-        var infos: [(path: String, model: Int64, k: Int64, shard: Int64, shards: Int64, first: Int64, end: Int64, rows: Int64, batch: Int64)] = []
+        let connection = try store.bulkConnection()
+        var infos: [(path: String, info: ShardFile.Info)] = []
         for path in config.merge {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw StageError.unreadable(path: path, reason: "no such shard file")
             }
             try connection.run("ATTACH DATABASE ? AS shard", [.text(path)])
             defer { try? connection.execute("DETACH DATABASE shard") }
-            var row: [Int64]?
+            let info: ShardFile.Info?
             do {
-                try forEachRow(connection.handle, "SELECT model_id, k, shard, shards, first_user, end_user, rows, batch_users FROM shard.shard_info") { s in
-                    row = (0..<8).map { sqlite3_column_int64(s, Int32($0)) }
-                }
+                info = try ShardFile.info(attachedAs: "shard", on: connection)
             } catch {
                 throw StageError.badData("\(path): not a scoring shard (\(error.localizedDescription))")
             }
-            guard let r = row else { throw StageError.badData("\(path): incomplete shard (no shard_info row); score it again") }
-            infos.append((path, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
+            guard let info else { throw StageError.badData("\(path): incomplete shard (no shard_info row); score it again") }
+            infos.append((path, info))
         }
-        let first = infos[0]
-        for info in infos where info.model != first.model || info.k != first.k || info.shards != first.shards || info.batch != first.batch {
-            throw StageError.badData("\(info.path): shard of model \(info.model), k \(info.k), \(info.shards) shards, batches of \(info.batch) users; \(first.path) has model \(first.model), k \(first.k), \(first.shards) shards, batches of \(first.batch)")
+        let (firstPath, first) = infos[0]
+        for (path, info) in infos where info.modelID != first.modelID || info.k != first.k || info.shards != first.shards || info.batchUsers != first.batchUsers {
+            throw StageError.badData("\(path): shard of model \(info.modelID), k \(info.k), \(info.shards) shards, batches of \(info.batchUsers) users; \(firstPath) has model \(first.modelID), k \(first.k), \(first.shards) shards, batches of \(first.batchUsers)")
         }
-        let ranges: [(Int64, Int64)] = infos.map { ($0.first, $0.end) }.sorted { (a: (Int64, Int64), b: (Int64, Int64)) -> Bool in a < b }
-        let covers = Int64(infos.count) == first.shards && ranges.first?.0 == 0 && ranges.last?.1 == Int64(users)
-            && zip(ranges, ranges.dropFirst()).allSatisfy { $0.1 == $1.0 }
+        let ranges = infos.map { [$0.info.firstUser, $0.info.endUser] }.sorted { $0.lexicographicallyPrecedes($1) }
+        let covers = infos.count == first.shards && ranges.first?[0] == 0 && ranges.last?[1] == users
+            && zip(ranges, ranges.dropFirst()).allSatisfy { $0[1] == $1[0] }
         guard covers else {
-            throw StageError.badData("shards \(config.merge.joined(separator: ", ")) do not cover users 0..<\(users) once: \(ranges.map { "\($0.0)..<\($0.1)" }.joined(separator: ", "))")
+            throw StageError.badData("shards \(config.merge.joined(separator: ", ")) do not cover users 0..<\(users) once: \(ranges.map { "\($0[0])..<\($0[1])" }.joined(separator: ", "))")
         }
         try store.queue.write { db in
             try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
-                           arguments: [context.runID, first.model, first.k, users, Clock.isoNow()])
+                           arguments: [context.runID, first.modelID, first.k, users, Clock.isoNow()])
         }
         var written = 0
-        for info in infos {
-            try connection.run("ATTACH DATABASE ? AS shard", [.text(info.path)])
+        for (path, info) in infos {
+            try connection.run("ATTACH DATABASE ? AS shard", [.text(path)])
             defer { try? connection.execute("DETACH DATABASE shard") }
             try connection.inTransaction {
                 try connection.run("""
@@ -300,15 +282,15 @@ public struct ScoreStage: Stage {
                     SELECT ?, user_key, rank, item_key, score FROM shard.recommendation_rows ORDER BY user_key, rank
                     """, [.integer(context.runID)])
             }
-            let copied = Int(sqlite3_changes(connection.handle))
-            guard Int64(copied) == info.rows else {
-                throw StageError.badData("\(info.path): \(copied) rows, its shard_info says \(info.rows)")
+            let copied = connection.changes
+            guard copied == info.rows else {
+                throw StageError.badData("\(path): \(copied) rows, its shard_info says \(info.rows)")
             }
             written += copied
         }
-        try publish(context, connection: connection, rows: written, started: started, what: "\(infos.count) shards of model \(first.model)")
+        try publish(context, connection: connection, rows: written, started: started, what: "\(infos.count) shards of model \(first.modelID)")
         return StageReport(rowsIn: written, rowsOut: written, summary: [
-            "\(written) recommendations for \(users) users from \(infos.count) shards of model \(first.model), published as run \(context.runID)",
+            "\(written) recommendations for \(users) users from \(infos.count) shards of model \(first.modelID), published as run \(context.runID)",
         ])
     }
 
@@ -319,8 +301,8 @@ public struct ScoreStage: Stage {
             let itemPosition = model.positions(of: try String.fetchAll(db, sql: "SELECT item_key FROM items ORDER BY item_idx"))
             let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM users ORDER BY user_idx")
             var rows = [[Int32]](repeating: [], count: userKeys.count)
-            try forEachRow(db.sqliteConnection!, "SELECT user_idx, item_idx FROM interactions") { statement in
-                let user = Int(sqlite3_column_int64(statement, 0)), item = Int(sqlite3_column_int64(statement, 1))
+            try db.forEachRow("SELECT user_idx, item_idx FROM \(TableName.interactions)") { row in
+                let user = row.int(0), item = row.int(1)
                 if let p = itemPosition[item] { rows[user].append(p) }
             }
             return (userKeys, CSRMatrix(cols: model.itemKeys.count, rowsOfColumns: rows.map { $0.sorted() }))

@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+import RecpipeTestSupport
+import Testing
+@testable import RecpipeStore
+
+@Suite struct RawConnectionTests {
+    /// A shard file's rows are copied into the database's table by `score --merge`: its
+    /// columns, keys and types must be the database's.
+    @Test func shardFileRowsHaveTheDatabasesLayout() throws {
+        let directory = scratchDirectory("shardfile")
+        let store = try Store(path: directory + "/db.sqlite", logger: quietLogger)
+        let file = try ShardFile.create(at: directory + "/shard.sqlite")
+        func layout(_ connection: RawConnection, _ schema: String) throws -> [String] {
+            var columns: [String] = []
+            try connection.forEachRow("SELECT name, type, \"notnull\", pk FROM pragma_table_info('recommendation_rows', '\(schema)')") { row in
+                columns.append("\(row.string(0)) \(row.string(1)) \(row.int(2)) \(row.int(3))")
+            }
+            return columns
+        }
+        let database = try store.bulkConnection()
+        #expect(try layout(file, "main") == (try layout(database, "main")))
+        #expect(try layout(file, "main").count == 5)
+        #expect(try ShardFile.info(attachedAs: "main", on: file) == nil)
+        let info = ShardFile.Info(modelID: 7, k: 10, shard: 1, shards: 2, firstUser: 100, endUser: 200, rows: 1000, batchUsers: 100)
+        try ShardFile.finish(file, info)
+        #expect(try ShardFile.info(attachedAs: "main", on: file) == info)
+        // Creating it again replaces the file: no info, no rows.
+        let again = try ShardFile.create(at: directory + "/shard.sqlite")
+        #expect(try ShardFile.info(attachedAs: "main", on: again) == nil)
+    }
+
+    @Test func shardSchemaIsTheFileInTheRepository() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../migrations/shard").standardized
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(embeddedShardSchemaFiles.map(\.name) == files)
+        #expect(!files.isEmpty)
+    }
+
+    /// Values are read with their length: a zero byte inside text is kept, a BLOB is its own
+    /// bytes, NULL is nil; bound bytes go in unchanged.
+    @Test func bytesKeepZeroBytesAndTypes() throws {
+        let path = scratchDirectory("raw") + "/x.sqlite"
+        let connection = try RawConnection(path: path, mode: .create)
+        try connection.execute("CREATE TABLE t (a, b, c, d)")
+        let key: [UInt8] = [0x61, 0x00, 0x62]
+        try key.withUnsafeBufferPointer { bytes in
+            let statement = try connection.prepare("INSERT INTO t VALUES (?, ?, ?, ?)")
+            var row = statement.binder()
+            row.bindText(bytes)
+            row.bind(2.5)
+            row.bind(nil as Int64?)
+            row.bind(Int64(-3))
+            try statement.execute()
+        }
+        try connection.execute("INSERT INTO t VALUES (x'00ff', 1, 'é', NULL)")
+        var rows: [[String]] = []
+        try connection.forEachRow("SELECT a, b, c, d FROM t ORDER BY rowid") { row in
+            rows.append((0..<4).map { column in
+                guard let bytes = row.bytes(column) else { return "nil" }
+                return "\(row.type(column)):" + bytes.map { String($0, radix: 16) }.joined(separator: ",")
+            })
+        }
+        #expect(rows == [["text:61,0,62", "real:32,2e,35", "nil", "integer:2d,33"],
+                         ["blob:0,ff", "integer:31", "text:c3,a9", "nil"]])
+        #expect(try connection.run("SELECT count(*) FROM t") == .integer(2))
+        #expect(throws: StoreError.self) { try connection.execute("INSERT INTO missing VALUES (1)") }
+    }
+
+    @Test func bulkInsertWritesEveryRowAcrossChunks() throws {
+        let path = scratchDirectory("raw") + "/x.sqlite"
+        let connection = try RawConnection(path: path, mode: .create)
+        try connection.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        for count in [0, 1, 31, 32, 33, 100] {
+            try connection.execute("DELETE FROM t")
+            try connection.inTransaction {
+                try connection.insert(into: "t", columns: ["a", "b"], count: count, chunk: 32) { row, k in
+                    row.bind(k)
+                    row.bind("v\(k)")
+                }
+            }
+            var seen: [Int] = []
+            try connection.forEachRow("SELECT a, b FROM t ORDER BY a") { row in
+                #expect(row.string(1) == "v\(row.int(0))")
+                seen.append(row.int(0))
+            }
+            #expect(seen == Array(0..<count), "count \(count)")
+        }
+    }
+
+    /// A read-only source cannot be written and a missing one is not created.
+    @Test func readOnlyModeNeitherWritesNorCreates() throws {
+        let directory = scratchDirectory("raw")
+        #expect(throws: StoreError.self) { try RawConnection(path: directory + "/missing.sqlite", mode: .readOnly) }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/missing.sqlite"))
+        try RawConnection(path: directory + "/x.sqlite", mode: .create).execute("CREATE TABLE t (a)")
+        let source = try RawConnection(path: directory + "/x.sqlite", mode: .readOnly)
+        #expect(throws: StoreError.self) { try source.execute("INSERT INTO t VALUES (1)") }
+    }
+}
