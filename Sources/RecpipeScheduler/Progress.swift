@@ -1,4 +1,5 @@
 import Foundation
+import RecpipeStages
 import RecpipeStore
 
 /// The status line `recpipe run` keeps under the log on a terminal: stages done out of
@@ -10,7 +11,7 @@ public final class RunProgress: @unchecked Sendable {
         var started: Double
         var epochs: Int?
         var epoch = 0
-        /// From `progress done=N total=M unit=U` lines.
+        /// From the stage's progress events.
         var done = 0
         var total = 0
         var unit = ""
@@ -42,32 +43,20 @@ public final class RunProgress: @unchecked Sendable {
         }
     }
 
-    /// What a stage's log line (`TIME LEVEL MESSAGE key=value...`, one event per line) says
-    /// after its level, when its level is `level`: the level is read by position, so no text
-    /// inside a message or value passes for it.
-    static func event(_ line: String, level: String) -> Substring? {
-        let fields = line.split(separator: " ", maxSplits: 2)
-        return fields.count == 3 && fields[1] == level ? fields[2] : nil
-    }
-
-    /// Reads a stage's log line for progress: `epoch finished ... epoch=N` while training,
-    /// `progress done=N total=M unit=U` elsewhere (scoring).
-    public func logLine(_ line: String, stage: String) {
-        let fields = line.split(separator: " ")
-        func value(_ key: String) -> Substring? { fields.first { $0.hasPrefix(key + "=") }?.dropFirst(key.count + 1) }
-        let message = Self.event(line, level: "info") ?? ""
-        if message.hasPrefix("epoch finished "), let epoch = value("epoch").flatMap({ Int($0) }) {
-            lock.withLock {
-                if let index = running.firstIndex(where: { $0.name == stage }) { running[index].epoch = epoch }
-            }
-        } else if message.hasPrefix("progress "), let done = value("done").flatMap({ Int($0) }),
-                  let total = value("total").flatMap({ Int($0) }), total > 0 {
-            lock.withLock {
-                if let index = running.firstIndex(where: { $0.name == stage }) {
-                    running[index].done = done
-                    running[index].total = total
-                    running[index].unit = value("unit").map(String.init) ?? ""
-                }
+    /// Takes a running stage's progress from its events: epochs while training, work done
+    /// elsewhere (scoring's users, ingest's megabytes).
+    public func stageEvent(_ event: StageEvent, stage: String) {
+        lock.withLock {
+            guard let index = running.firstIndex(where: { $0.name == stage }) else { return }
+            switch event {
+            case .epoch(let epoch):
+                running[index].epoch = epoch
+            case .progress(let done, let total, let unit) where total > 0:
+                running[index].done = done
+                running[index].total = total
+                running[index].unit = unit
+            default:
+                break
             }
         }
     }

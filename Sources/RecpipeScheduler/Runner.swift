@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RecpipeStages
 import RecpipeStore
 
 /// How `recpipe run` runs a pipeline.
@@ -28,6 +29,8 @@ public struct RunOptions: Sendable {
     public var interruption: @Sendable () -> Int32? = { nil }
     /// Told when a stage starts an attempt and when it is done (for a progress display).
     public var observer: (@Sendable (RunEvent) -> Void)?
+    /// Told of each event a running stage sends (progress, epochs, warnings, errors, its report).
+    public var stageEvent: @Sendable (_ event: StageEvent, _ stage: String) -> Void = { _, _ in }
 
     public init(selection: [String], executable: String) {
         self.selection = selection
@@ -101,6 +104,7 @@ public final class Runner: @unchecked Sendable {
     /// Runs the selected stages; the caller holds the database's lock.
     public func run() throws -> RunResult {
         let started = Clock.monotonic()
+        EventPipe.removeAbandoned()
         runID = try history.begin(pipeline: pipeline.name, manifest: pipeline.manifest.file, selection: options.selection,
                                   forced: options.force, retryOf: options.retryOf, codeVersion: code)
         logger[metadataKey: "pipeline"] = "\(pipeline.name)"
@@ -261,13 +265,17 @@ public final class Runner: @unchecked Sendable {
         let started = Clock.monotonic()
         let stageRunsAfter: Int64
         let readers = DispatchGroup()
+        let events: EventPipe
         private let lock = NSLock()
         private var _lastError: String?
+        private var _report: (rowsIn: Int, rowsOut: Int)?
         var termSentAt: Double?
         var killed = false
 
-        init(stage: PipelineStage, attemptID: Int64, attempt: Int, decision: Decision, fingerprint: Fingerprint, stageRunsAfter: Int64) {
+        init(stage: PipelineStage, attemptID: Int64, attempt: Int, decision: Decision, fingerprint: Fingerprint, stageRunsAfter: Int64,
+             events: EventPipe) {
             self.stage = stage
+            self.events = events
             self.attemptID = attemptID
             self.attempt = attempt
             self.decision = decision
@@ -275,9 +283,15 @@ public final class Runner: @unchecked Sendable {
             self.stageRunsAfter = stageRunsAfter
         }
 
+        /// The last error the child sent.
         var lastError: String? {
             get { lock.withLock { _lastError } }
             set { lock.withLock { _lastError = newValue } }
+        }
+        /// The rows the child's report gave, once it sent one.
+        var report: (rowsIn: Int, rowsOut: Int)? {
+            get { lock.withLock { _report } }
+            set { lock.withLock { _report = newValue } }
         }
     }
 
@@ -307,7 +321,16 @@ public final class Runner: @unchecked Sendable {
         let run = runID, mailbox = mailbox  // captured by the handlers below, instead of self
         let after = try history.lastStageRunID()
         let id = try history.startAttempt(run: run, stage: stage, attempt: attempt, reason: decision.reason, fingerprint: fingerprint)
-        let child = Child(stage: stage, attemptID: id, attempt: attempt, decision: decision, fingerprint: fingerprint, stageRunsAfter: after)
+        let events: EventPipe
+        do {
+            events = try EventPipe()
+        } catch {
+            try? history.finishAttempt(id, kind: stage.kind.name, stageRunsAfter: after, succeeded: false, seconds: 0,
+                                       exitStatus: nil, signal: nil, error: "cannot start: \(error.localizedDescription)")
+            throw error
+        }
+        let child = Child(stage: stage, attemptID: id, attempt: attempt, decision: decision, fingerprint: fingerprint,
+                          stageRunsAfter: after, events: events)
         let process = child.process
         process.executableURL = URL(fileURLWithPath: options.executable)
         process.arguments = stage.commandLine(database: pipeline.database, options: options.childOptions)
@@ -318,6 +341,7 @@ public final class Runner: @unchecked Sendable {
         environment["RECPIPE_PIPELINE_STAGE"] = stage.name
         // The stage writes under this run's writer lock.
         environment[WriterLock.parentVariable] = "\(getpid())"
+        environment[EventChannel.environmentVariable] = events.path
         process.environment = environment
         process.currentDirectoryURL = URL(fileURLWithPath: pipeline.manifest.directory)
         let errors = Pipe(), output = Pipe()
@@ -325,15 +349,23 @@ public final class Runner: @unchecked Sendable {
         process.standardOutput = output
         process.standardInput = FileHandle.nullDevice
         process.terminationHandler = { _ in mailbox.post(id) }
-        let relayLog = options.relayLog, relayOutput = options.relayOutput
-        read(errors, into: child) { line in
-            if let error = RunProgress.event(line, level: "error") { child.lastError = String(error) }
-            relayLog(line, run, stage.name)
+        let relayLog = options.relayLog, relayOutput = options.relayOutput, stageEvent = options.stageEvent
+        read(errors, into: child) { line in relayLog(line, run, stage.name) }
+        events.startReading(child.readers) { event in
+            switch event {
+            case .error(let message, _): child.lastError = message
+            case .report(let rowsIn, let rowsOut, _): child.report = (rowsIn, rowsOut)
+            default: break
+            }
+            stageEvent(event, stage.name)
         }
         read(output, into: child) { line in relayOutput("\(stage.name) | \(line)") }
         do {
             try process.run()
         } catch {
+            events.finish()
+            _ = child.readers.wait(timeout: .now() + 5)
+            events.remove()
             try? history.finishAttempt(id, kind: stage.kind.name, stageRunsAfter: after, succeeded: false, seconds: 0,
                                        exitStatus: nil, signal: nil, error: "cannot start: \(error.localizedDescription)")
             throw SchedulerError.cannotLaunch(stage: stage.name, reason: error.localizedDescription)
@@ -368,7 +400,10 @@ public final class Runner: @unchecked Sendable {
 
     /// Records an ended attempt; schedules a retry or marks the stage done.
     private func complete(_ child: Child) throws -> State {
-        _ = child.readers.wait(timeout: .now() + 5)
+        child.events.finish()
+        // A reader still blocked after this (a grandchild holding the child's pipes) keeps
+        // the FIFO; it is removed only when nothing reads it.
+        if child.readers.wait(timeout: .now() + 5) == .success { child.events.remove() }
         let process = child.process, stage = child.stage
         let seconds = Clock.monotonic() - child.started
         let signal = process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil
@@ -392,6 +427,10 @@ public final class Runner: @unchecked Sendable {
         var metadata: Logger.Metadata = [
             "stage": "\(stage.name)", "attempt": "\(child.attempt)", "seconds": "\(String(format: "%.2f", seconds))",
         ]
+        if let report = child.report {
+            metadata["rows_in"] = "\(report.rowsIn)"
+            metadata["rows_out"] = "\(report.rowsOut)"
+        }
         if succeeded {
             logger.info("stage succeeded", metadata: metadata)
             return .done(StageOutcome(stage: stage.name, kind: stage.kind.name, status: "succeeded", attempts: child.attempt,

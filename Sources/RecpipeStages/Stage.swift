@@ -22,11 +22,14 @@ public struct StageContext: Sendable {
     public let logger: Logger
     /// The `stage_runs` row of this invocation.
     public let runID: Int64
+    /// Where progress and the report go for the scheduler (nowhere when run by hand).
+    public let events: EventChannel
 
-    public init(store: Store, logger: Logger, runID: Int64) {
+    public init(store: Store, logger: Logger, runID: Int64, events: EventChannel = .none) {
         self.store = store
         self.logger = logger
         self.runID = runID
+        self.events = events
     }
 }
 
@@ -50,7 +53,8 @@ public struct StageReport: Sendable, Equatable {
 /// Runs a stage and records it in `stage_runs`: a `running` row first (committed, so a
 /// killed run leaves a trace), then `succeeded` or `failed` with the error.
 public enum StageRunner {
-    public static func run<S: Stage>(_ stage: S, store: Store, logger: Logger) throws -> StageReport {
+    @discardableResult
+    public static func run<S: Stage>(_ stage: S, store: Store, logger: Logger, events: EventChannel = .none) throws -> StageReport {
         var logger = logger
         logger[metadataKey: "stage"] = "\(S.name)"
         let encoder = JSONEncoder()
@@ -85,7 +89,7 @@ public enum StageRunner {
         // an older snapshot, so the -wal file does not grow night after night.
         defer { store.checkpoint(logger: logger) }
         do {
-            let report = try stage.run(StageContext(store: store, logger: logger, runID: runID))
+            let report = try stage.run(StageContext(store: store, logger: logger, runID: runID, events: events))
             let failed = !report.failures.isEmpty
             finish(status: failed ? "failed" : "succeeded", report: report,
                    error: failed ? report.failures.map(\.localizedDescription).joined(separator: "; ") : nil)
@@ -93,6 +97,7 @@ public enum StageRunner {
                 "rows_in": "\(report.rowsIn)", "rows_out": "\(report.rowsOut)",
                 "seconds": "\(String(format: "%.2f", Clock.monotonic() - started))",
             ])
+            events.send(.report(rowsIn: report.rowsIn, rowsOut: report.rowsOut, summary: report.summary))
             return report
         } catch {
             finish(status: "failed", report: nil, error: error.localizedDescription)

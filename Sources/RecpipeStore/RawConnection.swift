@@ -85,6 +85,7 @@ public final class RawConnection {
 
     /// Runs `body` in an immediate transaction: committed if it returns, rolled back if it
     /// throws.
+    @discardableResult
     public func inTransaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN IMMEDIATE")
         do {

@@ -148,13 +148,15 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     options.relayLog = { line, run, stage in
         let relayed = "\(line) pipeline_run=\(run) pipeline_stage=\(StderrLogHandler.quoted(stage))"
         if let status {
-            status.progress.logLine(line, stage: stage)
             status.write(relayed)
         } else {
             FileHandle.standardError.write(Data((relayed + "\n").utf8))
         }
     }
-    if let status { options.observer = { event in status.progress.handle(event) } }
+    if let status {
+        options.observer = { event in status.progress.handle(event) }
+        options.stageEvent = { event, stage in status.progress.stageEvent(event, stage: stage) }
+    }
     options.interruption = { receivedSignal == 0 ? nil : receivedSignal }
     if execution.json {
         options.relayOutput = { _ in }

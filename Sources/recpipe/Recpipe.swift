@@ -99,8 +99,14 @@ struct LoggingOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log warnings and errors only.")
     var quiet = false
 
+    /// A logger writing one line per event on stderr (or to `sink`); run by the scheduler,
+    /// warnings and errors also go to its event channel.
     func makeLogger(label: String = "recpipe", sink: (@Sendable (String) -> Void)? = nil) -> Logger {
-        var logger = Logger(label: label) { _ in StderrLogHandler(sink: sink) }
+        let events = inheritedEvents
+        var logger = Logger(label: label) { _ -> any LogHandler in
+            events.isOpen ? MultiplexLogHandler([StderrLogHandler(sink: sink), EventLogHandler(channel: events)])
+                : StderrLogHandler(sink: sink)
+        }
         logger.logLevel = verbose ? .debug : quiet ? .warning : .info
         return logger
     }
@@ -123,8 +129,11 @@ func runReporting(_ logger: Logger, database: String? = nil, _ body: () throws -
 /// stage command.
 func runStage<S: Stage>(_ stage: S, options: DatabaseOptions, logger: Logger) throws {
     let store = try options.openStore(logger)
-    try finish(try StageRunner.run(stage, store: store, logger: logger), logger: logger)
+    try finish(try StageRunner.run(stage, store: store, logger: logger, events: inheritedEvents), logger: logger)
 }
+
+/// The event channel the scheduler gave this process (none when run by hand).
+let inheritedEvents = EventChannel.inherited()
 
 /// Prints a stage's summary on stdout and turns its failures into the exit code.
 func finish(_ report: StageReport, logger: Logger) throws {

@@ -101,12 +101,18 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         #expect(plan.stdout.split(separator: "\n").dropFirst().allSatisfy { $0.contains(" run ") && $0.hasSuffix("never run") })
 
         // --verbose goes to every stage too (before ingest's list of files).
+        let channelsBefore = eventChannels()
         let first = try recpipe(["run", manifest, "--verbose", "--metrics", "\(dir)/recpipe.prom"] + small, in: dir, environment: environment)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("pipeline run 1: succeeded"))
         // Every stage's output and log lines come through, marked with the stage.
         #expect(first.stdout.contains("evaluate | ") && first.stdout.contains("report | \(dir)/report.html"))
         #expect(first.stderr.contains("epoch finished") && first.stderr.contains("pipeline_stage=train"))
+        // The scheduler learns each stage's rows from its report event, not from its log text.
+        let succeeded = first.stderr.split(separator: "\n").filter { $0.contains(" stage succeeded ") && $0.contains("stage=score") }
+        #expect(succeeded.count == 1 && succeeded.allSatisfy { $0.contains("rows_out=") && !$0.contains("rows_out=0 ") }, "\(succeeded)")
+        // No event channel is left behind.
+        #expect(eventChannels().subtracting(channelsBefore).isEmpty)
         // The first night has no published lists for the closed loop: said, and not a failure.
         #expect(first.stderr.contains("no live recommendations yet"))
         // stderr is not a terminal here: log lines only, no progress line redrawn over them.
@@ -344,4 +350,9 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
             #expect(try Int.fetchOne(db, sql: "SELECT stages_failed FROM pipeline_runs") == 2)
         }
     }
+}
+
+/// The event channel directories the schedulers of this machine have open.
+func eventChannels() -> Set<String> {
+    Set(((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter { $0.hasPrefix("recpipe-events-") })
 }

@@ -224,14 +224,15 @@ import RecpipeStore
         #expect(progress.render(now: 3) == "[0/2 done] clean 0:03")
         progress.handle(.done(StageOutcome(stage: "clean", kind: "clean", status: "succeeded", attempts: 1, seconds: 3, reason: "")), now: 3)
         progress.handle(.started(train, attempt: 1), now: 10)
-        progress.logLine("2026-01-01T00:00:00Z info epoch finished beta=0.1 epoch=10 loss=1.0 run=3 stage=train", stage: "train")
-        progress.logLine("2026-01-01T00:00:00Z info epoch finished epoch=x", stage: "train")
+        progress.stageEvent(.epoch(10), stage: "train")
+        progress.stageEvent(.warning(message: "epoch finished", details: ["epoch": "20"]), stage: "train")
+        progress.stageEvent(.epoch(30), stage: "clean")  // not running: ignored
         #expect(progress.render(now: 30) == "[1/2 done] train 0:20 [#####...............] epoch 10/40, ETA 1:00")
         #expect(progress.render(now: 30, width: 20) == "[1/2 done] train 0:")
-        // Other stages report `progress done=N total=M unit=U`.
+        // Other stages report the work done.
         let scoring = RunProgress(total: 1, epochs: [:])
         scoring.handle(.started(clean, attempt: 1), now: 0)
-        scoring.logLine("2026-01-01T00:00:00Z info progress done=25000 run=4 stage=score total=100000 unit=users", stage: "clean")
+        scoring.stageEvent(.progress(done: 25000, total: 100_000, unit: "users"), stage: "clean")
         #expect(scoring.render(now: 10) == "[0/1 done] clean 0:10 [#####...............] 25000/100000 users, ETA 0:30")
     }
 }

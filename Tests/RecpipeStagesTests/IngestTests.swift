@@ -7,8 +7,8 @@ import Testing
 
 @Suite struct IngestFormatTests {
     let expected = [
-        RawRow(line: 2, user: "196", item: "242", rating: 3, ts: 881_250_949),
-        RawRow(line: 3, user: "186", item: "302", rating: 3.5, ts: 891_717_742),
+        StoredRawRow(line: 2, user: "196", item: "242", rating: 3, ts: 881_250_949),
+        StoredRawRow(line: 3, user: "186", item: "302", rating: 3.5, ts: 891_717_742),
     ]
 
     func check(_ name: String, _ text: String, format: InputFormat? = nil, sniffed: InputFormat,
@@ -102,7 +102,7 @@ import Testing
             """)
         try ingest(store, [file], maxRejected: 0.5)
         let rows = try rawRows(store)
-        #expect(rows == [RawRow(line: 2, user: "Smith, J.", item: #"The "Best" Film"#, rating: 4, ts: nil)])
+        #expect(rows == [StoredRawRow(line: 2, user: "Smith, J.", item: #"The "Best" Film"#, rating: 4, ts: nil)])
         // A quoted field may span lines, but a key may not hold a newline (a control character).
         #expect(try store.queue.read { try String.fetchAll($0, sql: "SELECT line || ' ' || reason FROM ingest_rejects") } == ["3 control_character"])
     }
@@ -229,7 +229,7 @@ import Testing
         #expect(report.failures == [.emptySource(path: empty), .unreadable(path: scratch.path("missing.csv"), reason: "no such file"),
                                     .emptySource(path: headerOnly)])
         // The good file after the failures is still stored.
-        #expect(try rawRows(store) == [RawRow(line: 2, user: "a", item: "b", rating: nil, ts: nil)])
+        #expect(try rawRows(store) == [StoredRawRow(line: 2, user: "a", item: "b", rating: nil, ts: nil)])
     }
 
     @Test func headerWithoutUserOrItemFails() throws {
@@ -256,7 +256,7 @@ import Testing
         #expect(try count(store, "raw_interactions") == 31)
         #expect(try rejects(store).map(\.reason) == ["oversized_field"])
         #expect(try rejects(store).map(\.line) == [32])
-        #expect(try rawRows(store).last == RawRow(line: 33, user: "last", item: "one", rating: nil, ts: nil))
+        #expect(try rawRows(store).last == StoredRawRow(line: 33, user: "last", item: "one", rating: nil, ts: nil))
     }
 }
 
@@ -298,7 +298,7 @@ import Testing
         let rows = try rawRows(store)
         #expect(rows.count == 300_000)
         for k in stride(from: 0, to: 300_000, by: 7919) {
-            #expect(rows[k] == RawRow(line: k + 2, user: "user\(k % 997)", item: "item\(k % 1013)",
+            #expect(rows[k] == StoredRawRow(line: k + 2, user: "user\(k % 997)", item: "item\(k % 1013)",
                                       rating: Double(k % 5 + 1), ts: Int64(1_000_000 + k)))
         }
     }
@@ -353,7 +353,8 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
         let plain = scratch.write("b.csv", "user_id,item_id,rating\n" + String(repeating: "u1,i1,5\n", count: 200_000))
         let sizes = try [compressed, plain].map { try FileByteSource.size(path: $0) }
         let captured = CapturedLog()
-        let progress = IngestProgress(totalBytes: sizes.reduce(0, +), logger: Logger(label: "test") { _ in captured }, interval: 0)
+        let context = StageContext(store: try scratch.store(), logger: Logger(label: "test") { _ in captured }, runID: 1)
+        let progress = IngestProgress(totalBytes: sizes.reduce(0, +), context: context, interval: 0)
         var decompressed = 0
         for (path, size) in zip([compressed, plain], sizes) {
             let source = try openByteSource(path: path) { progress.reading($0) }

@@ -44,7 +44,7 @@ final class Scratch {
     func store() throws -> Store { try Store(path: path("recpipe.sqlite"), logger: quietLogger) }
 }
 
-struct RawRow: Equatable, CustomStringConvertible {
+struct StoredRawRow: Equatable, CustomStringConvertible {
     var line: Int
     var user: String
     var item: String
@@ -53,10 +53,10 @@ struct RawRow: Equatable, CustomStringConvertible {
     var description: String { "\(line):\(user),\(item),\(rating.map { "\($0)" } ?? "-"),\(ts.map { "\($0)" } ?? "-")" }
 }
 
-func rawRows(_ store: Store) throws -> [RawRow] {
+func rawRows(_ store: Store) throws -> [StoredRawRow] {
     try store.queue.read { db throws in
         try Row.fetchAll(db, sql: "SELECT line, user_key, item_key, rating, ts FROM raw_interactions ORDER BY rowid").map {
-            RawRow(line: $0["line"], user: $0["user_key"], item: $0["item_key"], rating: $0["rating"], ts: $0["ts"])
+            StoredRawRow(line: $0["line"], user: $0["user_key"], item: $0["item_key"], rating: $0["rating"], ts: $0["ts"])
         }
     }
 }

@@ -83,6 +83,7 @@ public struct AugmentStage: Stage {
                 ]
                 if let ndcg = epoch.validationNDCG { metadata["probe_ndcg100"] = "\(String(format: "%.4f", ndcg))" }
                 context.logger.info("epoch finished", metadata: metadata)
+                context.events.send(.epoch(epoch.epoch))
             }
         } catch let error as ModelError {
             throw StageError.trainingFailed("augment: \(error.localizedDescription); nothing stored")

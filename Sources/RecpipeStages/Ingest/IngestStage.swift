@@ -83,7 +83,7 @@ public struct IngestStage: Stage {
         // Sizes for progress only: an unreadable file counts 0 here and is reported when ingested.
         let sizes = config.format == .sqlite ? [] : sources.map { (try? FileByteSource.size(path: $0)) ?? 0 }
         let progress = config.format == .sqlite ? nil
-            : IngestProgress(totalBytes: sizes.reduce(0, +), logger: context.logger, interval: Self.progressInterval)
+            : IngestProgress(totalBytes: sizes.reduce(0, +), context: context, interval: Self.progressInterval)
         for (index, source) in sources.enumerated() {
             var logger = context.logger
             logger[metadataKey: "source"] = "\(source)"
@@ -383,19 +383,19 @@ final class BackgroundHash: @unchecked Sendable {
     }
 }
 
-/// Logs `progress done=N total=M unit=MB` for the scheduler's status line, at most every two
-/// seconds, counting the bytes of the files (compressed, where they are) read so far.
+/// Reports megabytes read so far for the scheduler's status line, at most every two seconds,
+/// counting the bytes of the files (compressed, where they are).
 final class IngestProgress: @unchecked Sendable {
     private let total: Int
-    private let logger: Logger
+    private let context: StageContext
     private let lock = NSLock()
     private let interval: Double
     private var before = 0  // bytes of the sources already done
     private var last = Clock.monotonic()
 
-    init(totalBytes: Int, logger: Logger, interval: Double = 2) {
+    init(totalBytes: Int, context: StageContext, interval: Double = 2) {
         total = totalBytes
-        self.logger = logger
+        self.context = context
         self.interval = interval
     }
 
@@ -417,6 +417,6 @@ final class IngestProgress: @unchecked Sendable {
 
     private func log(_ done: Int) {
         let mb = { (bytes: Int) in (bytes + (1 << 20) - 1) >> 20 }
-        logger.info("progress", metadata: ["done": "\(min(mb(done), mb(total)))", "total": "\(mb(total))", "unit": "MB"])
+        context.progress(done: min(mb(done), mb(total)), total: mb(total), unit: "MB")
     }
 }

@@ -133,11 +133,9 @@ public struct ScoreStage: Stage {
         ])
     }
 
-    /// Logs `progress done=N total=M unit=users` for the scheduler's status line.
+    /// Reports users scored so far, for the scheduler's status line.
     func reporter(_ context: StageContext, total: Int) -> (Int) -> Void {
-        { done in
-            context.logger.info("progress", metadata: ["done": "\(done)", "total": "\(total)", "unit": "users"])
-        }
+        { done in context.progress(done: done, total: total, unit: "users") }
     }
 
     /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`

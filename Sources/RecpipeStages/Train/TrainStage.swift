@@ -153,6 +153,7 @@ public struct TrainStage: Stage {
                 if config.model.kind == .vae { metadata["beta"] = "\(String(format: "%.4f", epoch.beta))" }
                 if let ndcg = epoch.validationNDCG { metadata["ndcg100"] = "\(String(format: "%.4f", ndcg))" }
                 context.logger.info("epoch finished", metadata: metadata)
+                context.events.send(.epoch(epoch.epoch))
             }
         } catch let error as ModelError {
             throw StageError.trainingFailed("train: \(error.localizedDescription); no model stored")
