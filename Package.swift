@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fopenmp-simd"])]),
 
         // Recommenders as pure computations on matrices: no SQLite in here.
-        .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics", "CBLAS"]),
+        .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics"]),
 
         // The SQLite store: every connection (GRDB's and the bulk one), migrations, table
         // names; the only target that speaks SQLite's C API.

@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 import RecpipeNumerics
 
@@ -226,8 +225,7 @@ public struct CFGAN: Sendable {
                     if real {
                         sparseLinearAccumulate(y, condition, p + d.weight[0] + i * outputs, outputs: outputs)
                     } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(b), Int32(outputs), Int32(i), 1,
-                                    w.fake.p, Int32(i), p + d.weight[0] + i * outputs, Int32(outputs), 1, y, Int32(outputs))
+                        BLAS.gemm(m: b, n: outputs, k: i, w.fake.p, p + d.weight[0] + i * outputs, beta: 1, y)
                     }
                 } else {
                     linearForward(y, w.dActs[l - 1].p, p + d.weight[l], p + d.bias[l], batch: b, inputs: d.sizes[l], outputs: outputs)
@@ -261,13 +259,11 @@ public struct CFGAN: Sendable {
                     if real {
                         sparseLinearBackward(vector, nil, dy, condition, outputs: outputs)
                     } else {
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(i), Int32(outputs), Int32(b), 1,
-                                    w.fake.p, Int32(i), dy, Int32(outputs), 1, vector, Int32(outputs))
+                        BLAS.gemm(m: i, n: outputs, k: b, w.fake.p, transposeA: true, dy, beta: 1, vector)
                     }
                 }
                 if wantsFakeGradient {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(b), Int32(i), Int32(outputs), 1,
-                                dy, Int32(outputs), p + d.weight[0] + i * outputs, Int32(outputs), 0, w.dFake.p, Int32(i))
+                    BLAS.gemm(m: b, n: i, k: outputs, dy, p + d.weight[0] + i * outputs, transposeB: true, w.dFake.p)
                 }
             }
         }

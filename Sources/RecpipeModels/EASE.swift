@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 import RecpipeNumerics
 
@@ -12,10 +11,10 @@ public struct EASE: Recommender {
     public let weights: [Float]
 
     public enum Failure: Error, LocalizedError {
-        case notPositiveDefinite(Int32)
+        case notPositiveDefinite
         public var errorDescription: String? {
             switch self {
-            case .notPositiveDefinite(let info): return "EASE: Gram matrix + λI is not positive definite (LAPACK info \(info))"
+            case .notPositiveDefinite: return "EASE: Gram matrix + λI is not positive definite"
             }
         }
     }
@@ -29,15 +28,8 @@ public struct EASE: Recommender {
     public static func fit(gram: consuming [Float], items n: Int, lambda: Float) throws -> EASE {
         var p = gram
         for i in 0..<n { p[i * n + i] += lambda }
-        // Row-major symmetric = column-major symmetric: 'U' in LAPACK is the lower triangle here.
-        var size = Int32(n), info: Int32 = 0
-        var uplo = CChar(UInt8(ascii: "U"))
-        spotrf_(&uplo, &size, &p, &size, &info)
-        guard info == 0 else { throw Failure.notPositiveDefinite(info) }
-        spotri_(&uplo, &size, &p, &size, &info)
-        guard info == 0 else { throw Failure.notPositiveDefinite(info) }
-        // spotri filled the lower triangle (row-major view); mirror it, then scale columns.
-        for i in 0..<n { for j in (i + 1)..<max(i + 1, n) { p[i * n + j] = p[j * n + i] } }
+        guard BLAS.invertPositiveDefinite(&p, n: n) else { throw Failure.notPositiveDefinite }
+        // B_ij = −P_ij / P_jj off the diagonal.
         var diagonal = [Float](repeating: 0, count: n)
         for j in 0..<n { diagonal[j] = p[j * n + j] }
         for i in 0..<n {

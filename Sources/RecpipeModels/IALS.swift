@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 import RecpipeNumerics
 
@@ -39,8 +38,11 @@ public struct IALS: Recommender {
     /// Gram matrix of the fixed factors plus the regularization: YᵀY + λI (f × f).
     static func gram(_ y: [Float], rows: Int, factors f: Int, regularization: Float) -> [Float] {
         var g = [Float](repeating: 0, count: f * f)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(f), Int32(f), Int32(rows), 1, y, Int32(f), y, Int32(f),
-                    0, &g, Int32(f))
+        y.withUnsafeBufferPointer { y in
+            g.withUnsafeMutableBufferPointer { g in
+                BLAS.gemm(m: f, n: f, k: rows, y.baseAddress!, transposeA: true, y.baseAddress!, g.baseAddress!)
+            }
+        }
         for k in 0..<f { g[k * f + k] += regularization }
         return g
     }
@@ -118,11 +120,8 @@ public struct IALS: Recommender {
                     for q in 0..<f { a[p * f + q] += config.alpha * itemFactors[i + p] * itemFactors[i + q] }
                 }
             }
-            var n = Int32(f), info: Int32 = 0, one: Int32 = 1
-            var uplo = CChar(UInt8(ascii: "U"))
-            spotrf_(&uplo, &n, &a, &n, &info)
-            if info == 0 { spotrs_(&uplo, &n, &one, &a, &n, &b, &n, &info) }
-            for p in 0..<f { out[u * f + p] = info == 0 ? b[p] : 0 }
+            let solved = BLAS.solvePositiveDefinite(&a, &b, n: f)
+            for p in 0..<f { out[u * f + p] = solved ? b[p] : 0 }
         }
         return out
     }
@@ -134,8 +133,11 @@ public struct IALS: Recommender {
         for start in stride(from: 0, to: foldIn.rows, by: batchSize) {
             let count = min(batchSize, foldIn.rows - start)
             users.withUnsafeBufferPointer { u in
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(items), Int32(f), 1,
-                            u.baseAddress! + start * f, Int32(f), itemFactors, Int32(f), 0, &buffer, Int32(items))
+                itemFactors.withUnsafeBufferPointer { v in
+                    buffer.withUnsafeMutableBufferPointer { out in
+                        BLAS.gemm(m: count, n: items, k: f, u.baseAddress! + start * f, v.baseAddress!, transposeB: true, out.baseAddress!)
+                    }
+                }
             }
             buffer.withUnsafeMutableBufferPointer { all in
                 for k in 0..<count { body(start + k, UnsafeMutableBufferPointer(rebasing: all[(k * items)..<((k + 1) * items)])) }

@@ -1,4 +1,3 @@
-import CBLAS
 import CKernels
 import Foundation
 
@@ -10,25 +9,55 @@ import Foundation
 public func linearForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                           _ b: UnsafePointer<Float>, batch: Int, inputs: Int, outputs: Int) {
     for r in 0..<batch { (y + r * outputs).update(from: b, count: outputs) }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(batch), Int32(outputs), Int32(inputs), 1,
-                x, Int32(inputs), w, Int32(outputs), 1, y, Int32(outputs))
+    BLAS.gemm(m: batch, n: outputs, k: inputs, x, w, beta: 1, y)
+}
+
+/// `linearForward`, one dot product at a time in double precision: the reference.
+public func linearForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                               _ b: UnsafePointer<Float>, batch: Int, inputs: Int, outputs: Int) {
+    for r in 0..<batch {
+        for o in 0..<outputs {
+            var sum = Double(b[o])
+            for i in 0..<inputs { sum += Double(x[r * inputs + i]) * Double(w[i * outputs + o]) }
+            y[r * outputs + o] = Float(sum)
+        }
+    }
 }
 
 /// dx += dy·Wᵀ (when dx is given)    dW += xᵀ·dy    db += Σ_rows dy
 public func linearBackward(_ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>,
                            _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                            _ w: UnsafePointer<Float>, batch: Int, inputs: Int, outputs: Int) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inputs), Int32(outputs), Int32(batch), 1,
-                x, Int32(inputs), dy, Int32(outputs), 1, dw, Int32(outputs))
+    BLAS.gemm(m: inputs, n: outputs, k: batch, x, transposeA: true, dy, beta: 1, dw)
     // db += dyᵀ·1, as a matrix-vector product.
     withUnsafeTemporaryAllocation(of: Float.self, capacity: batch) { ones in
         ones.initialize(repeating: 1)
-        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(batch), Int32(outputs), 1, dy, Int32(outputs),
-                    ones.baseAddress, 1, 1, db, 1)
+        BLAS.gemv(rows: batch, cols: outputs, dy, transpose: true, ones.baseAddress!, beta: 1, db)
     }
     if let dx {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(batch), Int32(inputs), Int32(outputs), 1,
-                    dy, Int32(outputs), w, Int32(outputs), 1, dx, Int32(inputs))
+        BLAS.gemm(m: batch, n: inputs, k: outputs, dy, w, transposeB: true, beta: 1, dx)
+    }
+}
+
+/// `linearBackward` in double precision: the reference.
+public func linearBackwardNaive(_ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>,
+                                _ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                _ w: UnsafePointer<Float>, batch: Int, inputs: Int, outputs: Int) {
+    for i in 0..<inputs {
+        for o in 0..<outputs {
+            var sum = Double(dw[i * outputs + o])
+            for r in 0..<batch { sum += Double(x[r * inputs + i]) * Double(dy[r * outputs + o]) }
+            dw[i * outputs + o] = Float(sum)
+        }
+    }
+    for o in 0..<outputs { db[o] = Float((0..<batch).reduce(Double(db[o])) { $0 + Double(dy[$1 * outputs + o]) }) }
+    guard let dx else { return }
+    for r in 0..<batch {
+        for i in 0..<inputs {
+            var sum = Double(dx[r * inputs + i])
+            for o in 0..<outputs { sum += Double(dy[r * outputs + o]) * Double(w[i * outputs + o]) }
+            dx[r * inputs + i] = Float(sum)
+        }
     }
 }
 
@@ -53,9 +82,22 @@ private func sparseProduct(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix, _ w
                 let out = y + r * outputs
                 if let b { out.update(from: b, count: outputs) }
                 for k in x.rowStart[r]..<x.rowStart[r + 1] {
-                    cblas_saxpy(Int32(outputs), values[k], w + Int(columns[k]) * outputs, 1, out, 1)
+                    BLAS.axpy(outputs, values[k], w + Int(columns[k]) * outputs, out)
                 }
             }
+        }
+    }
+}
+
+/// `sparseLinearForward` (b given) and `sparseLinearAccumulate` (b nil) in double precision,
+/// one output at a time: the reference.
+public func sparseProductNaive(_ y: UnsafeMutablePointer<Float>, _ x: CSRMatrix, _ w: UnsafePointer<Float>,
+                               startingFrom b: UnsafePointer<Float>?, outputs: Int) {
+    for r in 0..<x.rows {
+        for o in 0..<outputs {
+            var sum = b.map { Double($0[o]) } ?? Double(y[r * outputs + o])
+            for k in x.rowStart[r]..<x.rowStart[r + 1] { sum += Double(x.values[k]) * Double(w[Int(x.columns[k]) * outputs + o]) }
+            y[r * outputs + o] = Float(sum)
         }
     }
 }
@@ -69,12 +111,27 @@ public func sparseLinearBackward(_ dw: UnsafeMutablePointer<Float>, _ db: Unsafe
             for r in 0..<x.rows {
                 let row = dy + r * outputs
                 for k in x.rowStart[r]..<x.rowStart[r + 1] {
-                    cblas_saxpy(Int32(outputs), values[k], row, 1, dw + Int(columns[k]) * outputs, 1)
+                    BLAS.axpy(outputs, values[k], row, dw + Int(columns[k]) * outputs)
                 }
                 if let db { for o in 0..<outputs { db[o] += row[o] } }
             }
         }
     }
+}
+
+/// `sparseLinearBackward` in double precision: the reference.
+public func sparseLinearBackwardNaive(_ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+                                      _ dy: UnsafePointer<Float>, _ x: CSRMatrix, outputs: Int) {
+    for (i, o) in (0..<x.cols).flatMap({ i in (0..<outputs).map { (i, $0) } }) {
+        var sum = Double(dw[i * outputs + o])
+        for r in 0..<x.rows {
+            for k in x.rowStart[r]..<x.rowStart[r + 1] where Int(x.columns[k]) == i {
+                sum += Double(x.values[k]) * Double(dy[r * outputs + o])
+            }
+        }
+        dw[i * outputs + o] = Float(sum)
+    }
+    if let db { for o in 0..<outputs { db[o] = Float((0..<x.rows).reduce(Double(db[o])) { $0 + Double(dy[$1 * outputs + o]) }) } }
 }
 
 /// y = tanh(x), elementwise over n values (y may be x).
@@ -215,6 +272,11 @@ public func sigmoidForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<
         let start = b * block
         recpipe_sigmoid(y + start, x + start, min(block, n - start))
     }
+}
+
+/// `sigmoidForward` with the library's exp in double precision: the reference.
+public func sigmoidForwardNaive(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
+    for k in 0..<n { y[k] = Float(1 / (1 + exp(-Double(x[k])))) }
 }
 
 /// log(1 + e^x) without overflow.

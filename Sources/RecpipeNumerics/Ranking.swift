@@ -24,6 +24,14 @@ public func topKWithScores(_ scores: UnsafeBufferPointer<Float>, k: Int) -> (ite
     return (items, values)
 }
 
+/// `topKWithScores` by sorting the whole row: the reference.
+public func topKWithScoresNaive(_ scores: UnsafeBufferPointer<Float>, k: Int) -> (items: [Int32], scores: [Float]) {
+    let order = scores.indices.filter { scores[$0] > -.infinity }
+        .sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
+        .prefix(max(0, k))
+    return (order.map { Int32($0) }, order.map { scores[$0] })
+}
+
 /// Ranking metrics with the definitions of Liang et al. 2018 (binary relevance).
 public enum RankingMetrics {
     /// NDCG@k: DCG of the list over the ideal DCG of min(k, |targets|) hits.

@@ -42,18 +42,20 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
             linearForward(&y, x, w, b, batch: batch, inputs: inputs, outputs: outputs)
             return y
         }
-        // Naive reference.
-        let y = forward(x, w, b)
-        for i in 0..<batch {
-            for o in 0..<outputs {
-                var s = b[o]
-                for k in 0..<inputs { s += x[i * inputs + k] * w[k * outputs + o] }
-                #expect(abs(s - y[i * outputs + o]) < 1e-5)
-            }
-        }
-        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: w.count)
-        var db = [Float](repeating: 0, count: b.count)
+        // The naive reference, forward and backward (the gradients start from non-zero
+        // values: backward accumulates).
+        var naive = [Float](repeating: 0, count: batch * outputs)
+        linearForwardNaive(&naive, x, w, b, batch: batch, inputs: inputs, outputs: outputs)
+        for (a, c) in zip(forward(x, w, b), naive) { #expect(abs(a - c) < 1e-5) }
+        let start = randomArray(x.count + w.count + b.count, &rng)
+        var dx = Array(start[..<x.count]), dw = Array(start[x.count..<(x.count + w.count)]), db = Array(start[(x.count + w.count)...])
+        var (ndx, ndw, ndb) = (dx, dw, db)
         linearBackward(&dx, &dw, &db, r, x, w, batch: batch, inputs: inputs, outputs: outputs)
+        linearBackwardNaive(&ndx, &ndw, &ndb, r, x, w, batch: batch, inputs: inputs, outputs: outputs)
+        for (a, c) in zip(dx + dw + db, ndx + ndw + ndb) { #expect(abs(a - c) < 1e-5) }
+        for k in dx.indices { dx[k] -= start[k] }
+        for k in dw.indices { dw[k] -= start[x.count + k] }
+        for k in db.indices { db[k] -= start[x.count + w.count + k] }
         let (w0, b0, x0) = (w, b, x)
         checkGradient("linear dx", &x, analytic: dx) { dot(forward($0, w0, b0), r) }
         checkGradient("linear dW", &w, analytic: dw) { dot(forward(x0, $0, b0), r) }
@@ -75,6 +77,19 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
         var dense = [Float](repeating: 0, count: batch * outputs)
         linearForward(&dense, sparse.dense().data, w, b, batch: batch, inputs: inputs, outputs: outputs)
         for (a, c) in zip(forward(w, b), dense) { #expect(abs(a - c) < 1e-5) }
+        var naive = [Float](repeating: 0, count: batch * outputs)
+        sparseProductNaive(&naive, sparse, w, startingFrom: b, outputs: outputs)
+        for (a, c) in zip(forward(w, b), naive) { #expect(abs(a - c) < 1e-5) }
+        // Accumulating adds to what y holds.
+        var accumulated = naive, accumulatedNaive = naive
+        sparseLinearAccumulate(&accumulated, sparse, w, outputs: outputs)
+        sparseProductNaive(&accumulatedNaive, sparse, w, startingFrom: nil, outputs: outputs)
+        for (a, c) in zip(accumulated, accumulatedNaive) { #expect(abs(a - c) < 1e-5) }
+        var ndw = randomArray(w.count, &rng), ndb = randomArray(b.count, &rng)
+        var fdw = ndw, fdb = ndb
+        sparseLinearBackward(&fdw, &fdb, r, sparse, outputs: outputs)
+        sparseLinearBackwardNaive(&ndw, &ndb, r, sparse, outputs: outputs)
+        for (a, c) in zip(fdw + fdb, ndw + ndb) { #expect(abs(a - c) < 1e-5) }
         var dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: b.count)
         sparseLinearBackward(&dw, &db, r, sparse, outputs: outputs)
         let (w0, b0) = (w, b)
@@ -191,12 +206,12 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
             rows[r][rows[r].count - 2] = .nan
         }
         for scores in rows {
-            let expected = scores.indices.filter { scores[$0] > -.infinity }
-                .sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }
             for k in [0, 1, 10, 100, 999, 2000] {
                 let (items, values) = scores.withUnsafeBufferPointer { topKWithScores($0, k: k) }
-                #expect(items.map(Int.init) == Array(expected.prefix(k)))
-                #expect(values == items.map { scores[Int($0)] })
+                let (expected, expectedValues) = scores.withUnsafeBufferPointer { topKWithScoresNaive($0, k: k) }
+                #expect(items == expected)
+                #expect(values == expectedValues)
+                #expect(items.count == min(k, scores.filter { $0 > -.infinity }.count))
             }
         }
     }
@@ -220,9 +235,11 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
         sigmoidForward(&y, x, count: n)
         var inPlace = x
         inPlace.withUnsafeMutableBufferPointer { sigmoidForward($0.baseAddress!, $0.baseAddress!, count: n) }
+        var reference = [Float](repeating: .nan, count: n)
+        sigmoidForwardNaive(&reference, x, count: n)
         var worst: Float = 0
         for k in 0..<n {
-            let expected = 1 / (1 + expf(-x[k]))
+            let expected = reference[k]
             worst = max(worst, abs(y[k] - expected) / max(expected, 1e-30))
             #expect(y[k] == inPlace[k])
         }
@@ -235,13 +252,11 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
         let x = (0..<n).map { Float($0) * 0.1 - 3 }
         var y = [Float](repeating: 0, count: n)
         let top = maximum(x, count: n)
-        #expect(top == x.max()!)
+        #expect(top == maximumNaive(x, count: n) && top == x.max()!)
         let sum = shiftedExp(&y, x, shift: top, count: n)
-        var expected: Float = 0
-        for k in 0..<n {
-            #expect(abs(y[k] - expf(x[k] - top)) < 1e-6)
-            expected += expf(x[k] - top)
-        }
+        var reference = [Float](repeating: 0, count: n)
+        let expected = shiftedExpNaive(&reference, x, shift: top, count: n)
+        for k in 0..<n { #expect(abs(y[k] - reference[k]) < 1e-6) }
         #expect(abs(sum - expected) / expected < 1e-5)
     }
 }
