@@ -55,68 +55,63 @@ extension CFGAN {
         var gradG = [Float](repeating: 0, count: model.generator.count)
         var gradD = [Float](repeating: 0, count: model.discriminator.count)
         let workspace = Workspace()
-        var order = users
         // A fixed sample of users for the collapse check.
         let probe = binary.rows(Array(users.prefix(256))[...])
-        var best: (ndcg: Double, epoch: Int, generator: [Float])?
+        typealias Loop = EpochLoop<[Float]>
+        var startingBest: Loop.Best?
         if initial != nil, let validation {
             // A warm start is the epoch to beat ("epoch 0"): a night whose epochs only make
             // the generator worse keeps the one it started from.
-            best = (Evaluation.meanNDCG(model, validation, k: 100), 0, model.generator)
+            startingBest = Loop.Best(ndcg: Evaluation.meanNDCG(model, validation, k: 100), epoch: 0, snapshot: model.generator)
         }
         var log: [GANEpochLog] = []
         var updates = 0
-        for epoch in 1...max(1, config.epochs) {
-            let started = Date()
-            rng.shuffle(&order)
-            var gSum = 0.0, dSum = 0.0, zrSum = 0.0, gCount = 0, dCount = 0
-            for (batchIndex, start) in stride(from: 0, to: order.count, by: config.batchSize).enumerated() {
-                let batchUsers = order[start..<min(start + config.batchSize, order.count)]
-                let condition = binary.rows(batchUsers)
-                workspace.reserve(batch: condition.rows, g: model.g, d: model.d)
-                model.sampleMasks(condition, users: batchUsers,
-                                  seed: config.seed &+ (UInt64(epoch) << 32) &+ UInt64(batchIndex), workspace)
-                model.generate(condition, workspace)
-                model.maskFake(workspace, rows: condition.rows)
-                for _ in 0..<max(1, config.discriminatorSteps) {
-                    let loss = model.discriminatorStep(condition, workspace, gradients: &gradD)
-                    updates += 1
-                    guard loss.isFinite else { throw ModelError.diverged(epoch: epoch, update: updates, loss: loss) }
-                    adamD.update(&model.discriminator, &gradD)
-                    dSum += loss; dCount += 1
-                }
-                for step in 0..<max(1, config.generatorSteps) {
-                    if step > 0 {
-                        model.generate(condition, workspace)
-                        model.maskFake(workspace, rows: condition.rows)
-                    }
-                    let (adversarial, zr) = model.generatorStep(condition, workspace, gradients: &gradG)
-                    updates += 1
-                    guard adversarial.isFinite, zr.isFinite else {
-                        throw ModelError.diverged(epoch: epoch, update: updates, loss: adversarial + zr)
-                    }
-                    adamG.update(&model.generator, &gradG)
-                    gSum += adversarial; zrSum += zr; gCount += 1
-                }
+        var gSum = 0.0, dSum = 0.0, zrSum = 0.0, gCount = 0, dCount = 0
+        var spread = 0.0
+        let loop = Loop(epochs: config.epochs, batchSize: config.batchSize, evaluateEvery: config.evaluateEvery, patience: config.patience)
+        let (best, run) = try loop.run(users: users, rng: &rng, startingBest: startingBest, batch: { epoch, batchIndex, batchUsers, _ in
+            let condition = binary.rows(batchUsers)
+            workspace.reserve(batch: condition.rows, g: model.g, d: model.d)
+            model.sampleMasks(condition, users: batchUsers,
+                              seed: config.seed &+ (UInt64(epoch) << 32) &+ UInt64(batchIndex), workspace)
+            model.generate(condition, workspace)
+            model.maskFake(workspace, rows: condition.rows)
+            for _ in 0..<max(1, config.discriminatorSteps) {
+                let loss = model.discriminatorStep(condition, workspace, gradients: &gradD)
+                updates += 1
+                guard loss.isFinite else { throw ModelError.diverged(epoch: epoch, update: updates, loss: loss) }
+                adamD.update(&model.discriminator, &gradD)
+                dSum += loss; dCount += 1
             }
-            let spread = model.outputSpread(probe)
+            for step in 0..<max(1, config.generatorSteps) {
+                if step > 0 {
+                    model.generate(condition, workspace)
+                    model.maskFake(workspace, rows: condition.rows)
+                }
+                let (adversarial, zr) = model.generatorStep(condition, workspace, gradients: &gradG)
+                updates += 1
+                guard adversarial.isFinite, zr.isFinite else {
+                    throw ModelError.diverged(epoch: epoch, update: updates, loss: adversarial + zr)
+                }
+                adamG.update(&model.generator, &gradG)
+                gSum += adversarial; zrSum += zr; gCount += 1
+            }
+        }, finishBatches: { epoch in
+            spread = model.outputSpread(probe)
             guard spread.isFinite else { throw ModelError.diverged(epoch: epoch, update: updates, loss: spread) }
-            var ndcg: Double?
-            if let validation, epoch % max(1, config.evaluateEvery) == 0 || epoch == config.epochs {
-                let value = Evaluation.meanNDCG(model, validation, k: 100)
-                ndcg = value
-                if best == nil || value > best!.ndcg { best = (value, epoch, model.generator) }
-            }
+        }, validate: {
+            validation.map { Evaluation.meanNDCG(model, $0, k: 100) }
+        }, snapshot: { model.generator }, endEpoch: { epoch, ndcg, seconds in
             let entry = GANEpochLog(epoch: epoch, generatorLoss: gSum / Double(max(gCount, 1)),
                                     discriminatorLoss: dSum / Double(max(dCount, 1)), zrLoss: zrSum / Double(max(gCount, 1)),
-                                    outputSpread: spread, validationNDCG: ndcg, seconds: Date().timeIntervalSince(started))
+                                    outputSpread: spread, validationNDCG: ndcg, seconds: seconds)
             log.append(entry)
             onEpoch(entry)
+            gSum = 0; dSum = 0; zrSum = 0; gCount = 0; dCount = 0
             if spread < collapseSpread { throw ModelError.collapsed(epoch: epoch, spread: spread) }
-            if let patience = config.patience, let best, epoch - best.epoch >= patience { break }
-        }
-        if let best { model.generator = best.generator }
-        return GANFitResult(model: model, bestEpoch: best?.epoch ?? log.count, bestNDCG: best?.ndcg, log: log)
+        })
+        if let best { model.generator = best.snapshot }
+        return GANFitResult(model: model, bestEpoch: best?.epoch ?? run, bestNDCG: best?.ndcg, log: log)
     }
 
     /// Mean over items of the standard deviation of the generator's output across the rows

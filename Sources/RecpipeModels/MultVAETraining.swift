@@ -73,41 +73,33 @@ extension MultVAE {
         var adam = Adam(parameters: model.parameters.count, learningRate: config.learningRate)
         var gradients = [Float](repeating: 0, count: model.parameters.count)
         var workspace = Workspace()
-        var order = users
         let updatesPerEpoch = (users.count + config.batchSize - 1) / config.batchSize
         let annealSteps = config.annealSteps(updatesPerEpoch: updatesPerEpoch)
         var updates = 0
-        var best: (ndcg: Double, epoch: Int, parameters: [Float])?
         var log: [EpochLog] = []
-        for epoch in 1...max(1, config.epochs) {
-            let started = Date()
-            rng.shuffle(&order)
-            var lossSum = 0.0, klSum = 0.0, batches = 0
-            var beta: Float = 0
-            for start in stride(from: 0, to: order.count, by: config.batchSize) {
-                let batch = train.rows(order[start..<min(start + config.batchSize, order.count)])
-                let input = normalizeAndDropout(batch, dropout: config.dropout, rng: &rng)
-                beta = config.kind == .vae ? min(config.betaCap, Float(updates) / Float(annealSteps)) : 0
-                model.forward(input, &workspace, training: true, rng: &rng)
-                let (loss, kl) = model.backward(input, targets: batch, &workspace, beta: beta, gradients: &gradients)
-                guard loss.isFinite else { throw ModelError.diverged(epoch: epoch, update: updates + 1, loss: loss) }
-                adam.update(&model.parameters, &gradients)  // also zeroes the gradients
-                updates += 1
-                lossSum += loss; klSum += kl; batches += 1
-            }
-            var ndcg: Double?
-            if let validation {
-                let value = model.meanNDCG(validation, k: 100)
-                ndcg = value
-                if best == nil || value > best!.ndcg { best = (value, epoch, model.parameters) }
-            }
+        var lossSum = 0.0, klSum = 0.0, batches = 0
+        var beta: Float = 0
+        let loop = EpochLoop<[Float]>(epochs: config.epochs, batchSize: config.batchSize, patience: config.patience)
+        let (best, _) = try loop.run(users: users, rng: &rng, batch: { epoch, _, rows, rng in
+            let batch = train.rows(rows)
+            let input = normalizeAndDropout(batch, dropout: config.dropout, rng: &rng)
+            beta = config.kind == .vae ? min(config.betaCap, Float(updates) / Float(annealSteps)) : 0
+            model.forward(input, &workspace, training: true, rng: &rng)
+            let (loss, kl) = model.backward(input, targets: batch, &workspace, beta: beta, gradients: &gradients)
+            guard loss.isFinite else { throw ModelError.diverged(epoch: epoch, update: updates + 1, loss: loss) }
+            adam.update(&model.parameters, &gradients)  // also zeroes the gradients
+            updates += 1
+            lossSum += loss; klSum += kl; batches += 1
+        }, validate: {
+            validation.map { model.meanNDCG($0, k: 100) }
+        }, snapshot: { model.parameters }, endEpoch: { epoch, ndcg, seconds in
             let entry = EpochLog(epoch: epoch, loss: lossSum / Double(batches), kl: klSum / Double(batches),
-                                 beta: Double(beta), validationNDCG: ndcg, seconds: Date().timeIntervalSince(started))
+                                 beta: Double(beta), validationNDCG: ndcg, seconds: seconds)
             log.append(entry)
             onEpoch(entry)
-            if let patience = config.patience, let best, epoch - best.epoch >= patience { break }
-        }
-        if let best { model.parameters = best.parameters }
+            lossSum = 0; klSum = 0; batches = 0
+        })
+        if let best { model.parameters = best.snapshot }
         return FitResult(model: model, bestEpoch: best?.epoch ?? log.count, bestNDCG: best?.ndcg, log: log)
     }
 
