@@ -18,7 +18,7 @@ public final class RunProgress: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private let total: Int
+    private var total: Int
     private var done = 0
     private var running: [Running] = []
     /// Each stage's planned epochs (its `epochs` parameter or the command's default).
@@ -32,6 +32,8 @@ public final class RunProgress: @unchecked Sendable {
     public func handle(_ event: RunEvent, now: Double = Clock.monotonic()) {
         lock.withLock {
             switch event {
+            case .began(let selection):
+                total = selection.count
             case .started(let stage, _):
                 running.removeAll { $0.name == stage.name }
                 running.append(Running(name: stage.name, started: now, epochs: epochs[stage.name]))

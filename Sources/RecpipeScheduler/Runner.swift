@@ -38,8 +38,10 @@ public struct RunOptions: Sendable {
     }
 }
 
-/// A stage starting an attempt, or done (succeeded, failed, skipped, blocked).
+/// The run beginning, a stage starting an attempt, or done (succeeded, failed, skipped, blocked).
 public enum RunEvent: Sendable {
+    /// The run began with these stages selected.
+    case began(selection: [String])
     case started(PipelineStage, attempt: Int)
     case done(StageOutcome)
 }
@@ -114,6 +116,7 @@ public final class Runner: @unchecked Sendable {
         ])
         selected = pipeline.stages.filter { options.selection.contains($0.name) }
         for stage in selected { states[stage.name] = .waiting }
+        options.observer?(.began(selection: selected.map(\.name)))
         var failure: Error?
         while selected.contains(where: { finished($0.name) == nil }) {
             do {

@@ -47,7 +47,7 @@ struct ManifestOptions: ParsableArguments {
         -> (pipeline: Pipeline, history: RunHistory, plan: [(stage: PipelineStage, decision: Decision?)]) {
         let pipeline = try load()
         let stages = try selection?.stages(in: pipeline) ?? pipeline.stages.map(\.name)
-        let history = RunHistory(store: try readStore(pipeline))
+        let history = RunHistory(store: try PipelineSession.readStore(pipeline))
         let plan = try Planner.plan(pipeline, history: history, selection: stages, forced: forced,
                                     code: CodeVersion.of(executable: recpipeExecutable))
         return (pipeline, history, plan)
@@ -89,19 +89,6 @@ struct ExecutionOptions: ParsableArguments {
 /// The running binary, for child processes and the code version.
 let recpipeExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
 
-/// Opens the pipeline's database for writing (creating its directory): takes its writer
-/// lock for the whole run, then migrates it.
-func openStore(_ pipeline: Pipeline, wait: Double?, logger: Logger) throws -> Store {
-    let directory = URL(fileURLWithPath: pipeline.database).deletingLastPathComponent().path
-    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    return try Store(path: pipeline.database, logger: logger, access: Store.WriteAccess(wait: wait))
-}
-
-/// Opens the pipeline's database for reading; one that does not exist yet reads as empty.
-func readStore(_ pipeline: Pipeline) throws -> Store {
-    FileManager.default.fileExists(atPath: pipeline.database) ? try Store(readingAt: pipeline.database) : try Store.empty()
-}
-
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
@@ -120,30 +107,16 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     }
 }
 
-/// Takes the lock, runs, writes metrics, prints the outcome; shared by `run` and `retry`.
-func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, retryOf: Int64?, execution: ExecutionOptions,
+/// Runs a pipeline session with this command line's options and prints the outcome; shared by
+/// `run` and `retry`.
+func executePipeline(_ pipeline: Pipeline, selection: PipelineSession.Selection, execution: ExecutionOptions,
                      logging: LoggingOptions, logger: Logger, metricsWritten: inout Bool) throws {
     // On a terminal, a status line stays under the log lines.
-    let status = isatty(STDERR_FILENO) == 1 ? TerminalStatus(RunProgress(total: selection.count, epochs: plannedEpochs(pipeline))) : nil
+    let status = isatty(STDERR_FILENO) == 1 ? TerminalStatus(RunProgress(total: 0, epochs: plannedEpochs(pipeline))) : nil
     defer { status?.stop() }
     let logger = status.map { status in logging.makeLogger(sink: { status.write($0) }) } ?? logger
-    if let metrics = execution.metrics { try OutputGuard.check(metrics, database: pipeline.database, replaceable: .notDatabase) }
-    let store = try openStore(pipeline, wait: execution.waiting.wait, logger: logger)
-    try RunHistory(store: store).takeOverStaleRuns(logger: logger)
-    // SIGINT and SIGTERM stop the run: its stages are stopped and recorded, then it exits. A
-    // caught signal is back to its default in the children (an ignored or blocked one would be
-    // inherited, and a stage past its timeout must stop on SIGTERM).
-    signal(SIGINT) { receivedSignal = $0 }
-    signal(SIGTERM) { receivedSignal = $0 }
-    var stops = sigset_t()
-    sigemptyset(&stops)
-    sigaddset(&stops, SIGTERM)
-    sigaddset(&stops, SIGINT)
-    sigprocmask(SIG_UNBLOCK, &stops, nil)
-    var options = RunOptions(selection: selection, executable: recpipeExecutable)
-    options.force = force
+    var options = RunOptions(selection: [], executable: recpipeExecutable)
     options.jobs = execution.jobCount
-    options.retryOf = retryOf
     options.childOptions = logging.quiet ? ["--quiet"] : logging.verbose ? ["--verbose"] : []
     options.relayLog = { line, run, stage in
         let relayed = "\(line) pipeline_run=\(run) pipeline_stage=\(StderrLogHandler.quoted(stage))"
@@ -157,19 +130,20 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
         options.observer = { event in status.progress.handle(event) }
         options.stageEvent = { event, stage in status.progress.stageEvent(event, stage: stage) }
     }
-    options.interruption = { receivedSignal == 0 ? nil : receivedSignal }
     if execution.json {
         options.relayOutput = { _ in }
     } else if let status {
         options.relayOutput = { line in status.write(nil, output: line) }
     }
-    let result = try Runner(pipeline: pipeline, store: store, options: options, logger: logger).run()
-    store.checkpoint(logger: logger)
+    var session = PipelineSession(pipeline: pipeline, options: options, logger: logger)
+    session.wait = execution.waiting.wait
+    session.metrics = execution.metrics
+    let outcome = try session.run(selection, metricsWritten: &metricsWritten)
     status?.stop()
-    if let metrics = execution.metrics {
-        try PrometheusTextfile.write(result, pipeline: pipeline, store: store, to: metrics)
+    guard case .ran(let result) = outcome else {
+        if case .nothingToRetry(let run) = outcome { print("pipeline run \(run) succeeded; nothing to retry") }
+        return
     }
-    metricsWritten = true
     if execution.json {
         try printJSON(result)
     } else {
@@ -182,33 +156,12 @@ func executePipeline(_ pipeline: Pipeline, selection: [String], force: Bool, ret
     if !result.succeeded { throw ExitCode(1) }
 }
 
-/// Runs a pipeline command's body; when it ends without having written the metrics file
-/// (--metrics) itself, writes one that says how it ended (refused by the lock, an invalid
-/// manifest, a failure to start), so a monitor never reads a stale success.
+/// `PipelineSession.recordingOutcome` with this binary's exit codes.
 func withOutcomeMetrics(_ metrics: String?, manifest: String,
                         _ body: (_ pipeline: inout String, _ written: inout Bool) throws -> Void) throws {
-    var pipeline = URL(fileURLWithPath: manifest).deletingPathExtension().lastPathComponent
-    var written = false
-    do {
-        try body(&pipeline, &written)
-    } catch {
-        if let metrics, !written, (try? OutputGuard.check(metrics, database: nil, replaceable: .notDatabase)) != nil {
-            let code = (error as? ExitCode)?.rawValue ?? Failure.exitCode(error)
-            let outcome: String
-            switch error {
-            case StoreError.lockHeld: outcome = "lock_held"
-            case SchedulerError.invalidManifest, SchedulerError.unreadableManifest: outcome = "invalid_manifest"
-            case SchedulerError.cannotLaunch: outcome = "cannot_start"
-            default: outcome = "error"
-            }
-            try? PrometheusTextfile.writeOutcome(pipeline: pipeline, outcome: outcome, exitCode: code, to: metrics)
-        }
-        throw error
-    }
+    try PipelineSession.recordingOutcome(metrics: metrics, manifest: manifest,
+                                         exitCode: { ($0 as? ExitCode)?.rawValue ?? Failure.exitCode($0) }, body)
 }
-
-/// The last SIGINT or SIGTERM the scheduler received (0: none), set by its signal handler.
-nonisolated(unsafe) var receivedSignal: Int32 = 0
 
 /// Each stage's planned epochs, for the progress line: its `epochs` parameter, or the default
 /// of its command's `--epochs`.
@@ -293,7 +246,7 @@ struct Run: ParsableCommand {
             try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
                 let pipeline = try manifest.load()
                 name = pipeline.name
-                try executePipeline(pipeline, selection: try select.selection.stages(in: pipeline), force: select.force, retryOf: nil,
+                try executePipeline(pipeline, selection: .stages(try select.selection.stages(in: pipeline), force: select.force),
                                     execution: execution, logging: manifest.logging, logger: logger, metricsWritten: &written)
             }
         }
@@ -314,24 +267,7 @@ struct Retry: ParsableCommand {
             try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
                 let pipeline = try manifest.load()
                 name = pipeline.name
-                let history = RunHistory(store: try openStore(pipeline, wait: execution.waiting.wait, logger: logger))
-                guard let last = try history.runs(pipeline: pipeline.name, limit: 1).first else {
-                    throw SchedulerError.badSelection("pipeline \(pipeline.name) has no run to retry in \(pipeline.database)")
-                }
-                if last.status == "succeeded" {
-                    print("pipeline run \(last.id) succeeded; nothing to retry")
-                    if let metrics = execution.metrics {
-                        try OutputGuard.check(metrics, database: pipeline.database, replaceable: .notDatabase)
-                        try PrometheusTextfile.writeOutcome(pipeline: pipeline.name, outcome: "nothing_to_retry", exitCode: 0, to: metrics)
-                        written = true
-                    }
-                    return
-                }
-                let done = Set(try history.attempts(run: last.id).filter { ["succeeded", "skipped"].contains($0.status) }.map(\.stage))
-                let selection = pipeline.stages.map(\.name).filter { last.selection.contains($0) && !done.contains($0) }
-                guard !selection.isEmpty else { throw SchedulerError.badSelection("run \(last.id) left no stage of the manifest to retry") }
-                logger.info("retrying", metadata: ["pipeline_run": "\(last.id)", "stages": "\(selection.joined(separator: ","))"])
-                try executePipeline(pipeline, selection: selection, force: last.forced, retryOf: last.id, execution: execution,
+                try executePipeline(pipeline, selection: .retryLast, execution: execution,
                                     logging: manifest.logging, logger: logger, metricsWritten: &written)
             }
         }

@@ -218,7 +218,8 @@ import RecpipeStore
               clean: { uses: clean }
               train: { uses: train, needs: [clean], with: { epochs: 40 } }
             """)
-        let progress = RunProgress(total: 2, epochs: ["train": 40])
+        let progress = RunProgress(total: 0, epochs: ["train": 40])
+        progress.handle(.began(selection: ["clean", "train"]), now: 0)
         let clean = try #require(p.stage("clean")), train = try #require(p.stage("train"))
         progress.handle(.started(clean, attempt: 1), now: 0)
         #expect(progress.render(now: 3) == "[0/2 done] clean 0:03")
