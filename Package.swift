@@ -25,8 +25,9 @@ let package = Package(
             name: "EmbedMigrations", capability: .buildTool(),
             dependencies: ["EmbedMigrationsTool"]),
 
-        // SQLite settings that only C can reach (sqlite3_config is variadic).
-        .target(name: "CSQLiteTuning", linkerSettings: [.linkedLibrary("sqlite3")]),
+        // SQLite settings that only C can reach (sqlite3_config is variadic), and the
+        // authorizer chain that records table accesses.
+        .target(name: "CSQLiteTuning", linkerSettings: [.linkedLibrary("sqlite3"), .linkedLibrary("dl")]),
 
         // OpenBLAS through its CBLAS interface (Debian: libopenblas-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),

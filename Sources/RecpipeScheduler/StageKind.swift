@@ -3,7 +3,8 @@ import RecpipeStore
 
 /// A kind of stage a manifest can `use`: the `recpipe` command that runs it, the tables it
 /// reads and writes (from its `Stage` type where it has one) and which of its parameters
-/// name files. Adding a kind is one line in `all`; its options come from the command itself.
+/// name files, all from its `Job` type. Adding a kind is one line in `allJobs`; its options
+/// come from the command itself.
 public struct StageKind: Sendable, Equatable {
     /// The `recpipe` subcommand, and the name used in manifests (`uses: train`).
     public let name: String
@@ -24,8 +25,8 @@ public struct StageKind: Sendable, Equatable {
         self.outputPaths = outputPaths
     }
 
-    public init<S: Stage>(_ stage: S.Type, inputPaths: [String] = [], outputPaths: [String] = []) {
-        self.init(name: S.name, reads: S.reads, writes: S.writes, inputPaths: inputPaths, outputPaths: outputPaths)
+    public init(_ job: any Job.Type) {
+        self.init(name: job.name, reads: job.reads, writes: job.writes, inputPaths: job.inputPaths, outputPaths: job.outputPaths)
     }
 
     /// Whether two stages may run at the same time: neither writes what the other reads or writes.
@@ -33,25 +34,8 @@ public struct StageKind: Sendable, Equatable {
         !writes.isDisjoint(with: other.writes) || !writes.isDisjoint(with: other.reads) || !reads.isDisjoint(with: other.writes)
     }
 
-    public static let all: [StageKind] = [
-        StageKind(IngestStage.self, inputPaths: ["sources", "from_sqlite"]),
-        StageKind(CleanStage.self, inputPaths: ["split_from"]),
-        StageKind(AugmentStage.self),
-        StageKind(TrainStage.self),
-        StageKind(ScoreStage.self),
-        StageKind(RollbackStage.self),
-        StageKind(EvaluateStage.self),
-        StageKind(FeedbackStage.self),
-        StageKind(PruneStage.self),
-        StageKind(name: "report", reads: reportReads, writes: [], outputPaths: ["out"]),
-        StageKind(name: "synth", reads: [], writes: [], outputPaths: ["out"]),
-    ]
-
-    static let reportReads: [TableName] = [
-        .cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights, .trainingLog,
-        .scoreRuns, .recommendationRows, .liveRecommendations, .evaluationRuns, .evaluation, .evaluationUsers,
-        .evaluationHeadItems, .closedLoop, .augmentRuns, .ganTrainingLog,
-    ]
+    /// One kind per job of `allJobs`.
+    public static let all: [StageKind] = allJobs.map(StageKind.init)
 
     public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }
 }

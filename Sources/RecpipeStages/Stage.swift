@@ -3,15 +3,39 @@ import GRDB
 import Logging
 import RecpipeStore
 
-/// A step of the pipeline: reads some tables, writes others. A stage's configuration is
-/// typed and Codable; it is recorded with every run in `stage_runs.parameters`.
-public protocol Stage {
-    associatedtype Config: Codable & Sendable
+/// Anything a manifest can `use`: its name, the tables it reads and writes (checked by the
+/// table access tests) and the parameters that name files it reads or writes (part of the
+/// scheduler's fingerprints).
+public protocol Job {
+    /// The `recpipe` subcommand, and the name manifests use (`uses: train`).
     static var name: String { get }
-    /// Tables whose contents the stage depends on.
+    /// Tables whose contents the job depends on.
     static var reads: [TableName] { get }
-    /// Tables the stage writes; it touches no others.
+    /// Tables the job writes; it touches no others.
     static var writes: [TableName] { get }
+    /// Parameters whose values are files or directories it reads (may be glob patterns).
+    static var inputPaths: [String] { get }
+    /// Parameters whose values are files it writes; a missing one makes it run again.
+    static var outputPaths: [String] { get }
+}
+
+extension Job {
+    public static var inputPaths: [String] { [] }
+    public static var outputPaths: [String] { [] }
+}
+
+/// Every job of the pipeline, in the order a nightly runs them: the one list the scheduler's
+/// stage kinds and the table access tests come from.
+public let allJobs: [any Job.Type] = [
+    IngestStage.self, CleanStage.self, AugmentStage.self, TrainStage.self, ScoreStage.self, RollbackStage.self,
+    EvaluateStage.self, FeedbackStage.self, PruneStage.self, ReportJob.self, SynthJob.self,
+]
+
+/// A step of the pipeline that changes the database: reads some tables, writes others, and
+/// records each run in `stage_runs` (through `StageRunner`). A stage's configuration is
+/// typed and Codable; it is recorded with every run in `stage_runs.parameters`.
+public protocol Stage: Job {
+    associatedtype Config: Codable & Sendable
     var config: Config { get }
     func run(_ context: StageContext) throws -> StageReport
 }

@@ -40,6 +40,8 @@ public final class RawConnection {
         }
         handle = db
         sqlite3_busy_timeout(db, Int32(Store.busyTimeout * 1000))
+        // No authorizer of its own; set so that table accesses can be recorded (TableAccess).
+        sqlite3_set_authorizer(db, nil, nil)
         if mode != .readOnly {
             try execute("\(mode == .create ? "PRAGMA journal_mode = WAL; " : "")PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = \(Store.walLimitBytes);")
         }

@@ -178,19 +178,8 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger, database: options.db) {
-            let store = try options.openStore()
-            try OutputGuard.check(out, database: options.db, replaceable: .notDatabase)
-            let html = try Report.html(store)
-            let temporary = out + ".partial"
-            do {
-                try html.write(toFile: temporary, atomically: false, encoding: .utf8)
-                if rename(temporary, out) != 0 { throw CocoaError(.fileWriteUnknown) }
-            } catch {
-                unlink(temporary)
-                let code = ((error as? CocoaError)?.underlying as? POSIXError)?.code.rawValue ?? EIO
-                throw StoreError.writeFailed(path: out, reason: String(cString: strerror(code)), errno: code)
-            }
-            logger.info("report written", metadata: ["file": "\(out)", "bytes": "\(html.utf8.count)"])
+            let bytes = try ReportJob(out: out).run(try options.openStore())
+            logger.info("report written", metadata: ["file": "\(out)", "bytes": "\(bytes)"])
             print(out)
         }
     }

@@ -17,4 +17,19 @@ int recpipe_sqlite_disable_memstatus(void);
 /// Returns 0 on success, else the errno (EAGAIN when another holder has it).
 int recpipe_writer_lock(int fd, int exclusive);
 
+/// Told of every table access a statement being compiled makes, on any connection of the
+/// process: SQLite's authorizer action code (SQLITE_READ, SQLITE_INSERT, ...), its two
+/// arguments (the table, and the column for reads and updates) and the database ("main",
+/// "temp" or an attached one's name). Called on the compiling thread.
+typedef void (*recpipe_access_recorder)(void *context, int action, const char *table, const char *column,
+                                        const char *database);
+
+/// Sets (or, with NULL, clears) the process's access recorder. recpipe defines
+/// sqlite3_set_authorizer itself, chaining the recorder in front of each connection's own
+/// authorizer (see table_access.c).
+void recpipe_set_access_recorder(recpipe_access_recorder function, void *context);
+
+/// 1: the chaining sqlite3_set_authorizer is linked in.
+int recpipe_authorizer_chained(void);
+
 #endif

@@ -28,7 +28,7 @@ public struct AugmentStage: Stage {
     /// The model tables: the warm start's published generator.
     public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights,
                                             .augmentRuns] + Retention.modelReads
-    public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .ganTrainingLog, .augmentRuns,
+    public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog, .ganTrainingLog, .augmentRuns,
                                              .augmentedInteractions]
     public let config: Config
 

@@ -40,6 +40,7 @@ public struct CleanStage: Stage {
     public static let name = "clean"
     public static let reads: [TableName] = [.rawInteractions]
     public static let writes: [TableName] = [.cleanRuns, .users, .items, .interactions]
+    public static let inputPaths = ["split_from"]
     public let config: Config
 
     public init(config: Config) throws {

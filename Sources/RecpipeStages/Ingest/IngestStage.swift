@@ -50,6 +50,7 @@ public struct IngestStage: Stage {
     public static let name = "ingest"
     public static let reads: [TableName] = [.ingestBatches]
     public static let writes: [TableName] = [.ingestBatches, .rawInteractions, .ingestRejects]
+    public static let inputPaths = ["sources", "from_sqlite"]
     public let config: Config
 
     public init(config: Config) throws {

@@ -238,3 +238,11 @@ final class OutputFile {
         if let file { fclose(file); unlink(temporary) }
     }
 }
+
+/// `recpipe synth` as a manifest sees it: writes a file, touches no table.
+public enum SynthJob: Job {
+    public static let name = "synth"
+    public static let reads: [TableName] = []
+    public static let writes: [TableName] = []
+    public static let outputPaths = ["out"]
+}
