@@ -16,6 +16,7 @@
 typedef int (*authorizer_fn)(void *, int, const char *, const char *, const char *, const char *);
 
 struct chained {
+    sqlite3 *db;
     authorizer_fn original;
     void *context;
 };
@@ -32,7 +33,10 @@ static int chained_authorizer(void *pointer, int action, const char *a, const ch
                               const char *trigger) {
     struct chained *chain = pointer;
     recpipe_access_recorder record = atomic_load(&recorder);
-    if (record) record(atomic_load(&recorder_context), action, a, b, database);
+    if (record) {
+        const char *file = sqlite3_db_filename(chain->db, database ? database : "main");
+        record(atomic_load(&recorder_context), action, a, b, database, file ? file : "");
+    }
     return chain->original ? chain->original(chain->context, action, a, b, database, trigger) : SQLITE_OK;
 }
 
@@ -44,6 +48,7 @@ int sqlite3_set_authorizer(sqlite3 *db, authorizer_fn function, void *context) {
     // they open it); kept for the connection's life.
     struct chained *chain = malloc(sizeof *chain);
     if (!chain) return SQLITE_NOMEM;
+    chain->db = db;
     chain->original = function;
     chain->context = context;
     return real(db, chained_authorizer, chain);

@@ -10,8 +10,22 @@ public struct TableAccess: Hashable, Sendable, CustomStringConvertible {
     public var table: String
     /// "main", "temp", or an attached database's name.
     public var database: String
+    /// The database's file.
+    public var file: String
+
+    public init(kind: Kind, table: String, database: String = "main", file: String) {
+        self.kind = kind
+        self.table = table
+        self.database = database
+        self.file = file
+    }
 
     public var description: String { "\(kind.rawValue) \(database == "main" ? "" : database + ".")\(table)" }
+
+    /// Whether this is an access to a table of the database in the file at `path`.
+    public func isIn(_ path: String) -> Bool {
+        database != "temp" && URL(fileURLWithPath: file).standardizedFileURL.path == URL(fileURLWithPath: path).standardizedFileURL.path
+    }
 
     public var isWrite: Bool { kind != .read }
 
@@ -22,7 +36,7 @@ public struct TableAccess: Hashable, Sendable, CustomStringConvertible {
         let context = Unmanaged.passRetained(box)
         guard recorderLock.try() else { context.release(); preconditionFailure("TableAccess.recording is not reentrant") }
         defer { recorderLock.unlock() }
-        recpipe_set_access_recorder({ context, action, table, _, database in
+        recpipe_set_access_recorder({ context, action, table, _, database, file in
             guard let context, let table else { return }
             let kind: Kind
             switch action {
@@ -32,7 +46,8 @@ public struct TableAccess: Hashable, Sendable, CustomStringConvertible {
             case SQLITE_DELETE: kind = .delete
             default: return
             }
-            let access = TableAccess(kind: kind, table: String(cString: table), database: database.map { String(cString: $0) } ?? "main")
+            let access = TableAccess(kind: kind, table: String(cString: table), database: database.map { String(cString: $0) } ?? "main",
+                                     file: file.map { String(cString: $0) } ?? "")
             Unmanaged<Recording>.fromOpaque(context).takeUnretainedValue().add(access)
         }, context.toOpaque())
         defer {

@@ -18,9 +18,9 @@ import Testing
 
     /// The problems in `accesses` for `job`: tables of the database it reads without
     /// declaring them (as read or written) or writes without declaring them.
-    static func undeclared(_ accesses: Set<TableAccess>, _ job: any Job.Type) -> [String] {
+    static func undeclared(_ accesses: Set<TableAccess>, _ job: any Job.Type, database: String) -> [String] {
         let reads = Set((job.reads + job.writes).map(\.rawValue)), writes = Set(job.writes.map(\.rawValue))
-        return accesses.filter { $0.database == "main" && !isBookkeeping($0.table) }
+        return accesses.filter { $0.isIn(database) && !isBookkeeping($0.table) }
             .filter { $0.isWrite ? !writes.contains($0.table) : !reads.contains($0.table) }
             .map { "\(job.name): \($0) is not declared" }.sorted()
     }
@@ -81,6 +81,9 @@ import Testing
         steps.append(Step(job: TrainStage.self, label: "train", run: { () throws -> Void in
             try run(try TrainStageTests().small())
         }, unchangedOnRerun: nil))
+        steps.append(Step(job: TrainStage.self, label: "train ease", run: { () throws -> Void in
+            try run(try TrainStageTests().small { $0.kind = .ease; $0.ease.lambdas = [50] })
+        }, unchangedOnRerun: nil))
         steps.append(Step(job: AugmentStage.self, label: "augment", run: { () throws -> Void in
             try run(try smallAugment())
         }, unchangedOnRerun: { try Self.contents(empty, [.augmentedInteractions], ignoring: ["run_id", "model_id"]) }))
@@ -93,6 +96,22 @@ import Testing
         steps.append(Step(job: ScoreStage.self, label: "score", run: score, unchangedOnRerun: {
             try Self.contents(empty, [.recommendations], ignoring: ["run_id", "created_at"])
         }))
+        // Scoring in shards (the shard files are not the database: their accesses are not
+        // checked), then publishing them.
+        steps.append(Step(job: ScoreStage.self, label: "score shards and merge", run: { () throws -> Void in
+            var files: [String] = []
+            for index in 0..<2 {
+                var config = ScoreStage.Config()
+                config.k = 10
+                config.shard = ScoreStage.Shard(index: index, count: 2, output: scratch.path("shard-\(index).sqlite"))
+                try run(try ScoreStage(config: config))
+                files.append(config.shard!.output)
+            }
+            var config = ScoreStage.Config()
+            config.k = 10
+            config.merge = files
+            try run(try ScoreStage(config: config))
+        }, unchangedOnRerun: { try Self.contents(empty, [.recommendations], ignoring: ["run_id", "created_at"]) }))
         steps.append(Step(job: EvaluateStage.self, label: "evaluate", run: { () throws -> Void in
             try run(try EvaluateStage(config: EvaluateStage.Config()))
         }, unchangedOnRerun: {
@@ -129,21 +148,21 @@ import Testing
                 continue
             }
             let (_, accesses) = try TableAccess.recording { try step.run() }
-            let problems = Self.undeclared(accesses, job)
-            #expect(problems.isEmpty, "\(problems.joined(separator: "; "))")
+            let problems = Self.undeclared(accesses, job, database: empty.path)
+            #expect(problems.isEmpty, "\(step.label): \(problems.joined(separator: "; "))")
             // A job that changes the database is seen doing it (the recording works).
-            if !job.writes.isEmpty { #expect(accesses.contains { $0.isWrite && $0.database == "main" }, "\(job.name) wrote nothing") }
+            if !job.writes.isEmpty { #expect(accesses.contains { $0.isWrite && $0.isIn(empty.path) }, "\(step.label) wrote nothing") }
             if job.name != SynthJob.name {
-                #expect(accesses.contains { !$0.isWrite && !Self.isBookkeeping($0.table) }, "\(job.name) read nothing")
+                #expect(accesses.contains { !$0.isWrite && !Self.isBookkeeping($0.table) }, "\(step.label) read nothing")
             }
             if let state = step.unchangedOnRerun {
                 let before = try state()
                 #expect(!before.isEmpty)
                 let (_, again) = try TableAccess.recording { try step.run() }
-                #expect(Self.undeclared(again, job).isEmpty)
+                #expect(Self.undeclared(again, job, database: empty.path).isEmpty)
                 let after = try state()
                 let changed = before.keys.sorted().filter { before[$0] != after[$0] }
-                #expect(changed.isEmpty, "rerunning \(job.name) on unchanged input changed \(changed)")
+                #expect(changed.isEmpty, "rerunning \(step.label) on unchanged input changed \(changed)")
             }
         }
     }
@@ -157,10 +176,12 @@ import Testing
             _ = try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM users") }
             try store.bulkConnection().execute("DELETE FROM closed_loop")
         }
-        #expect(accesses.contains(TableAccess(kind: .read, table: "users", database: "main")))
-        #expect(accesses.contains(TableAccess(kind: .delete, table: "closed_loop", database: "main")))
-        #expect(Self.undeclared(accesses, CleanStage.self).contains("clean: delete closed_loop is not declared"))
-        #expect(!Self.undeclared(accesses, CleanStage.self).contains { $0.contains("users") })
+        #expect(accesses.contains { $0.kind == .read && $0.table == "users" && $0.isIn(store.path) })
+        #expect(accesses.contains { $0.kind == .delete && $0.table == "closed_loop" && $0.isIn(store.path) })
+        let problems = Self.undeclared(accesses, CleanStage.self, database: store.path)
+        #expect(problems.contains("clean: delete closed_loop is not declared"))
+        #expect(!problems.contains { $0.contains("users") })
+        #expect(Self.undeclared(accesses, CleanStage.self, database: scratch.path("other.sqlite")).isEmpty)
         // Outside a recording nothing is recorded.
         let (_, none) = try TableAccess.recording {}
         #expect(none.isEmpty)

@@ -19,10 +19,11 @@ int recpipe_writer_lock(int fd, int exclusive);
 
 /// Told of every table access a statement being compiled makes, on any connection of the
 /// process: SQLite's authorizer action code (SQLITE_READ, SQLITE_INSERT, ...), its two
-/// arguments (the table, and the column for reads and updates) and the database ("main",
-/// "temp" or an attached one's name). Called on the compiling thread.
+/// arguments (the table, and the column for reads and updates), the database ("main",
+/// "temp" or an attached one's name) and its file ("" for temporary and in-memory ones).
+/// Called on the compiling thread.
 typedef void (*recpipe_access_recorder)(void *context, int action, const char *table, const char *column,
-                                        const char *database);
+                                        const char *database, const char *file);
 
 /// Sets (or, with NULL, clears) the process's access recorder. recpipe defines
 /// sqlite3_set_authorizer itself, chaining the recorder in front of each connection's own
