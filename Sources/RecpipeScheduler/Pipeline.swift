@@ -32,6 +32,17 @@ public struct Pipeline: Sendable {
 
 /// A stage ready to run: the command line its parameters make, and what it reads and writes.
 public struct PipelineStage: Sendable {
+    /// The parameters as text (flags set as "true", lists joined by commas), for `Job.inputs`.
+    var textParameters: [String: String] {
+        parameters.compactMapValues { value in
+            switch value {
+            case .text(let text): text
+            case .flag(let on): on ? "true" : nil
+            case .list(let items): items.joined(separator: ",")
+            }
+        }
+    }
+
     public let name: String
     public let kind: StageKind
     public let needs: [String]
@@ -146,6 +157,9 @@ public struct Validator {
             }
         }
         let order = topologicalOrder(manifest, &problems)
+        if problems.isEmpty {
+            problems += unorderedDataFlow(Pipeline(manifest: manifest, stages: order.compactMap { stages[$0] }))
+        }
         guard problems.isEmpty else {
             // In file order; command-line problems last.
             let ordered = problems.enumerated().sorted { a, b in
@@ -154,6 +168,26 @@ public struct Validator {
             throw SchedulerError.invalidManifest(ordered.map(\.element))
         }
         return Pipeline(manifest: manifest, stages: order.compactMap { stages[$0] })
+    }
+
+    /// A stage that reads a table another stage writes, where neither needs the other: the
+    /// order between them, and so what the reader sees, would be left to chance.
+    func unorderedDataFlow(_ pipeline: Pipeline) -> [ManifestProblem] {
+        var problems: [ManifestProblem] = []
+        let lines = Dictionary(pipeline.manifest.stages.map { ($0.name, $0.line) }, uniquingKeysWith: { a, _ in a })
+        for reader in pipeline.stages {
+            let upstream = pipeline.upstream(of: reader.name)
+            for writer in pipeline.stages where writer.name != reader.name && !upstream.contains(writer.name) {
+                let written = writer.kind.outputs(writer.textParameters)
+                let shared = reader.kind.inputs(reader.textParameters).filter { input in written.contains { $0.overlaps(input) } }
+                guard !shared.isEmpty, !pipeline.upstream(of: writer.name).contains(reader.name) else { continue }
+                problems.append(ManifestProblem(pipeline.manifest.file, line: lines[reader.name], """
+                    stage \(reader.name): reads \(Set(shared.map(\.description)).sorted().joined(separator: ", ")), which stage \(writer.name) writes, \
+                    but neither needs the other; add needs: [\(writer.name)] to \(reader.name) (or the other way round)
+                    """))
+            }
+        }
+        return problems
     }
 
     /// Maps `with:` onto the command's options and lets the command's parser check the result.

@@ -15,8 +15,17 @@ public struct StageKind: Sendable, Equatable {
     public let inputPaths: [String]
     /// Parameters whose values are files the stage writes; a missing one makes it run again.
     public let outputPaths: [String]
+    /// The data whose contents decide the stage's result, and the data it changes, given its
+    /// parameters (`Job.inputs`, `Job.outputs`).
+    public let inputs: @Sendable (_ parameters: [String: String]) -> [DataSet]
+    public let outputs: @Sendable (_ parameters: [String: String]) -> [DataSet]
 
-    public init(name: String, reads: [TableName], writes: [TableName], inputPaths: [String] = [], outputPaths: [String] = []) {
+    public init(name: String, reads: [TableName], writes: [TableName], inputPaths: [String] = [], outputPaths: [String] = [],
+                inputs: (@Sendable (_ parameters: [String: String]) -> [DataSet])? = nil,
+                outputs: (@Sendable (_ parameters: [String: String]) -> [DataSet])? = nil) {
+        let read = reads.filter { $0 != .stageRuns }.map { DataSet($0) }, written = writes.filter { $0 != .stageRuns }.map { DataSet($0) }
+        self.inputs = { parameters in inputs?(parameters) ?? read }
+        self.outputs = { parameters in outputs?(parameters) ?? written }
         self.name = name
         // Every stage records itself in stage_runs; that is bookkeeping, not data flow.
         self.reads = Set(reads).subtracting([.stageRuns])
@@ -26,7 +35,8 @@ public struct StageKind: Sendable, Equatable {
     }
 
     public init(_ job: any Job.Type) {
-        self.init(name: job.name, reads: job.reads, writes: job.writes, inputPaths: job.inputPaths, outputPaths: job.outputPaths)
+        self.init(name: job.name, reads: job.reads, writes: job.writes, inputPaths: job.inputPaths, outputPaths: job.outputPaths,
+                  inputs: { job.inputs($0) }, outputs: { job.outputs($0) })
     }
 
     /// Whether two stages may run at the same time: neither writes what the other reads or writes.
@@ -36,6 +46,10 @@ public struct StageKind: Sendable, Equatable {
 
     /// One kind per job of `allJobs`.
     public static let all: [StageKind] = allJobs.map(StageKind.init)
+
+    public static func == (a: StageKind, b: StageKind) -> Bool {
+        a.name == b.name && a.reads == b.reads && a.writes == b.writes && a.inputPaths == b.inputPaths && a.outputPaths == b.outputPaths
+    }
 
     public static func named(_ name: String) -> StageKind? { all.first { $0.name == name } }
 }

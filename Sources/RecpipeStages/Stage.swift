@@ -17,11 +17,45 @@ public protocol Job {
     static var inputPaths: [String] { get }
     /// Parameters whose values are files it writes; a missing one makes it run again.
     static var outputPaths: [String] { get }
+    /// The data whose contents decide what the job produces with these manifest parameters
+    /// (by name, flags as "true"): the data flow a manifest's `needs` must order. `reads`
+    /// less lookups whose order does not matter (what retention must keep), with the model
+    /// tables narrowed to the kinds of model concerned.
+    static func inputs(_ parameters: [String: String]) -> [DataSet]
+    /// The data the job changes with these parameters; `writes`, narrowed likewise.
+    static func outputs(_ parameters: [String: String]) -> [DataSet]
 }
 
 extension Job {
     public static var inputPaths: [String] { [] }
     public static var outputPaths: [String] { [] }
+    public static func inputs(_ parameters: [String: String]) -> [DataSet] { reads.map { DataSet($0) } }
+    public static func outputs(_ parameters: [String: String]) -> [DataSet] { writes.map { DataSet($0) } }
+}
+
+/// A table, or the part of one that holds one kind of model (the model tables hold every
+/// kind; a trainer of EASE neither reads nor changes the Mult-VAE's rows).
+public struct DataSet: Hashable, Sendable, CustomStringConvertible {
+    public var table: TableName
+    /// nil: the whole table.
+    public var part: String?
+
+    public init(_ table: TableName, part: String? = nil) {
+        self.table = table
+        self.part = part
+    }
+
+    /// The model tables' parts of one kind.
+    public static func models(_ kind: String?) -> [DataSet] {
+        [TableName.models, .modelItems, .modelWeights, .trainingLog].map { DataSet($0, part: kind) }
+    }
+
+    /// Whether the two overlap: the same table, and the same part or a whole table.
+    public func overlaps(_ other: DataSet) -> Bool {
+        table == other.table && (part == nil || other.part == nil || part == other.part)
+    }
+
+    public var description: String { part.map { "\(table) (\($0))" } ?? table.rawValue }
 }
 
 /// Every job of the pipeline, in the order a nightly runs them: the one list the scheduler's

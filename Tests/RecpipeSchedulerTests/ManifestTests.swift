@@ -2,6 +2,7 @@ import Foundation
 import RecpipeTestSupport
 import Testing
 @testable import RecpipeScheduler
+import RecpipeStages
 
 @Suite struct ManifestTests {
     static let nightly = """
@@ -94,6 +95,42 @@ import Testing
             "bad.yaml:5: cycle in needs: a -> c -> b -> a (each needs the next)",
             "bad.yaml:9: stage self: needs itself",
         ])
+    }
+
+    /// A stage that reads what another writes must be ordered with it by `needs`; trainers of
+    /// different kinds are independent.
+    @Test func unorderedDataFlowIsReported() {
+        let found = problems("""
+            name: flow
+            database: x.sqlite
+            stages:
+              clean: { uses: clean }
+              train: { uses: train, needs: [clean] }
+              ease: { uses: train, needs: [clean], with: { model: ease } }
+              score: { uses: score }
+              report: { uses: report, needs: [score, ease], with: { out: r.html } }
+            """)
+        #expect(found.count == 3, "\(found)")
+        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads interactions, items, users, which stage clean writes") })
+        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads model_items (multvae), model_weights (multvae), models (multvae), which stage train writes") })
+        #expect(found.contains { $0.hasPrefix("bad.yaml:8: stage report: reads") && $0.contains("which stage train writes, but neither needs the other; add needs: [train] to report") })
+    }
+
+    /// The model tables are told apart by kind, and a trainer that never publishes writes only
+    /// candidates, which no scorer reads; the CFGAN's output feeds training with augmentation.
+    @Test func modelTablesAreSplitByKind() throws {
+        let train = try #require(StageKind.named("train")), score = try #require(StageKind.named("score"))
+        let augment = try #require(StageKind.named("augment"))
+        func overlap(_ written: [DataSet], _ read: [DataSet]) -> Bool { read.contains { r in written.contains { $0.overlaps(r) } } }
+        #expect(overlap(train.outputs([:]), score.inputs([:])))
+        #expect(!overlap(train.outputs(["model": "ease"]), score.inputs([:])))
+        #expect(overlap(train.outputs(["model": "ease"]), score.inputs(["model": "ease"])))
+        #expect(!overlap(train.outputs(["no_publish": "true", "augmented": "true"]), score.inputs([:])))
+        #expect(!overlap(train.outputs(["no_publish": "true"]), train.inputs([:])))
+        #expect(overlap(augment.outputs([:]), train.inputs(["augmented": "true"])))
+        #expect(!overlap(augment.outputs([:]), train.inputs([:])))
+        // A whole table overlaps every part of it.
+        #expect(DataSet(.models).overlaps(DataSet(.models, part: "ease")))
     }
 
     @Test func duplicateNamesAndBrokenYAMLNameTheLine() {

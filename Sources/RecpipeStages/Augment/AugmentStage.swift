@@ -30,6 +30,14 @@ public struct AugmentStage: Stage {
                                             .augmentRuns] + Retention.modelReads
     public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog, .ganTrainingLog, .augmentRuns,
                                              .augmentedInteractions]
+    /// The split; the CFGAN's own models (a warm start, the gate).
+    public static func inputs(_ parameters: [String: String]) -> [DataSet] {
+        [TableName.cleanRuns, .users, .items, .interactions].map { DataSet($0) } + DataSet.models(ModelKind.cfgan.rawValue)
+    }
+
+    public static func outputs(_ parameters: [String: String]) -> [DataSet] {
+        DataSet.models(ModelKind.cfgan.rawValue) + [DataSet(.ganTrainingLog), DataSet(.augmentRuns), DataSet(.augmentedInteractions)]
+    }
     public let config: Config
 
     public init(config: Config) throws {

@@ -66,6 +66,13 @@ public struct ScoreStage: Stage {
     public static let batchUsers = 500
     public static let reads: [TableName] = [.users, .items, .interactions, .models, .modelItems, .modelWeights]
     public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
+    /// The split's users and their items, and the model scored: the published one of
+    /// `model`'s kind (a model given by id: any kind).
+    public static func inputs(_ parameters: [String: String]) -> [DataSet] {
+        let model = parameters["model"] ?? ModelKind.multvae.rawValue
+        return [TableName.users, .items, .interactions].map { DataSet($0) }
+            + DataSet.models(ModelKind(rawValue: model)?.rawValue).filter { $0.table != .trainingLog }
+    }
     public let config: Config
 
     public init(config: Config) throws {

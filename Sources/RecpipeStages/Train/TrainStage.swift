@@ -62,6 +62,26 @@ public struct TrainStage: Stage {
     public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights,
                                             .augmentRuns, .augmentedInteractions] + Retention.modelReads
     public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog]
+    /// The split; with augmentation the CFGAN's synthetic interactions; the published model
+    /// of its kind, which the gate compares with (unless it does not publish) and a warm
+    /// start starts from (with augmentation: the newest model trained so, a candidate).
+    public static func inputs(_ parameters: [String: String]) -> [DataSet] {
+        let (kind, augmented) = (parameters["model"] ?? ModelKind.multvae.rawValue, parameters["augmented"] == "true")
+        let publishes = parameters["no_publish"] != "true", warm = parameters["warm_start"] == "true"
+        return [TableName.cleanRuns, .users, .items, .interactions].map { DataSet($0) }
+            + (augmented ? [DataSet(.augmentRuns), DataSet(.augmentedInteractions)] + DataSet.models(ModelKind.cfgan.rawValue) : [])
+            + (publishes || (warm && !augmented) ? DataSet.models(kind) : [])
+            + (warm && augmented ? DataSet.models(candidates(of: kind)) : [])
+    }
+
+    /// The models of its kind: the published ones, or only candidates with `no_publish`.
+    public static func outputs(_ parameters: [String: String]) -> [DataSet] {
+        let kind = parameters["model"] ?? ModelKind.multvae.rawValue
+        return DataSet.models(parameters["no_publish"] == "true" ? candidates(of: kind) : kind)
+    }
+
+    /// The part of the model tables that holds a kind's candidates that are never published.
+    static func candidates(of kind: String) -> String { kind + " candidates" }
     public let config: Config
 
     public init(config: Config) throws {
