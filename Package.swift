@@ -74,11 +74,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // The benchmarks `recpipe bench` runs: synthetic data, each stage's work measured next
+        // to a reference in the same run.
+        .target(
+            name: "RecpipeBench",
+            dependencies: [
+                "RecpipeStages", "RecpipeStore", "RecpipeModels", "RecpipeNumerics",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
         // The command line: parses arguments, calls the library, maps errors to exit codes.
         .executableTarget(
             name: "recpipe",
             dependencies: [
-                "RecpipeStages", "RecpipeStore", "RecpipeModels", "RecpipeNumerics", "RecpipeScheduler",
+                "RecpipeStages", "RecpipeStore", "RecpipeModels", "RecpipeNumerics", "RecpipeScheduler", "RecpipeBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,11 +1,8 @@
 import ArgumentParser
 import Foundation
-import GRDB
 import Logging
+import RecpipeBench
 import RecpipeModels
-import RecpipeNumerics
-import RecpipeStages
-import RecpipeStore
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,48 +11,29 @@ struct Bench: ParsableCommand {
                       BenchScore.self, BenchAugment.self])
 }
 
-/// One benchmark's figures, as `bench suite` tabulates them.
-struct BenchResult: Codable {
-    var stage: String
-    /// What `rows` counts (rows, interactions, users).
-    var unit: String
-    var rows: Int
-    var seconds: Double
-    var rowsPerSecond: Double
-    var gflops: Double?
-    /// The reference measured in the same run, its value, and ours over it (none for stages
-    /// without a comparable reference).
-    var reference: String
-    var referenceValue: Double?
-    var ratio: Double?
-    var peakMB: Double
-
-    /// Writes the result as JSON to `path` when one is given (`--result-out`).
-    func write(to path: String?) throws {
-        guard let path else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try encoder.encode(self).write(to: URL(fileURLWithPath: path))
-    }
-}
-
 /// Options every single benchmark takes: where `bench suite` wants its figures, and logging.
 struct BenchOutputOptions: ParsableArguments {
     @Option(name: .customLong("result-out"), help: "Also write the figures as JSON to this file (for bench suite).")
     var resultOut: String?
     @OptionGroup var logging: LoggingOptions
+
+    /// Runs a benchmark, printing what it says, and writes its figures to --result-out.
+    func run(_ benchmark: (_ logger: Logger, _ say: (String) -> Void) throws -> BenchResult) throws {
+        let logger = logging.makeLogger()
+        try runReporting(logger) { try benchmark(logger, { print($0) }).write(to: resultOut) }
+    }
 }
 
-/// Runs `body` in `dir`, or in a new temporary directory removed afterwards.
-func inBenchDirectory(_ dir: String?, name: String, _ body: (String) throws -> Void) throws {
-    let work = dir ?? NSTemporaryDirectory() + "recpipe-bench-\(name)-\(getpid())"
-    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-    defer { if dir == nil { try? FileManager.default.removeItem(atPath: work) } }
-    try body(work)
+/// The size of the synthetic data the model benchmarks run on (ML-20M by default).
+struct SyntheticData: ParsableArguments {
+    @Option var users = BenchData().users
+    @Option var items = BenchData().items
+    @Option(help: "Interactions in the synthetic log, about.")
+    var interactions = BenchData().interactions
+
+    var data: BenchData { BenchData(users: users, items: items, interactions: interactions) }
 }
 
-/// Runs the benchmarks, each in a process of its own (so each has its own peak memory), and
-/// prints one table.
 struct BenchSuite: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "suite",
@@ -64,7 +42,7 @@ struct BenchSuite: ParsableCommand {
     @Option(help: "Size as a fraction of MovieLens 20M (136,000 users, 20,000 items, 10M interactions).")
     var scale = 1.0
     @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, hostile, clean, train, augment, ease, score.")
-    var only: [String] = ["ingest", "hostile", "clean", "train", "augment", "ease", "score"]
+    var only: [String] = Benchmarks.names
     @Flag(help: "Print the table as JSON.")
     var json = false
     @OptionGroup var logging: LoggingOptions
@@ -72,101 +50,11 @@ struct BenchSuite: ParsableCommand {
     func run() throws {
         let logger = logging.makeLogger()
         try runReporting(logger) {
-            guard scale > 0, scale <= 10 else { throw StageError.badOption("--scale must be in (0, 10]") }
-            let known = ["ingest", "hostile", "clean", "train", "augment", "ease", "score"]
-            if let bad = only.first(where: { !known.contains($0) }) {
-                throw StageError.badOption("--only: no benchmark '\(bad)'; benchmarks: \(known.joined(separator: ", "))")
-            }
-            let users = max(100, Int(136_000 * scale)), items = max(100, Int(20_000 * min(1, scale * 4)))
-            let interactions = max(1_000, Int(10_000_000 * scale)), heldout = max(10, Int(9_000 * scale))
-            let size = ["--users", "\(users)", "--items", "\(items)", "--interactions", "\(interactions)"]
-            try inBenchDirectory(nil, name: "suite") { work in
-                var results: [BenchResult] = []
-                for name in known where only.contains(name) {
-                    let arguments: [String] = switch name {
-                    case "ingest": ["bench", "ingest", "--rows", "\(interactions)"]
-                    case "hostile": ["bench", "hostile", "--lines", "\(max(100_000, Int(5_000_000 * scale)))"]
-                    case "train": ["bench", "train", "--heldout", "\(heldout)"] + size
-                    case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
-                    case "clean": ["bench", "clean", "--heldout", "\(heldout)"] + size
-                    case "ease": ["bench", "ease"] + size
-                    default: ["bench", "score"] + size
-                    }
-                    let out = work + "/\(name).json"
-                    logger.info("benchmark started", metadata: ["benchmark": "\(name)"])
-                    let measured = try ChildProcess.measure(recpipeExecutable, arguments + ["--quiet", "--result-out", out])
-                    var result = try JSONDecoder().decode(BenchResult.self, from: Data(contentsOf: URL(fileURLWithPath: out)))
-                    result.peakMB = max(result.peakMB, measured.peakMB)
-                    results.append(result)
-                }
-                if json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-                    print(String(decoding: try encoder.encode(results), as: UTF8.self))
-                    return
-                }
-                print("recpipe benchmarks at \(scale)× MovieLens 20M (\(users) users, \(items) items, \(interactions) interactions), BLAS \(BLAS.coreName)")
-                let header = ["stage", "rows", "seconds", "rows/s", "GFLOPS", "reference (same run)", "reference", "ratio", "peak RSS MB"]
-                let rows = results.map { r in
-                    [r.stage, "\(r.rows) \(r.unit)", String(format: "%.1f", r.seconds), String(format: "%.0f", r.rowsPerSecond),
-                     r.gflops.map { String(format: "%.1f", $0) } ?? "", r.reference, r.referenceValue.map { String(format: "%.1f", $0) } ?? "",
-                     r.ratio.map { String(format: "%.2f", $0) } ?? "", String(format: "%.0f", r.peakMB)]
-                }
-                let widths = header.indices.map { c in ([header[c]] + rows.map { $0[c] }).map(\.count).max()! }
-                for row in [header] + rows {
-                    print(row.enumerated().map { c, cell in
-                        c == 0 || c == 5 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                            : String(repeating: " ", count: widths[c] - cell.count) + cell
-                    }.joined(separator: "  "))
-                }
-            }
+            let (title, results) = try Benchmarks.suite(scale: scale, only: only, executable: recpipeExecutable, logger: logger)
+            if json { return try printJSON(results) }
+            print(title)
+            for line in Benchmarks.table(results) { print(line) }
         }
-    }
-}
-
-/// A child process run to completion: its wall time and peak resident memory.
-enum ChildProcess {
-    struct Measurement {
-        var seconds: Double
-        var peakMB: Double
-    }
-
-    /// Runs a command with stdout to /dev/null; wall time and the child's peak resident memory.
-    static func measure(_ executable: String, _ arguments: [String]) throws -> Measurement {
-        var pid: pid_t = 0
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        let started = Clock.monotonic()
-        let status = posix_spawnp(&pid, executable, &actions, nil, argv, environ)
-        guard status == 0 else { throw StageError.badOption("cannot run \(executable): \(String(cString: strerror(status)))") }
-        // Peak RSS is the child's VmHWM, sampled until it exits (rusage would report the
-        // launcher's own peak for a child started with posix_spawn).
-        var exit: Int32 = 0
-        var peakKB = 0
-        while true {
-            peakKB = max(peakKB, highWaterKB(pid: pid))
-            let done = waitpid(pid, &exit, WNOHANG)
-            if done == pid || done < 0 { break }
-            usleep(2_000)
-        }
-        let seconds = Clock.monotonic() - started
-        guard exit == 0 else {
-            throw StageError.badData("\(executable) \(arguments.joined(separator: " ")) failed with status \(exit)")
-        }
-        return Measurement(seconds: seconds, peakMB: Double(peakKB) / 1024)
-    }
-
-    /// VmHWM of a running process in KiB (0 once it has exited).
-    static func highWaterKB(pid: pid_t) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
-        }
-        return 0
     }
 }
 
@@ -186,60 +74,12 @@ struct BenchIngest: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = output.logging.makeLogger()
-        try runReporting(logger) {
-            try inBenchDirectory(dir, name: "ingest") { work in
-                let csv = work + "/events.csv"
-                var config = RecpipeStages.Synth.Config()
-                config.users = max(1, rows / 75)
-                config.items = max(2, min(20_000, rows / 50))
-                config.topics = min(config.topics, config.items)
-                config.interactions = rows
-                config.ratings = true
-                let written = try RecpipeStages.Synth(config: config).write(to: csv)
-                let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
-                logger.info("benchmark file written", metadata: ["file": "\(csv)", "rows": "\(written)", "bytes": "\(size)"])
-
-                var ours: [ChildProcess.Measurement] = [], shell: [ChildProcess.Measurement] = []
-                for attempt in 0..<repeats {
-                    let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
-                    for path in [a, b] { removeDatabase(path) }
-                    // Migrate first so both sides time loading only.
-                    _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-                    ours.append(try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", a, csv]))
-                    shell.append(try ChildProcess.measure(sqlite3, [b, ".import --csv \(csv) events"]))
-                    for path in [a, b] { removeDatabase(path) }
-                }
-                let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
-                let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
-                let ourRate = Double(written) / o.seconds, shellRate = Double(written) / s.seconds
-                print("ingest benchmark: \(written) rows, \(size / 1_000_000) MB CSV, median of \(repeats) runs")
-                let table = [
-                    ["command", "seconds", "rows/s", "peak RSS MB"],
-                    ["recpipe ingest", String(format: "%.2f", o.seconds), String(format: "%.0f", ourRate), String(format: "%.1f", o.peakMB)],
-                    ["sqlite3 .import --csv", String(format: "%.2f", s.seconds), String(format: "%.0f", shellRate),
-                     String(format: "%.1f", s.peakMB)],
-                ]
-                for row in table {
-                    print(row[0].padding(toLength: 24, withPad: " ", startingAt: 0)
-                          + row[1...].map { String(repeating: " ", count: max(0, 13 - $0.count)) + $0 }.joined())
-                }
-                print(String(format: "ratio recpipe / sqlite3 (rows/s): %.2f", ourRate / shellRate))
-                try BenchResult(stage: "ingest", unit: "rows", rows: written, seconds: o.seconds, rowsPerSecond: ourRate, gflops: nil,
-                                reference: "sqlite3 .import rows/s", referenceValue: shellRate, ratio: ourRate / shellRate,
-                                peakMB: o.peakMB).write(to: output.resultOut)
-            }
+        try output.run { logger, say in
+            try Benchmarks.ingest(rows: rows, repeats: repeats, dir: dir, sqlite3: sqlite3, executable: recpipeExecutable, logger: logger, say: say)
         }
-    }
-
-    private func removeDatabase(_ path: String) {
-        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
     }
 }
 
-/// A hostile file: a valid header, then millions of lines that fail one by one. Ingest must
-/// refuse it quickly and in little memory; the goal is under 30 s and 200 MB for 5,000,000
-/// lines.
 struct BenchHostile: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hostile",
@@ -252,37 +92,7 @@ struct BenchHostile: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = output.logging.makeLogger()
-        try runReporting(logger) {
-            guard lines > 0 else { throw StageError.badOption("--lines must be positive") }
-            try inBenchDirectory(dir, name: "hostile") { work in
-                let csv = work + "/hostile.csv", db = work + "/hostile.sqlite"
-                guard FileManager.default.createFile(atPath: csv, contents: nil), let file = FileHandle(forWritingAtPath: csv) else {
-                    throw StoreError.writeFailed(path: csv, reason: String(cString: strerror(errno)), errno: errno)
-                }
-                var chunk = Array("user,item,rating\n".utf8)
-                for k in 0..<lines {
-                    chunk += Array("u\(k),i\(k % 977),not-a-number\n".utf8)
-                    if chunk.count > 1 << 20 { try file.write(contentsOf: chunk); chunk.removeAll(keepingCapacity: true) }
-                }
-                try file.write(contentsOf: chunk)
-                try file.close()
-                let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
-                _ = try Store(path: db, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-                let measured = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, csv])
-                let row = try Store(readingAt: db).queue.read { db in
-                    try Row.fetchOne(db, sql: "SELECT status, rows_read, reason FROM ingest_batches ORDER BY batch_id DESC LIMIT 1")
-                }
-                let status: String = row?["status"] ?? "none", read: Int = row?["rows_read"] ?? 0
-                guard status == "refused" else { throw StageError.badData("\(csv): expected the file refused, its batch is \(status)") }
-                print("hostile ingest: \(lines) unparsable lines (\(size / 1_000_000) MB) after a valid header")
-                print(String(format: "refused in %.2f s, peak RSS %.1f MB, %d lines read before it stopped (goal: under 30 s and 200 MB)",
-                             measured.seconds, measured.peakMB, read))
-                try BenchResult(stage: "ingest (hostile file)", unit: "lines", rows: lines, seconds: measured.seconds,
-                                rowsPerSecond: Double(lines) / measured.seconds, gflops: nil, reference: "goal: seconds",
-                                referenceValue: 30, ratio: measured.seconds / 30, peakMB: measured.peakMB).write(to: output.resultOut)
-            }
-        }
+        try output.run { _, say in try Benchmarks.hostile(lines: lines, dir: dir, executable: recpipeExecutable, say: say) }
     }
 }
 
@@ -300,54 +110,9 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = output.logging.makeLogger()
-        try runReporting(logger) {
-            let (users, items) = (data.users, data.items)
-            let train = try data.matrix(users: max(1, users - 2 * heldout))
-            logger.info("benchmark data ready", metadata: ["users": "\(train.rows)", "items": "\(items)", "interactions": "\(train.nonZeros)"])
-
-            var config = MultVAE.Config(kind: model)
-            config.epochs = epochs
-            config.patience = nil
-            let batches = (train.rows + config.batchSize - 1) / config.batchSize
-            // The dense products of the output layer: forward, and the two backward products.
-            let flopsPerEpoch = 6.0 * Double(train.rows) * Double(config.hidden) * Double(items)
-            let peak = Self.sgemmGFLOPS(m: config.batchSize, k: config.hidden, n: items)
-            var seconds: [Double] = []
-            _ = try MultVAE.fit(train: train, validation: nil, config: config) { epoch in
-                seconds.append(epoch.seconds)
-                logger.info("epoch finished", metadata: ["epoch": "\(epoch.epoch)", "seconds": "\(String(format: "%.1f", epoch.seconds))"])
-            }
-            let best = seconds.min() ?? 0
-            let achieved = flopsPerEpoch / best / 1e9
-            print("Mult-\(model == .vae ? "VAE" : "DAE") epoch: \(train.rows) users × \(items) items, \(train.nonZeros) interactions, \(batches) batches of \(config.batchSize), BLAS threads \(BLAS.threads) (\(BLAS.coreName))")
-            let median = seconds.sorted()[seconds.count / 2]
-            print(String(format: "seconds per epoch: best %.1f, median %.1f of %d", best, median, seconds.count))
-            print(String(format: "output-layer GFLOPS achieved: %.1f; sgemm %d×%d×%d ceiling measured now: %.1f (%.0f%%)",
-                         achieved, config.batchSize, config.hidden, items, peak, 100 * achieved / peak))
-            print(String(format: "floor at that ceiling: %.1f s; epoch / floor: %.2f", flopsPerEpoch / peak / 1e9,
-                         best / (flopsPerEpoch / peak / 1e9)))
-            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
-            try BenchResult(stage: "train (Mult-\(model == .vae ? "VAE" : "DAE") epoch)", unit: "interactions", rows: train.nonZeros,
-                            seconds: best, rowsPerSecond: Double(train.nonZeros) / best, gflops: achieved,
-                            reference: "sgemm GFLOPS", referenceValue: peak, ratio: achieved / peak,
-                            peakMB: peakResidentMB()).write(to: output.resultOut)
+        try output.run { logger, say in
+            try Benchmarks.train(data: data.data, heldout: heldout, epochs: epochs, model: model, logger: logger, say: say)
         }
-    }
-
-    /// Best of several sgemm runs of an (m × k)·(k × n) product, in GFLOPS.
-    static func sgemmGFLOPS(m: Int, k: Int, n: Int) -> Double {
-        var rng = SeededRandom(seed: 1)
-        let a = Matrix(rows: m, cols: k, data: (0..<(m * k)).map { _ in rng.uniformFloat() })
-        let b = Matrix(rows: k, cols: n, data: (0..<(k * n)).map { _ in rng.uniformFloat() })
-        var c = Matrix(rows: m, cols: n)
-        var best = Double.infinity
-        for _ in 0..<8 {
-            let started = Clock.monotonic()
-            BLAS.gemm(&c, a, b)
-            best = min(best, Clock.monotonic() - started)
-        }
-        return 2 * Double(m) * Double(k) * Double(n) / best / 1e9
     }
 }
 
@@ -362,21 +127,7 @@ struct BenchClean: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = output.logging.makeLogger()
-        try runReporting(logger) {
-            try inBenchDirectory(nil, name: "clean") { work in
-                let rows = try data.synth().write(to: work + "/events.csv")
-                let db = work + "/recpipe.sqlite"
-                _ = try ChildProcess.measure(recpipeExecutable, ["ingest", "--quiet", "--db", db, work + "/events.csv"])
-                let measured = try ChildProcess.measure(recpipeExecutable, ["clean", "--quiet", "--db", db, "--min-rating", "none",
-                                                             "--heldout-users", "\(heldout)"])
-                print(String(format: "clean: %d rows in %.1f s, %.0f rows/s, peak RSS %.0f MB", rows, measured.seconds,
-                             Double(rows) / measured.seconds, measured.peakMB))
-                try BenchResult(stage: "clean (strong split)", unit: "rows", rows: rows, seconds: measured.seconds,
-                                rowsPerSecond: Double(rows) / measured.seconds, gflops: nil, reference: "",
-                                referenceValue: nil, ratio: nil, peakMB: measured.peakMB).write(to: output.resultOut)
-            }
-        }
+        try output.run { _, say in try Benchmarks.clean(data: data.data, heldout: heldout, executable: recpipeExecutable, say: say) }
     }
 }
 
@@ -391,28 +142,7 @@ struct BenchEASE: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = output.logging.makeLogger()
-        try runReporting(logger) {
-            let train = try data.matrix(users: data.users)
-            let n = data.items
-            let peak = BenchTrain.sgemmGFLOPS(m: 2048, k: 2048, n: 2048)
-            var started = Clock.monotonic()
-            let gram = EASE.gram(train)
-            let gramSeconds = Clock.monotonic() - started
-            started = Clock.monotonic()
-            let model = try EASE.fit(gram: gram, items: n, lambda: lambda)
-            let solveSeconds = Clock.monotonic() - started
-            // The Cholesky factor takes n³/3 flops and the inverse from it 2n³/3.
-            let gflops = Double(n) * Double(n) * Double(n) / solveSeconds / 1e9
-            let seconds = gramSeconds + solveSeconds
-            print(String(format: "EASE: %d users × %d items, λ %g (weights %d)", train.rows, n, lambda, model.items))
-            print(String(format: "Gram matrix %.1f s; Cholesky and inverse %.1f s at %.1f GFLOPS, the sgemm ceiling now %.1f (%.0f%%)",
-                         gramSeconds, solveSeconds, gflops, peak, 100 * gflops / peak))
-            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
-            try BenchResult(stage: "EASE fit (\(n) items)", unit: "items", rows: n, seconds: seconds,
-                            rowsPerSecond: Double(n) / seconds, gflops: gflops, reference: "sgemm GFLOPS",
-                            referenceValue: peak, ratio: gflops / peak, peakMB: peakResidentMB()).write(to: output.resultOut)
-        }
+        try output.run { _, say in try Benchmarks.ease(data: data.data, lambda: lambda, say: say) }
     }
 }
 
@@ -426,38 +156,7 @@ struct BenchScore: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = output.logging.makeLogger()
-        try runReporting(logger) {
-            let (users, items) = (data.users, data.items)
-            let history = try data.matrix(users: users)
-            var model = MultVAE(items: items, config: MultVAE.Config())
-            var rng = SeededRandom(seed: 1)
-            model.initialize(rng: &rng)
-            let peak = BenchTrain.sgemmGFLOPS(m: 500, k: model.config.hidden, n: items)
-            // The model's forward pass alone (the scores, no ranking), then scoring as the
-            // score stage does it: forward pass, seen items excluded, top-K per user.
-            var started = Clock.monotonic()
-            var sink: Float = 0
-            model.scoreBatches(history, batchSize: 500) { _, _, scores in sink += scores[0] }
-            let forward = Clock.monotonic() - started
-            started = Clock.monotonic()
-            var checksum = 0
-            try model.rankedLists(history, k: k) { _, items, _ in checksum &+= Int(items[0]) }
-            let seconds = Clock.monotonic() - started
-            // The output layer's product dominates: 2·users·hidden·items.
-            let flops = 2 * Double(users) * Double(model.config.hidden) * Double(items)
-            print("Mult-VAE scoring: \(users) users × \(items) items, top-\(k), seen items excluded (checksum \(checksum), \(sink.isFinite))")
-            print(String(format: "forward pass: %.1f s, output-layer GFLOPS %.1f of the sgemm ceiling %.1f measured now (%.0f%%)",
-                         forward, flops / forward / 1e9, peak, 100 * flops / forward / 1e9 / peak))
-            print(String(format: "with top-%d selection: %.1f s, %.0f users/s; GFLOPS %.1f (%.0f%% of the ceiling); selection adds %.1f s",
-                         k, seconds, Double(users) / seconds, flops / seconds / 1e9, 100 * flops / seconds / 1e9 / peak,
-                         seconds - forward))
-            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
-            try BenchResult(stage: "score (top-\(k))", unit: "users", rows: users, seconds: seconds,
-                            rowsPerSecond: Double(users) / seconds, gflops: flops / seconds / 1e9, reference: "sgemm GFLOPS",
-                            referenceValue: peak, ratio: flops / seconds / 1e9 / peak,
-                            peakMB: peakResidentMB()).write(to: output.resultOut)
-        }
+        try output.run { _, say in try Benchmarks.score(data: data.data, k: k, say: say) }
     }
 }
 
@@ -477,70 +176,9 @@ struct BenchAugment: ParsableCommand {
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
-        let logger = output.logging.makeLogger()
-        try runReporting(logger) {
-            let items = data.items
-            let train = try data.matrix(users: max(1, data.users - 2 * heldout))
-            logger.info("benchmark data ready", metadata: ["users": "\(train.rows)", "items": "\(items)", "interactions": "\(train.nonZeros)"])
-            var gan = CFGAN.Config()
-            gan.epochs = epochs
-            gan.batchSize = batchSize
-            gan.patience = nil
-            var ganSeconds: [Double] = []
-            _ = try CFGAN.fit(train: train, validation: nil, config: gan) { epoch in
-                ganSeconds.append(epoch.seconds)
-                logger.info("epoch finished", metadata: ["model": "cfgan", "epoch": "\(epoch.epoch)",
-                                                         "seconds": "\(String(format: "%.1f", epoch.seconds))"])
-            }
-            // The dense products: G's output layer (forward and two backward), and D's view of
-            // the generated vector (forward in the D and G steps, D's weight gradient, the
-            // gradient back to G).
-            let (u, i) = (Double(train.rows), Double(items))
-            let hidden = Double(gan.generatorHidden.last ?? 0), first = Double(gan.discriminatorHidden.first ?? 0)
-            let ganFlops = 6 * u * hidden * i + 8 * u * i * first
-            let ganBest = ganSeconds.min() ?? 0
-            let peak = BenchTrain.sgemmGFLOPS(m: batchSize, k: Int(hidden), n: items)
-            print("CFGAN epoch: \(train.rows) users × \(items) items, \(train.nonZeros) interactions, batches of \(batchSize), G \(gan.generatorHidden), D \(gan.discriminatorHidden), BLAS threads \(BLAS.threads) (\(BLAS.coreName))")
-            print(String(format: "CFGAN seconds per epoch: %.1f (best of %d); dense-product GFLOPS %.1f, sgemm %d×%.0f×%d ceiling now %.1f",
-                         ganBest, ganSeconds.count, ganFlops / ganBest / 1e9, batchSize, hidden, items, peak))
-            if !noVAE {
-                var vae = MultVAE.Config()
-                vae.epochs = 1
-                vae.patience = nil
-                var vaeSeconds = 0.0
-                _ = try MultVAE.fit(train: train, validation: nil, config: vae) { vaeSeconds = $0.seconds }
-                print(String(format: "Mult-VAE seconds per epoch (batches of %d, same data): %.1f; CFGAN / Mult-VAE: %.2f",
-                             vae.batchSize, vaeSeconds, ganBest / vaeSeconds))
-            }
-            print(String(format: "peak RSS: %.0f MB", peakResidentMB()))
-            try BenchResult(stage: "augment (CFGAN epoch)", unit: "interactions", rows: train.nonZeros, seconds: ganBest,
-                            rowsPerSecond: Double(train.nonZeros) / ganBest, gflops: ganFlops / ganBest / 1e9,
-                            reference: "sgemm GFLOPS", referenceValue: peak, ratio: ganFlops / ganBest / 1e9 / peak,
-                            peakMB: peakResidentMB()).write(to: output.resultOut)
+        try output.run { logger, say in
+            try Benchmarks.augment(data: data.data, heldout: heldout, batchSize: batchSize, epochs: epochs, noVAE: noVAE,
+                                   logger: logger, say: say)
         }
-    }
-}
-
-/// The size of the synthetic data the model benchmarks run on (ML-20M by default).
-struct SyntheticData: ParsableArguments {
-    @Option var users = 136_000
-    @Option var items = 20_000
-    @Option(help: "Interactions in the synthetic log, about.")
-    var interactions = 10_000_000
-
-    /// The synthetic log of this size.
-    func synth() throws -> RecpipeStages.Synth {
-        var config = RecpipeStages.Synth.Config()
-        config.users = users
-        config.items = items
-        config.interactions = interactions
-        return try RecpipeStages.Synth(config: config)
-    }
-
-    /// The binary user × item matrix of the first `users` users of the synthetic log.
-    func matrix(users count: Int) throws -> CSRMatrix {
-        var rows = [[Int32]](repeating: [], count: users)
-        for e in try synth().generate() { rows[Int(e.user)].append(e.item) }
-        return CSRMatrix(cols: items, rowsOfColumns: rows[0..<count].map { $0.sorted() })
     }
 }
