@@ -96,8 +96,8 @@ let package = Package(
         // What the test targets share: scratch directories, a quiet logger.
         .target(name: "RecpipeTestSupport", dependencies: [.product(name: "Logging", package: "swift-log")],
                 path: "Tests/RecpipeTestSupport"),
-        .testTarget(name: "RecpipeNumericsTests", dependencies: ["RecpipeNumerics"]),
-        .testTarget(name: "RecpipeModelsTests", dependencies: ["RecpipeModels", "RecpipeNumerics"]),
+        .testTarget(name: "RecpipeNumericsTests", dependencies: ["RecpipeNumerics", "RecpipeTestSupport"]),
+        .testTarget(name: "RecpipeModelsTests", dependencies: ["RecpipeModels", "RecpipeNumerics", "RecpipeTestSupport"]),
         .testTarget(
             name: "RecpipeStoreTests",
             dependencies: ["RecpipeStore", "RecpipeTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -40,7 +40,7 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
 }
 
 
-@Suite(.serialized) struct CLITests {
+@Suite(.serialized, .tags(.large)) struct CLITests {
     @Test func helpAndUsageErrors() throws {
         let dir = scratchDirectory()
         let help = try recpipe(["--help"], in: dir)

@@ -11,7 +11,7 @@ import Testing
 ///
 /// `RECPIPE_FAULT_SCALE=N` multiplies the number of faults (CI runs 1; the benchmark machine
 /// can run more); `RECPIPE_FAULT_SEED` picks the moments (printed with every run).
-@Suite(.serialized) struct FaultInjectionCLITests {
+@Suite(.serialized, .tags(.large)) struct FaultInjectionCLITests {
     static let scale = max(1, Int(ProcessInfo.processInfo.environment["RECPIPE_FAULT_SCALE"] ?? "") ?? 1)
     static let seed = UInt64(ProcessInfo.processInfo.environment["RECPIPE_FAULT_SEED"] ?? "") ?? UInt64(Date().timeIntervalSince1970)
 

@@ -63,7 +63,7 @@ func integrity(_ path: String) throws -> String {
 }
 
 
-@Suite(.serialized) struct WriterLockCLITests {
+@Suite(.serialized, .tags(.large)) struct WriterLockCLITests {
     /// A second writer exits with 75 naming the holder, whatever path names the file; with
     /// --wait it waits; readers never wait and never migrate.
     @Test func oneWriterPerDatabaseFile() throws {
@@ -167,7 +167,7 @@ func integrity(_ path: String) throws -> String {
     }
 }
 
-@Suite(.serialized) struct GuardedPublishingCLITests {
+@Suite(.serialized, .tags(.large)) struct GuardedPublishingCLITests {
     /// The operator's mistakes end with one line and an exit code; the live lists stay
     /// complete and unchanged, and the database intact.
     @Test func mistakesLeaveTheLiveListsAlone() throws {
@@ -287,7 +287,7 @@ func integrity(_ path: String) throws -> String {
     }
 }
 
-@Suite(.serialized) struct WALCLITests {
+@Suite(.serialized, .tags(.large)) struct WALCLITests {
     /// A service holding a read transaction across several publishes: every writer succeeds,
     /// the reader keeps its snapshot, and once it closes the next writer's checkpoint cuts
     /// the WAL back (to nothing: TRUNCATE).
@@ -334,7 +334,7 @@ func recpipeShell(_ command: String) throws -> Int32 {
 /// Pairs of real writer processes started at the same moment, many times, while a reader
 /// watches the live lists: the reader never sees fewer users than before, and afterwards
 /// every user has one complete list.
-@Suite(.serialized) struct ConcurrentWritersCLITests {
+@Suite(.serialized, .tags(.large)) struct ConcurrentWritersCLITests {
     @Test func pairsOfWritersNeverEmptyTheLiveLists() throws {
         let (dir, db) = try publishedDatabase()
         defer { try? FileManager.default.removeItem(atPath: dir) }

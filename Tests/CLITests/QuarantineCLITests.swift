@@ -3,7 +3,7 @@ import GRDB
 import RecpipeTestSupport
 import Testing
 
-@Suite(.serialized) struct QuarantineCLITests {
+@Suite(.serialized, .tags(.large)) struct QuarantineCLITests {
     /// A poison file in the nightly's drop folder no longer stops every night: the run goes
     /// on with the other files, the refusal is recorded with its reason, counted in the
     /// metrics, and the next night skips it with a warning.

@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
+import RecpipeTestSupport
 import Testing
 
-@Suite(.serialized) struct RetentionCLITests {
+@Suite(.serialized, .tags(.large)) struct RetentionCLITests {
     /// Ten nights of (train EASE, train Mult-VAE, score, evaluate) with the shipped
     /// retention: the files stop growing once the kept models are there.
     @Test func tenNightsKeepTheFilesBounded() throws {

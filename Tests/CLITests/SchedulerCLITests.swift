@@ -80,7 +80,7 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
     return (scheduler, db, try #require(pid, "the train stage did not start"))
 }
 
-@Suite(.serialized) struct SchedulerCLITests {
+@Suite(.serialized, .tags(.large)) struct SchedulerCLITests {
     /// The demo manifest end to end, at a small size: every stage runs, a second run skips
     /// them all, a changed parameter reruns the stage and what depends on it.
     @Test func demoManifestEndToEnd() throws {

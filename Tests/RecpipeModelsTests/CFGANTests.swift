@@ -1,9 +1,10 @@
 import Foundation
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeNumerics
 
-@Suite struct CFGANTests {
+@Suite(.tags(.medium)) struct CFGANTests {
     /// A small model with random biases too, so every path carries signal.
     func model(saturating: Bool) -> CFGAN {
         var config = CFGAN.Config()

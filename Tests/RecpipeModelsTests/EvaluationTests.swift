@@ -1,9 +1,10 @@
 import Foundation
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeNumerics
 
-@Suite struct EvaluationTests {
+@Suite(.tags(.medium)) struct EvaluationTests {
     @Test func giniAndHead() {
         #expect(Evaluation.gini([3, 3, 3, 3]) == 0)
         #expect(abs(Evaluation.gini([0, 0, 0, 8]) - 0.75) < 1e-12)
@@ -87,7 +88,7 @@ func referenceEvaluation(split: String, recommendations csv: String) throws -> [
 /// Python with the reference evaluation's packages.
 let hasReferencePython: Bool = (try? python(["-c", "import numpy, pandas"])) != nil
 
-@Suite struct ReferenceEvaluationTests {
+@Suite(.tags(.large)) struct ReferenceEvaluationTests {
     /// The same lists, evaluated here and by the reference evaluation, give the same metrics
     /// (the reference prints 6 decimals).
     @Test(.enabled(if: referenceSplit() != nil && hasReferencePython, "needs ../shared/reference and python3 with numpy, pandas"),
@@ -163,125 +164,4 @@ func python(_ arguments: [String]) throws -> Data? {
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return process.terminationStatus == 0 ? data : nil
-}
-
-@Suite struct EASETests {
-    /// Inverse by Gauss–Jordan in Double, the reference for the LAPACK path.
-    func inverse(_ a: [Double], _ n: Int) -> [Double] {
-        var m = a, inv = (0..<(n * n)).map { $0 % (n + 1) == 0 ? 1.0 : 0.0 }
-        for c in 0..<n {
-            let pivot = (c..<n).max { abs(m[$0 * n + c]) < abs(m[$1 * n + c]) }!
-            for k in 0..<n { m.swapAt(c * n + k, pivot * n + k); inv.swapAt(c * n + k, pivot * n + k) }
-            let d = m[c * n + c]
-            for k in 0..<n { m[c * n + k] /= d; inv[c * n + k] /= d }
-            for r in 0..<n where r != c {
-                let f = m[r * n + c]
-                for k in 0..<n { m[r * n + k] -= f * m[c * n + k]; inv[r * n + k] -= f * inv[c * n + k] }
-            }
-        }
-        return inv
-    }
-
-    @Test func closedFormMatchesANaiveInverse() throws {
-        let x = CSRMatrix(cols: 5, rowsOfColumns: [[0, 1], [1, 2, 3], [0, 3, 4], [2, 4], [0, 1, 2, 3, 4]])
-        let lambda: Float = 2
-        let model = try EASE.fit(train: x, lambda: lambda)
-        let n = 5
-        let g = EASE.gram(x).map(Double.init)
-        let p = inverse((0..<(n * n)).map { g[$0] + ($0 % (n + 1) == 0 ? Double(lambda) : 0) }, n)
-        for i in 0..<n {
-            for j in 0..<n {
-                let expected = i == j ? 0 : -p[i * n + j] / p[j * n + j]
-                #expect(abs(Double(model.weights[i * n + j]) - expected) < 1e-4, "B[\(i),\(j)]")
-            }
-        }
-        // Scores are sums of the user's rows of B.
-        let user = CSRMatrix(cols: 5, rowsOfColumns: [[1, 3]])
-        model.scores(user, batchSize: 500) { _, s in
-            for j in 0..<n { #expect(abs(s[j] - (model.weights[1 * n + j] + model.weights[3 * n + j])) < 1e-6) }
-        }
-    }
-
-    @Test(.enabled(if: referenceSplit() != nil, "needs ../shared/reference/ml-100k-split"))
-    func movieLens100KReachesTheReference() throws {
-        let split = try SplitFiles(directory: referenceSplit()!)
-        let (ease, _) = try EASE.tuned(train: split.train, validation: split.validation)
-        let test = Evaluation.meanNDCG(ease, split.test, k: 100)
-        print("ml-100k EASE: λ \(ease.lambda), test NDCG@100 \(test)")
-        // ../shared/reference/README.md: EASE NDCG@100 0.425 with λ = 200 chosen on validation.
-        #expect(ease.lambda == 200)
-        #expect(abs(test - 0.425) < 0.005)
-    }
-}
-
-@Suite struct RemappedTests {
-    @Test func scoresFollowItemsAcrossIndexChanges() {
-        // The base model knows items a, b, c at positions 0, 1, 2; the current index is c, x, a.
-        struct Base: Recommender {
-            var items: Int { 3 }
-            func scores(_ foldIn: CSRMatrix, batchSize: Int, body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
-                for r in 0..<foldIn.rows {
-                    // Score = 10·position + number of known items, to see the fold-in arrive.
-                    var s = (0..<3).map { Float(10 * $0 + foldIn.count(row: r)) }
-                    s.withUnsafeMutableBufferPointer { body(r, $0) }
-                }
-            }
-        }
-        let remapped = Remapped(Base(), mapping: [2, nil, 0])
-        let foldIn = CSRMatrix(cols: 3, rowsOfColumns: [[0, 1, 2]])  // c, x, a: x is unknown
-        remapped.scores(foldIn, batchSize: 500) { _, s in
-            #expect(Array(s) == [22, -.infinity, 2])
-        }
-    }
-}
-
-@Suite struct ItemKNNTests {
-    @Test func similaritiesAndScoresByHand() {
-        // Users: {0,1}, {0,1,2}, {2,3}. |U0|=2, |U1|=2, |U2|=2, |U3|=1; U0∩U1 = 2, U1∩U2 = 1, U2∩U3 = 1.
-        let x = CSRMatrix(cols: 4, rowsOfColumns: [[0, 1], [0, 1, 2], [2, 3]])
-        let knn = ItemKNN.fit(train: x, neighbours: 10, shrink: 1)
-        func s(_ i: Int, _ j: Int) -> Float {
-            let row = knn.similarity.rowStart[i]..<knn.similarity.rowStart[i + 1]
-            return row.first { knn.similarity.columns[$0] == Int32(j) }.map { knn.similarity.values[$0] } ?? 0
-        }
-        #expect(abs(s(0, 1) - 2 / (2 + 1)) < 1e-6)
-        #expect(abs(s(1, 2) - 1 / (2 + 1)) < 1e-6)
-        #expect(abs(s(2, 3) - 1 / (Float(2).squareRoot() + 1)) < 1e-6)
-        #expect(s(0, 3) == 0 && s(0, 0) == 0)
-        knn.scores(CSRMatrix(cols: 4, rowsOfColumns: [[1, 3]]), batchSize: 500) { _, scores in
-            #expect(abs(scores[2] - (s(1, 2) + s(3, 2))) < 1e-6)
-            #expect(abs(scores[0] - s(1, 0)) < 1e-6)
-        }
-        // Only the most similar neighbour kept.
-        let one = ItemKNN.fit(train: x, neighbours: 1, shrink: 1)
-        #expect((0..<4).allSatisfy { one.similarity.count(row: $0) == 1 })
-    }
-}
-
-@Suite struct IALSTests {
-    @Test func conjugateGradientReachesTheExactSolve() {
-        var rng = SeededRandom(seed: 4)
-        let x = CSRMatrix(cols: 30, rowsOfColumns: (0..<12).map { _ in rng.sample(6, from: 30).map { Int32($0) }.sorted() })
-        var config = IALS.Config()
-        config.factors = 8
-        config.iterations = 3
-        let model = IALS.fit(train: x, config: config)
-        let exact = model.userFactors(x)
-        var approx = [Float](repeating: 0, count: exact.count)
-        var many = config
-        many.cgSteps = 50
-        IALS.solveCG(&approx, fixed: model.itemFactors, ratings: x, config: many)
-        for k in 0..<exact.count { #expect(abs(exact[k] - approx[k]) < 1e-3 * max(1, abs(exact[k]))) }
-    }
-
-    @Test(.enabled(if: referenceSplit() != nil, "needs ../shared/reference/ml-100k-split"))
-    func movieLens100KIsInLineWithTheReference() throws {
-        let split = try SplitFiles(directory: referenceSplit()!)
-        let (ials, _) = IALS.tuned(train: split.train, validation: split.validation, factors: [32], regularizations: [1],
-                                   alphas: [10])
-        let test = Evaluation.meanNDCG(ials, split.test, k: 100)
-        print("ml-100k iALS (32 factors, reg 1, α 10): test NDCG@100 \(test)")
-        // ../shared/reference/README.md: iALS (implicit 0.7.3, same settings) 0.398, SE 0.020.
-        #expect(abs(test - 0.398) < 0.03)
-    }
 }

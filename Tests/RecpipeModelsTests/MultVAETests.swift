@@ -1,4 +1,5 @@
 import Foundation
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeNumerics
@@ -54,7 +55,7 @@ struct SplitFiles {
     }
 }
 
-@Suite struct MultVAETests {
+@Suite(.tags(.large)) struct MultVAETests {
     /// Loss of the whole model at the current parameters, with a fixed ε (same seed).
     func loss(_ model: MultVAE, _ input: CSRMatrix, beta: Float) -> Double {
         var w = MultVAE.Workspace()

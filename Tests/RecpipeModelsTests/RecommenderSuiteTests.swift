@@ -1,11 +1,12 @@
 import Foundation
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeModels
 @testable import RecpipeNumerics
 
 /// Every recommender must pass these: a fixture whose right answer is known, and a store
 /// round trip that gives back the same scores bit for bit.
-@Suite struct RecommenderSuiteTests {
+@Suite(.tags(.large)) struct RecommenderSuiteTests {
     /// Two communities: users 0..<40 take items from 0..<10, users 40..<80 from 10..<20, each
     /// user 6 items of their community, chosen at random.
     static func communities() -> CSRMatrix {

@@ -1,4 +1,5 @@
 import Foundation
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeNumerics
 
@@ -12,7 +13,7 @@ private func worst(_ a: [Float], _ b: [Float]) -> Float {
     zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1) / (1 + abs($1.1))) }
 }
 
-@Suite struct BLASTests {
+@Suite(.tags(.small)) struct BLASTests {
     struct Shape: Sendable, CustomStringConvertible {
         var m, n, k: Int
         var pad = 0  // extra stored columns: a product of a sub-block

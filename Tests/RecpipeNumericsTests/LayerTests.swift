@@ -1,4 +1,5 @@
 import Foundation
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeNumerics
 
@@ -30,7 +31,7 @@ private func checkGradient(_ name: String, _ values: inout [Float], analytic: [F
 
 private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
 
-@Suite struct LayerTests {
+@Suite(.tags(.small)) struct LayerTests {
     let batch = 4, inputs = 7, outputs = 5
 
     @Test func linearMatchesNaiveAndItsGradients() {
@@ -222,41 +223,5 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $
         let dcg = 1 / log2(3.0) + 1 / log2(5.0), ideal = 1 + 1 / log2(3.0) + 1 / log2(4.0)
         #expect(abs(RankingMetrics.ndcg(ranked, targets: [1, 2, 7], k: 4) - dcg / ideal) < 1e-12)
         #expect(RankingMetrics.ndcg([3, 4], targets: [3, 4], k: 100) == 1)
-    }
-}
-
-@Suite struct FastMathTests {
-    /// The vectorized sigmoid against the library's exp, over the whole float range it can
-    /// meet, on a buffer large enough to be split across cores, in place and out of place.
-    @Test func sigmoidMatchesTheLibrary() {
-        let n = 300_007
-        let x = (0..<n).map { Float($0) / Float(n) * 200 - 100 }
-        var y = [Float](repeating: .nan, count: n)
-        sigmoidForward(&y, x, count: n)
-        var inPlace = x
-        inPlace.withUnsafeMutableBufferPointer { sigmoidForward($0.baseAddress!, $0.baseAddress!, count: n) }
-        var reference = [Float](repeating: .nan, count: n)
-        sigmoidForwardNaive(&reference, x, count: n)
-        var worst: Float = 0
-        for k in 0..<n {
-            let expected = reference[k]
-            worst = max(worst, abs(y[k] - expected) / max(expected, 1e-30))
-            #expect(y[k] == inPlace[k])
-        }
-        #expect(worst < 1e-6, "worst relative error \(worst)")
-        #expect(y[0] >= 0 && y[0] < 1e-37 && y[n - 1] == 1)
-    }
-
-    @Test(arguments: [1, 15, 16, 17, 100])
-    func shiftedExpAndMaximumHandleTails(n: Int) {
-        let x = (0..<n).map { Float($0) * 0.1 - 3 }
-        var y = [Float](repeating: 0, count: n)
-        let top = maximum(x, count: n)
-        #expect(top == maximumNaive(x, count: n) && top == x.max()!)
-        let sum = shiftedExp(&y, x, shift: top, count: n)
-        var reference = [Float](repeating: 0, count: n)
-        let expected = shiftedExpNaive(&reference, x, shift: top, count: n)
-        for k in 0..<n { #expect(abs(y[k] - reference[k]) < 1e-6) }
-        #expect(abs(sum - expected) / expected < 1e-5)
     }
 }

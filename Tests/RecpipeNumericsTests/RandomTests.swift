@@ -1,7 +1,8 @@
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeNumerics
 
-@Suite struct RandomTests {
+@Suite(.tags(.small)) struct RandomTests {
     @Test func sameSeedSameStream() {
         var a = SeededRandom(seed: 42), b = SeededRandom(seed: 42), c = SeededRandom(seed: 43)
         let xs = (0..<100).map { _ in a.next() }

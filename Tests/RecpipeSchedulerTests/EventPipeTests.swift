@@ -1,9 +1,10 @@
 import Foundation
 import RecpipeStages
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeScheduler
 
-@Suite struct EventPipeTests {
+@Suite(.tags(.medium)) struct EventPipeTests {
     final class Received: @unchecked Sendable {
         let lock = NSLock()
         var events: [StageEvent] = []

@@ -4,7 +4,7 @@ import Testing
 @testable import RecpipeScheduler
 import RecpipeStages
 
-@Suite struct ManifestTests {
+@Suite(.tags(.small)) struct ManifestTests {
     static let nightly = """
         name: nightly
         database: data/recs.sqlite

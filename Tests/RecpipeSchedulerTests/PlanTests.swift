@@ -4,7 +4,7 @@ import Testing
 @testable import RecpipeScheduler
 import RecpipeStore
 
-@Suite struct PlanTests {
+@Suite(.tags(.medium)) struct PlanTests {
     static let yaml = """
         name: plan
         database: recs.sqlite
@@ -169,71 +169,5 @@ import RecpipeStore
         // Only stage processes of runs left running are stopped.
         #expect(stranger.isRunning && reused.isRunning)
         #expect(try f.history.runs().map(\.status) == ["abandoned", "failed", "abandoned"])
-    }
-}
-
-@Suite struct CronTests {
-    @Test func crontabLine() throws {
-        let line = try CronLine.render(schedule: "0 3 * * *", executable: "/usr/local/bin/recpipe", manifest: "/srv/p/nightly.yaml",
-                                       log: "/var/log/recpipe/nightly 100%.log", metrics: "/var/lib/node_exporter/recpipe.prom")
-        #expect(line.split(separator: "\n").last == """
-            0 3 * * * /usr/local/bin/recpipe run /srv/p/nightly.yaml --metrics /var/lib/node_exporter/recpipe.prom >> '/var/log/recpipe/nightly 100\\%.log' 2>&1
-            """)
-        #expect(try CronLine.render(schedule: "@daily", executable: "/r", manifest: "/m.yaml", log: "/l", metrics: nil)
-                .hasSuffix("\n@daily /r run /m.yaml >> /l 2>&1"))
-        for bad in ["0 3 * *", "0 3 * * * *", "0 3 * * ; rm", "@sometimes"] {
-            #expect(throws: SchedulerError.self) { try CronLine.render(schedule: bad, executable: "/r", manifest: "/m", log: "/l", metrics: nil) }
-        }
-    }
-}
-
-@Suite struct StageKindTests {
-    @Test func stagesThatShareTablesNeverRunTogether() throws {
-        func kind(_ name: String) throws -> StageKind { try #require(StageKind.named(name)) }
-        // Two trainings write the same model tables; score reads what train writes.
-        #expect(try kind("train").conflicts(with: kind("train")))
-        #expect(try kind("train").conflicts(with: kind("score")) && kind("score").conflicts(with: kind("train")))
-        #expect(try kind("augment").conflicts(with: kind("train")))
-        #expect(try kind("clean").conflicts(with: kind("ingest")))
-        #expect(try kind("report").conflicts(with: kind("evaluate")))
-        // Retention reads which lists are live: train waits for score.
-        #expect(try kind("train").conflicts(with: kind("score")))
-        #expect(try kind("prune").conflicts(with: kind("train")))
-        // Disjoint tables: free to overlap.
-        #expect(try !kind("synth").conflicts(with: kind("ingest")))
-        #expect(try !kind("ingest").conflicts(with: kind("train")))
-        #expect(try !kind("feedback").conflicts(with: kind("train")))
-        // stage_runs, which every stage writes, is bookkeeping and not a conflict.
-        #expect(try !kind("ingest").writes.contains("stage_runs"))
-        #expect(StageKind.all.map(\.name) == ["ingest", "clean", "augment", "train", "score", "rollback", "evaluate", "feedback", "prune", "report", "synth"])
-    }
-}
-
-@Suite struct ProgressTests {
-    @Test func statusLineCountsStagesAndEstimatesEpochs() throws {
-        let p = try pipeline("""
-            name: progress
-            database: p.sqlite
-            stages:
-              clean: { uses: clean }
-              train: { uses: train, needs: [clean], with: { epochs: 40 } }
-            """)
-        let progress = RunProgress(total: 0, epochs: ["train": 40])
-        progress.handle(.began(selection: ["clean", "train"]), now: 0)
-        let clean = try #require(p.stage("clean")), train = try #require(p.stage("train"))
-        progress.handle(.started(clean, attempt: 1), now: 0)
-        #expect(progress.render(now: 3) == "[0/2 done] clean 0:03")
-        progress.handle(.done(StageOutcome(stage: "clean", kind: "clean", status: "succeeded", attempts: 1, seconds: 3, reason: "")), now: 3)
-        progress.handle(.started(train, attempt: 1), now: 10)
-        progress.stageEvent(.epoch(10), stage: "train")
-        progress.stageEvent(.warning(message: "epoch finished", details: ["epoch": "20"]), stage: "train")
-        progress.stageEvent(.epoch(30), stage: "clean")  // not running: ignored
-        #expect(progress.render(now: 30) == "[1/2 done] train 0:20 [#####...............] epoch 10/40, ETA 1:00")
-        #expect(progress.render(now: 30, width: 20) == "[1/2 done] train 0:")
-        // Other stages report the work done.
-        let scoring = RunProgress(total: 1, epochs: [:])
-        scoring.handle(.started(clean, attempt: 1), now: 0)
-        scoring.stageEvent(.progress(done: 25000, total: 100_000, unit: "users"), stage: "clean")
-        #expect(scoring.render(now: 10) == "[0/1 done] clean 0:10 [#####...............] 25000/100000 users, ETA 0:30")
     }
 }

@@ -10,7 +10,7 @@ import Testing
 /// `writes`, from which the scheduler orders and fingerprints stages, are what the code does.
 /// The jobs run once each, in a nightly's order, on one database; where rerunning a job on
 /// unchanged input must change nothing, it runs a second time and the tables are compared.
-@Suite(.serialized) struct TableAccessTests {
+@Suite(.serialized, .tags(.medium)) struct TableAccessTests {
     /// Bookkeeping every job may touch, and SQLite's own tables.
     static func isBookkeeping(_ table: String) -> Bool {
         table == TableName.stageRuns.rawValue || table == "schema_migrations" || table.hasPrefix("sqlite_")

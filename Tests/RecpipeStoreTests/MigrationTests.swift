@@ -7,7 +7,7 @@ import Testing
 
 func temporaryPath(_ name: String = "db.sqlite") -> String { scratchDirectory() + "/" + name }
 
-@Suite struct MigrationTests {
+@Suite(.tags(.medium)) struct MigrationTests {
     @Test func shippedMigrationsAreTheFilesInTheRepository() throws {
         let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../migrations").standardized

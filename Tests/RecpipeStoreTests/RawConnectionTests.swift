@@ -4,7 +4,7 @@ import RecpipeTestSupport
 import Testing
 @testable import RecpipeStore
 
-@Suite struct RawConnectionTests {
+@Suite(.tags(.medium)) struct RawConnectionTests {
     /// A shard file's rows are copied into the database's table by `score --merge`: its
     /// columns, keys and types must be the database's.
     @Test func shardFileRowsHaveTheDatabasesLayout() throws {

@@ -1,3 +1,4 @@
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeStages
 
@@ -8,7 +9,7 @@ private func number(_ text: String) -> FieldParsing.Number {
 
 private func valid(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer { FieldParsing.isValidUTF8($0) } }
 
-@Suite struct FieldParsingTests {
+@Suite(.tags(.small)) struct FieldParsingTests {
     @Test(arguments: [("4", 4.0), ("3.5", 3.5), (" 5 ", 5.0), ("-1", -1.0), ("+2.25", 2.25), ("1e3", 1000.0),
                       ("0.1", 0.1), ("1234567890.123456789", 1234567890.123456789), (".5", 0.5)])
     func numbers(text: String, value: Double) {

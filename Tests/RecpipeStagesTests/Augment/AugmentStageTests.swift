@@ -22,7 +22,7 @@ func smallAugment(_ configure: (inout AugmentStage.Config) -> Void = { _ in }) t
     return try AugmentStage(config: config)
 }
 
-@Suite struct AugmentStageTests {
+@Suite(.tags(.medium)) struct AugmentStageTests {
     @Test func writesSyntheticInteractionsApartFromTheRealOnes() throws {
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch

@@ -1,11 +1,12 @@
 import Foundation
 import GRDB
 import Logging
+import RecpipeTestSupport
 import Testing
 @testable import RecpipeStages
 @testable import RecpipeStore
 
-@Suite struct IngestFormatTests {
+@Suite(.tags(.medium)) struct IngestFormatTests {
     let expected = [
         StoredRawRow(line: 2, user: "196", item: "242", rating: 3, ts: 881_250_949),
         StoredRawRow(line: 3, user: "186", item: "302", rating: 3.5, ts: 891_717_742),
@@ -142,7 +143,7 @@ import Testing
     }
 }
 
-@Suite struct IngestRejectTests {
+@Suite(.tags(.medium)) struct IngestRejectTests {
     /// One file holding a row for every reject reason among good rows.
     @Test func everyReasonIsRecordedWithItsLine() throws {
         let scratch = Scratch()
@@ -260,7 +261,7 @@ import Testing
     }
 }
 
-@Suite struct IngestIdempotenceTests {
+@Suite(.tags(.medium)) struct IngestIdempotenceTests {
     @Test func reingestingTheSameContentIsSkipped() throws {
         let scratch = Scratch()
         let store = try scratch.store()
@@ -304,7 +305,7 @@ import Testing
     }
 }
 
-@Suite struct IngestFailureTests {
+@Suite(.tags(.medium)) struct IngestFailureTests {
     /// A read error deep into a file (here a truncated gzip stream) fails the source after
     /// many rows were parsed and written: the whole source must roll back.
     @Test func truncatedGzipAfterManyRowsStoresNothing() throws {
@@ -343,7 +344,7 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
     var events: [(String, Logger.Metadata)] { lock.withLock { lines } }
 }
 
-@Suite struct IngestProgressTests {
+@Suite(.tags(.medium)) struct IngestProgressTests {
     /// Progress counts the bytes of the file as stored (compressed), across sources, in MB.
     @Test func progressCountsFileBytesAcrossSources() throws {
         let scratch = Scratch()
@@ -387,7 +388,7 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
     }
 }
 
-@Suite struct IngestTimeUnitTests {
+@Suite(.tags(.medium)) struct IngestTimeUnitTests {
     /// Millisecond times are refused as seconds (never stored as the year 50,000), with the
     /// hint in the reject; with --time-unit ms they are stored in seconds.
     @Test func millisecondsAreNotTakenForSeconds() throws {
@@ -415,7 +416,7 @@ final class CapturedLog: LogHandler, @unchecked Sendable {
     }
 }
 
-@Suite struct IngestControlCharacterTests {
+@Suite(.tags(.medium)) struct IngestControlCharacterTests {
     /// A NUL (or any C0 control character, or DEL) in a key rejects the row: such keys would
     /// be cut short in C strings and two users could become one.
     @Test func keysWithControlCharactersAreRejected() throws {

@@ -6,7 +6,7 @@ import Testing
 @testable import RecpipeStages
 @testable import RecpipeStore
 
-@Suite struct RetentionTests {
+@Suite(.tags(.medium)) struct RetentionTests {
     /// Trains a popularity model (cheap, a real stored model) with the gate off: it is
     /// published, the previous one retired, older ones pruned beyond `keep`.
     @discardableResult

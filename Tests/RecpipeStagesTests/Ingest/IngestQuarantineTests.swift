@@ -7,7 +7,7 @@ import Testing
 @testable import RecpipeStore
 
 /// Poison sources are recorded as refused and passed over; the others are stored.
-@Suite struct IngestQuarantineTests {
+@Suite(.tags(.medium)) struct IngestQuarantineTests {
     struct Batch: Equatable {
         var source: String
         var status: String
@@ -152,7 +152,7 @@ import Testing
 }
 
 /// Keys are kept byte for byte: exact or refused.
-@Suite struct ExactKeyTests {
+@Suite(.tags(.small)) struct ExactKeyTests {
     /// BLOB keys are refused; text is read with its byte length, so a zero byte or invalid
     /// UTF-8 inside it is seen and refused rather than cut or replaced.
     @Test func sqliteSourcesGiveKeysWhole() throws {

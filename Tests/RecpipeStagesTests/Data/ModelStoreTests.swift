@@ -6,7 +6,7 @@ import Testing
 @testable import RecpipeStages
 @testable import RecpipeStore
 
-@Suite struct ModelStoreTests {
+@Suite(.tags(.medium)) struct ModelStoreTests {
     @Test(arguments: [ModelKind.ease, .itemknn, .ials, .popularity, .multdae, .cfgan])
     func everyKindRoundTripsThroughChunkedTensors(kind: ModelKind) throws {
         let (scratch, store) = try TrainStageTests().prepared()

@@ -11,7 +11,7 @@ private func events(_ rows: [(String, String, Double?, Int64?)]) -> RawEvents {
     return e
 }
 
-@Suite struct PreprocessTests {
+@Suite(.tags(.medium)) struct PreprocessTests {
     @Test func dedupeKeepsTheLatestEventThenBinarizes() {
         let input = events([
             ("a", "x", 5, 100), ("a", "x", 2, 200),  // re-rated lower later: not a positive
@@ -83,7 +83,7 @@ struct SeededRandomForTests {
     }
 }
 
-@Suite struct SplitTests {
+@Suite(.tags(.medium)) struct SplitTests {
     func synthetic(users: Int = 400, items: Int = 300, interactions: Int = 12_000, seed: UInt64 = 5) throws -> (Scratch, Store) {
         let scratch = Scratch()
         var config = Synth.Config()
@@ -247,7 +247,7 @@ struct SeededRandomForTests {
     }
 }
 
-@Suite struct StageContractTests {
+@Suite(.tags(.medium)) struct StageContractTests {
     /// Row counts and contents hashes of every table.
     func fingerprint(_ store: Store) throws -> [String: String] {
         try store.queue.read { db throws in
@@ -357,7 +357,7 @@ struct SeededRandomForTests {
     }
 }
 
-@Suite(.enabled(if: sharedPath("data/ml-100k/ml-100k.inter") != nil, "needs ../shared/data/ml-100k"))
+@Suite(.enabled(if: sharedPath("data/ml-100k/ml-100k.inter") != nil, "needs ../shared/data/ml-100k"), .tags(.large))
 struct MovieLens100KTests {
     @Test func ingestAndCleanMatchThePublishedCounts() throws {
         let scratch = Scratch()

@@ -6,7 +6,7 @@ import Testing
 @testable import RecpipeStages
 @testable import RecpipeStore
 
-@Suite struct TrainStageTests {
+@Suite(.tags(.medium)) struct TrainStageTests {
     /// A small synthetic log, ingested and cleaned.
     func prepared(seed: UInt64 = 5, users: Int = 300) throws -> (Scratch, Store) {
         let scratch = Scratch()
