@@ -26,17 +26,21 @@ public final class EventChannel: @unchecked Sendable {
     private let descriptor: Int32
     private let lock = NSLock()
     private var broken = false
+    /// Why the channel the scheduler named could not be opened (then it drops every event).
+    public let problem: String?
 
-    init(descriptor: Int32) { self.descriptor = descriptor }
+    init(descriptor: Int32, problem: String? = nil) {
+        self.descriptor = descriptor
+        self.problem = problem
+    }
 
-    /// The channel this process was given, if any. A channel that cannot be opened is
-    /// reported on stderr once and dropped: the stage itself still runs.
+    /// The channel this process was given, if any. One that cannot be opened drops every
+    /// event and says why in `problem` (for the process's log): the stage itself still runs.
     public static func inherited(environment: [String: String] = ProcessInfo.processInfo.environment) -> EventChannel {
         guard let path = environment[environmentVariable], !path.isEmpty else { return .none }
         let descriptor = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else {
-            FileHandle.standardError.write(Data("recpipe: cannot open the event channel \(path): \(String(cString: strerror(errno)))\n".utf8))
-            return .none
+            return EventChannel(descriptor: -1, problem: "cannot open the event channel \(path): \(String(cString: strerror(errno)))")
         }
         // Non-blocking only to fail at once when nobody reads; writes then wait for room.
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)

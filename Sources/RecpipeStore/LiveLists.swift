@@ -30,3 +30,102 @@ public enum LiveLists {
                     items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"]) })
     }
 }
+
+/// How lists are published, the only code that writes `score_runs`, `recommendation_rows`
+/// and `live_recommendations`: a run's rows are written under its id (invisible), then one
+/// small transaction points the live lists at them, keeping the set they replace as the
+/// rollback set; every other set's rows are then removed.
+extension LiveLists {
+    /// Records a scoring run before its rows are written (published_at stays NULL).
+    public static func begin(run: Int64, model: Int64, k: Int, users: Int, in db: Database) throws {
+        try db.execute(sql: "INSERT INTO \(TableName.scoreRuns) (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
+                       arguments: [run, model, k, users, Clock.isoNow()])
+    }
+
+    /// Writes one batch of a run's rows, `count` of them, `row(k)` giving each.
+    public static func write(run: Int64, count: Int, on connection: RawConnection,
+                             row: (Int) -> (user: String, rank: Int, item: String, score: Double)) throws {
+        try connection.insert(into: .recommendationRows, columns: ["run_id", "user_key", "rank", "item_key", "score"],
+                              count: count) { binder, k in
+            let (user, rank, item, score) = row(k)
+            binder.bind(run)
+            binder.bind(user)
+            binder.bind(rank)
+            binder.bind(item)
+            binder.bind(score)
+        }
+    }
+
+    /// Copies the rows of the shard file attached as `schema` under `run`; returns how many.
+    public static func copyShard(attachedAs schema: String, run: Int64, on connection: RawConnection) throws -> Int {
+        try connection.inTransaction {
+            try connection.run("""
+                INSERT INTO main.\(TableName.recommendationRows) (run_id, user_key, rank, item_key, score)
+                SELECT ?, user_key, rank, item_key, score FROM \(schema).recommendation_rows ORDER BY user_key, rank
+                """, [.integer(run)])
+        }
+        return connection.changes
+    }
+
+    /// The users with a list in `run`.
+    public static func usersWithLists(run: Int64, in db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM \(TableName.recommendationRows) WHERE run_id = ? AND rank = 1", arguments: [run]) ?? 0
+    }
+
+    /// The live run and the rollback set's run; nil when nothing is published.
+    public static func live(in db: Database) throws -> (run: Int64, previous: Int64?)? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT run_id, previous_run_id FROM \(TableName.liveRecommendations) WHERE one = 1") else {
+            return nil
+        }
+        return (row["run_id"], row["previous_run_id"])
+    }
+
+    /// Points the live lists at `run` (the set they replace becomes the rollback set) and
+    /// completes its record. Call in the transaction that checked the run.
+    public static func switchTo(run: Int64, rows: Int, seconds: Double, in db: Database) throws {
+        try db.execute(sql: "INSERT OR REPLACE INTO \(TableName.liveRecommendations) (one, run_id, previous_run_id) VALUES (1, ?, ?)",
+                       arguments: [run, try live(in: db)?.run])
+        try db.execute(sql: "UPDATE \(TableName.scoreRuns) SET rows = ?, published_at = ?, seconds = ? WHERE run_id = ?",
+                       arguments: [rows, Clock.isoNow(), seconds, run])
+    }
+
+    /// Removes a run's rows (a run refused or failed before it was published).
+    public static func discard(run: Int64, on connection: RawConnection) throws {
+        try connection.run("DELETE FROM \(TableName.recommendationRows) WHERE run_id = ?", [.integer(run)])
+    }
+
+    /// Removes the rows of every set but the live one and the rollback set.
+    public static func dropUnreachable(on connection: RawConnection) throws {
+        try connection.execute("""
+            DELETE FROM \(TableName.recommendationRows) WHERE run_id NOT IN
+                (SELECT run_id FROM \(TableName.liveRecommendations)
+                 UNION SELECT previous_run_id FROM \(TableName.liveRecommendations) WHERE previous_run_id IS NOT NULL)
+            """)
+    }
+
+    /// What a rollback found and did.
+    public enum Rollback: Sendable, Equatable {
+        case nothingPublished
+        case noEarlierSet(live: Int64)
+        case earlierSetEmpty(earlier: Int64)
+        /// The live lists now come from `live` (model, published at), `rows` rows; `takenDown`
+        /// is the rollback set.
+        case rolledBack(live: Int64, takenDown: Int64, rows: Int, model: Int64, publishedAt: String)
+    }
+
+    /// Points the live lists back at the rollback set, which the set taken down replaces (so a
+    /// second rollback undoes the first). Changes nothing unless it returns `rolledBack`.
+    public static func rollBack(in db: Database) throws -> Rollback {
+        guard let (current, earlier) = try live(in: db) else { return .nothingPublished }
+        guard let previous = earlier else { return .noEarlierSet(live: current) }
+        let rows = try Int.fetchOne(db, sql: "SELECT count(*) FROM \(TableName.recommendationRows) WHERE run_id = ?", arguments: [previous]) ?? 0
+        guard rows > 0 else { return .earlierSetEmpty(earlier: previous) }
+        try db.execute(sql: "UPDATE \(TableName.liveRecommendations) SET run_id = ?, previous_run_id = ? WHERE one = 1",
+                       arguments: [previous, current])
+        try db.execute(sql: "UPDATE \(TableName.scoreRuns) SET rolled_back_at = ? WHERE run_id = ?", arguments: [Clock.isoNow(), current])
+        try db.execute(sql: "UPDATE \(TableName.scoreRuns) SET rolled_back_at = NULL WHERE run_id = ?", arguments: [previous])
+        let info = try Row.fetchOne(db, sql: "SELECT model_id, published_at FROM \(TableName.scoreRuns) WHERE run_id = ?", arguments: [previous])
+        return .rolledBack(live: previous, takenDown: current, rows: rows, model: info?["model_id"] ?? 0,
+                           publishedAt: info?["published_at"] ?? "-")
+    }
+}

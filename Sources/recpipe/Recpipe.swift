@@ -102,6 +102,9 @@ func runReporting(_ logger: Logger, database: String? = nil, _ body: () throws -
 /// stage command.
 func runStage<S: Stage>(_ stage: S, options: DatabaseOptions, logger: Logger) throws {
     let store = try options.openStore(logger)
+    if let problem = inheritedEvents.problem {
+        logger.warning("the scheduler will not see this stage's progress", metadata: ["reason": "\(problem)"])
+    }
     try finish(try StageRunner.run(stage, store: store, logger: logger, events: inheritedEvents), logger: logger)
 }
 

@@ -55,7 +55,9 @@ import Testing
     @Test func noChannelDropsEvents() {
         #expect(!EventChannel.inherited(environment: [:]).isOpen)
         EventChannel.none.send(.epoch(1))
-        #expect(!EventChannel.inherited(environment: [EventChannel.environmentVariable: "/nonexistent/events"]).isOpen)
+        let unopenable = EventChannel.inherited(environment: [EventChannel.environmentVariable: "/nonexistent/events"])
+        #expect(!unopenable.isOpen)
+        #expect(unopenable.problem?.hasPrefix("cannot open the event channel /nonexistent/events: ") == true)
     }
 
     /// The channel of a scheduler that was killed is removed by the next; a live one stays.

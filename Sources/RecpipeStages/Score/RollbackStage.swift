@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RecpipeStore
 
 /// Points the live lists back at the set the last publish replaced, in one transaction.
@@ -18,28 +17,18 @@ public struct RollbackStage: Stage {
 
     public func run(_ context: StageContext) throws -> StageReport {
         let path = context.store.path
-        return try context.store.queue.write { db in
-            guard let live = try Row.fetchOne(db, sql: "SELECT run_id, previous_run_id FROM live_recommendations WHERE one = 1") else {
-                throw StageError.missingInput("\(path): nothing is published; there is nothing to roll back")
-            }
-            let current: Int64 = live["run_id"]
-            guard let previous: Int64 = live["previous_run_id"] else {
-                throw StageError.missingInput("\(path): run \(current) is live and no earlier set is kept; nothing changed")
-            }
-            let rows = try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ?", arguments: [previous]) ?? 0
-            guard rows > 0 else {
-                throw StageError.missingInput("\(path): the earlier set (run \(previous)) has no rows left; nothing changed")
-            }
-            try db.execute(sql: "UPDATE live_recommendations SET run_id = ?, previous_run_id = ? WHERE one = 1",
-                           arguments: [previous, current])
-            try db.execute(sql: "UPDATE score_runs SET rolled_back_at = ? WHERE run_id = ?", arguments: [Clock.isoNow(), current])
-            try db.execute(sql: "UPDATE score_runs SET rolled_back_at = NULL WHERE run_id = ?", arguments: [previous])
-            let info = try Row.fetchOne(db, sql: "SELECT model_id, published_at FROM score_runs WHERE run_id = ?", arguments: [previous])
-            let model: Int64 = info?["model_id"] ?? 0
-            let published: String = info?["published_at"] ?? "-"
-            context.logger.info("rolled back", metadata: ["live_run": "\(previous)", "taken_down": "\(current)"])
+        let outcome = try context.store.queue.write { try LiveLists.rollBack(in: $0) }
+        switch outcome {
+        case .nothingPublished:
+            throw StageError.missingInput("\(path): nothing is published; there is nothing to roll back")
+        case .noEarlierSet(let live):
+            throw StageError.missingInput("\(path): run \(live) is live and no earlier set is kept; nothing changed")
+        case .earlierSetEmpty(let earlier):
+            throw StageError.missingInput("\(path): the earlier set (run \(earlier)) has no rows left; nothing changed")
+        case let .rolledBack(live, takenDown, rows, model, published):
+            context.logger.info("rolled back", metadata: ["live_run": "\(live)", "taken_down": "\(takenDown)"])
             return StageReport(rowsIn: rows, rowsOut: rows, summary: [
-                "live lists now from score run \(previous) (model \(model), published \(published)), \(rows) rows; run \(current) taken down (recpipe rollback again restores it)",
+                "live lists now from score run \(live) (model \(model), published \(published)), \(rows) rows; run \(takenDown) taken down (recpipe rollback again restores it)",
             ])
         }
     }

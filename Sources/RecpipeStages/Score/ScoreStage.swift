@@ -121,17 +121,14 @@ public struct ScoreStage: Stage {
                 "\(written) recommendations for users \(users.lowerBound)..<\(users.upperBound) (shard \(shard.index) of \(shard.count)) from model \(record.modelID) (\(record.kind.rawValue)) in \(shard.output); not published: recpipe score --merge publishes the shards",
             ])
         }
-        try store.queue.write { db in
-            try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
-                           arguments: [context.runID, record.modelID, k, userKeys.count, Clock.isoNow()])
-        }
+        try store.queue.write { try LiveLists.begin(run: context.runID, model: record.modelID, k: k, users: userKeys.count, in: $0) }
         let connection = try store.bulkConnection()
         let written: Int
         do {
             written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
                                      runID: context.runID, to: connection, progress: reporter(context, total: users.count))
         } catch {
-            try? connection.execute("DELETE FROM recommendation_rows WHERE run_id = \(context.runID)")
+            try? LiveLists.discard(run: context.runID, on: connection)
             throw error
         }
         try publish(context, connection: connection, rows: written, started: started, what: "model \(record.modelID) (\(record.kind.rawValue))")
@@ -163,14 +160,9 @@ public struct ScoreStage: Stage {
             try writer.submit {
                 let rows = batch.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
                 try connection.inTransaction {
-                    try connection.insert(into: .recommendationRows,
-                                          columns: ["run_id", "user_key", "rank", "item_key", "score"], count: rows.count) { row, n in
+                    try LiveLists.write(run: runID, count: rows.count, on: connection) { n in
                         let (user, rank, entry) = rows[n]
-                        row.bind(runID)
-                        row.bind(userKeys[user])
-                        row.bind(rank + 1)
-                        row.bind(itemKeys[Int(entry.ranked[rank])])
-                        row.bind(Double(entry.scores[rank]))
+                        return (userKeys[user], rank + 1, itemKeys[Int(entry.ranked[rank])], Double(entry.scores[rank]))
                     }
                 }
                 written += rows.count
@@ -209,36 +201,26 @@ public struct ScoreStage: Stage {
         let runID = context.runID
         do {
             try context.store.queue.write { db in
-                func usersWithLists(_ run: Int64) throws -> Int {
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ? AND rank = 1", arguments: [run]) ?? 0
-                }
-                let covered = try usersWithLists(runID)
+                let covered = try LiveLists.usersWithLists(run: runID, in: db)
                 guard rows > 0, covered > 0 else {
                     throw StageError.refused("score: \(what) gave no recommendations (no users, or no item a user does not have); nothing published, the live lists are unchanged")
                 }
-                let live = try Int64.fetchOne(db, sql: "SELECT run_id FROM live_recommendations WHERE one = 1")
-                if let live {
-                    let liveUsers = try usersWithLists(live)
+                if let live = try LiveLists.live(in: db)?.run {
+                    let liveUsers = try LiveLists.usersWithLists(run: live, in: db)
                     if Double(covered) < config.minUsersFraction * Double(liveUsers) {
                         throw StageError.refused("score: \(what) has lists for \(covered) users, the live set (run \(live)) for \(liveUsers); below --min-users-fraction \(config.minUsersFraction), nothing published, the live lists are unchanged")
                     }
                 }
-                try db.execute(sql: "INSERT OR REPLACE INTO live_recommendations (one, run_id, previous_run_id) VALUES (1, ?, ?)",
-                               arguments: [runID, live])
-                try db.execute(sql: "UPDATE score_runs SET rows = ?, published_at = ?, seconds = ? WHERE run_id = ?",
-                               arguments: [rows, Clock.isoNow(), Clock.monotonic() - started, runID])
+                try LiveLists.switchTo(run: runID, rows: rows, seconds: Clock.monotonic() - started, in: db)
             }
         } catch {
             // A refused set is not kept: remove its rows now (the live set is untouched).
-            try? connection.execute("DELETE FROM recommendation_rows WHERE run_id = \(runID)")
+            try? LiveLists.discard(run: runID, on: connection)
             throw error
         }
         // Only the live set and the one it replaced stay (rows of refused, failed or killed
         // runs, and older sets, are no longer visible: drop them).
-        try connection.execute("""
-            DELETE FROM recommendation_rows WHERE run_id NOT IN
-                (SELECT run_id FROM live_recommendations UNION SELECT previous_run_id FROM live_recommendations WHERE previous_run_id IS NOT NULL)
-            """)
+        try LiveLists.dropUnreachable(on: connection)
     }
 
     /// Publishes shard files: checks that they are complete and together cover every user
@@ -273,21 +255,12 @@ public struct ScoreStage: Stage {
         guard covers else {
             throw StageError.badData("shards \(config.merge.joined(separator: ", ")) do not cover users 0..<\(users) once: \(ranges.map { "\($0[0])..<\($0[1])" }.joined(separator: ", "))")
         }
-        try store.queue.write { db in
-            try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
-                           arguments: [context.runID, first.modelID, first.k, users, Clock.isoNow()])
-        }
+        try store.queue.write { try LiveLists.begin(run: context.runID, model: first.modelID, k: first.k, users: users, in: $0) }
         var written = 0
         for (path, info) in infos {
             try connection.run("ATTACH DATABASE ? AS shard", [.text(path)])
             defer { try? connection.execute("DETACH DATABASE shard") }
-            try connection.inTransaction {
-                try connection.run("""
-                    INSERT INTO main.recommendation_rows (run_id, user_key, rank, item_key, score)
-                    SELECT ?, user_key, rank, item_key, score FROM shard.recommendation_rows ORDER BY user_key, rank
-                    """, [.integer(context.runID)])
-            }
-            let copied = connection.changes
+            let copied = try LiveLists.copyShard(attachedAs: "shard", run: context.runID, on: connection)
             guard copied == info.rows else {
                 throw StageError.badData("\(path): \(copied) rows, its shard_info says \(info.rows)")
             }
