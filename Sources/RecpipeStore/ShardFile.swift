@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 /// A scoring shard file: one shard's lists, written whole by one `score --shard` process and
 /// published by `score --merge`. Its schema is `migrations/shard/*.sql`.
@@ -26,10 +27,20 @@ public enum ShardFile {
         }
     }
 
-    /// Replaces whatever is at `path` (and its -wal, -shm, -journal) with an empty shard file.
-    public static func create(at path: String) throws -> RawConnection {
+    /// Replaces whatever is at `path` (and its -wal, -shm, -journal) with an empty shard file
+    /// of `store`: its recommendation_rows defined as the database defines it.
+    public static func create(at path: String, for store: Store) throws -> RawConnection {
+        let definition = try store.queue.read { db in
+            try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                arguments: [TableName.recommendationRows.rawValue])
+        }
+        guard let definition else {
+            throw StoreError.statementFailed(path: store.path, sql: "the definition of \(TableName.recommendationRows)",
+                                             reason: "no such table", code: 0)
+        }
         for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
         let file = try RawConnection(path: path, mode: .create)
+        try file.execute(definition)
         for schema in embeddedShardSchemaFiles { try file.execute(schema.sql) }
         return file
     }

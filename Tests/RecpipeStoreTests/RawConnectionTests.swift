@@ -10,7 +10,7 @@ import Testing
     @Test func shardFileRowsHaveTheDatabasesLayout() throws {
         let directory = scratchDirectory("shardfile")
         let store = try Store(path: directory + "/db.sqlite", logger: quietLogger)
-        let file = try ShardFile.create(at: directory + "/shard.sqlite")
+        let file = try ShardFile.create(at: directory + "/shard.sqlite", for: store)
         func layout(_ connection: RawConnection, _ schema: String) throws -> [String] {
             var columns: [String] = []
             try connection.forEachRow("SELECT name, type, \"notnull\", pk FROM pragma_table_info('recommendation_rows', '\(schema)')") { row in
@@ -26,7 +26,7 @@ import Testing
         try ShardFile.finish(file, info)
         #expect(try ShardFile.info(attachedAs: "main", on: file) == info)
         // Creating it again replaces the file: no info, no rows.
-        let again = try ShardFile.create(at: directory + "/shard.sqlite")
+        let again = try ShardFile.create(at: directory + "/shard.sqlite", for: store)
         #expect(try ShardFile.info(attachedAs: "main", on: again) == nil)
     }
 

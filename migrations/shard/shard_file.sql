@@ -1,16 +1,8 @@
--- The schema of a scoring shard file (`recpipe score --shard I/N --shard-out FILE`): one
--- shard's lists, in the layout of the database's recommendation_rows, and shard_info, written
--- last, so that a file without it is known to be incomplete. Not a recpipe database: the file
--- is created whole by one score process and read once by `recpipe score --merge`.
-CREATE TABLE recommendation_rows (
-    run_id   INTEGER NOT NULL,
-    user_key TEXT NOT NULL,
-    rank     INTEGER NOT NULL,
-    item_key TEXT NOT NULL,
-    score    REAL NOT NULL,
-    PRIMARY KEY (run_id, user_key, rank)
-) WITHOUT ROWID;
-
+-- The schema of a scoring shard file (`recpipe score --shard I/N --shard-out FILE`) besides
+-- its recommendation_rows, which is created from the database's own definition of that table
+-- (ShardFile.create), so the two cannot drift apart. shard_info is written last, so that a
+-- file without it is known to be incomplete. Not a recpipe database: the file is created
+-- whole by one score process and read once by `recpipe score --merge`.
 CREATE TABLE shard_info (
     model_id    INTEGER NOT NULL,
     k           INTEGER NOT NULL,

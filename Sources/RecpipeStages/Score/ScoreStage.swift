@@ -110,7 +110,7 @@ public struct ScoreStage: Stage {
         ])
         if let shard = config.shard {
             try OutputGuard.check(shard.output, database: store.path, replaceable: .shard)
-            let file = try ShardFile.create(at: shard.output)
+            let file = try ShardFile.create(at: shard.output, for: store)
             let written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
                                          runID: context.runID, to: file, progress: reporter(context, total: users.count))
             // Written last: a shard file without it is incomplete and merge refuses it.
