@@ -73,7 +73,7 @@ public enum Benchmarks {
             _ = try Store(path: db, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
             let measured = try ChildProcess.measure(executable, ["ingest", "--quiet", "--db", db, csv])
             let row = try Store(readingAt: db).queue.read { db in
-                try Row.fetchOne(db, sql: "SELECT status, rows_read, reason FROM ingest_batches ORDER BY batch_id DESC LIMIT 1")
+                try Row.fetchOne(db, sql: "SELECT status, rows_read, reason FROM \(TableName.ingestBatches) ORDER BY batch_id DESC LIMIT 1")
             }
             let status: String = row?["status"] ?? "none", read: Int = row?["rows_read"] ?? 0
             guard status == "refused" else { throw StageError.badData("\(csv): expected the file refused, its batch is \(status)") }

@@ -20,8 +20,8 @@ public enum PrometheusTextfile {
         metric("recpipe_database_wal_size_bytes", "Size of the database's -wal file after the run.", [(label, Double(sizes.wal))])
         let refused = try store.queue.read { db in
             try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM ingest_batches WHERE status = 'refused'
-                AND seen_run_id = (SELECT max(run_id) FROM stage_runs WHERE stage = 'ingest')
+                SELECT count(*) FROM \(TableName.ingestBatches) WHERE status = 'refused'
+                AND seen_run_id = (SELECT max(run_id) FROM \(TableName.stageRuns) WHERE stage = 'ingest')
                 """) ?? 0
         }
         metric("recpipe_ingest_refused_sources", "Sources the latest ingest run refused, or skipped because their content was refused before.",
@@ -45,15 +45,15 @@ public enum PrometheusTextfile {
                rows.compactMap { stage, attempt in attempt.rowsOut.map { (stageLabel(stage), Double($0)) } })
         let quality = try store.queue.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT model, value FROM evaluation
-                WHERE run_id = (SELECT max(run_id) FROM evaluation_runs) AND metric = 'ndcg' AND k = 100 ORDER BY model
+                SELECT model, value FROM \(TableName.evaluation)
+                WHERE run_id = (SELECT max(run_id) FROM \(TableName.evaluationRuns)) AND metric = 'ndcg' AND k = 100 ORDER BY model
                 """)
         }
         metric("recpipe_evaluation_ndcg_at_100", "Test NDCG@100 of each model in the latest evaluation.",
                quality.map { ("\(label),model=\"\(escape($0["model"]))\"", $0["value"]) })
         let loop = try store.queue.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT k, hit_rate, recall, created_at FROM closed_loop WHERE run_id = (SELECT max(run_id) FROM closed_loop) ORDER BY k
+                SELECT k, hit_rate, recall, created_at FROM \(TableName.closedLoop) WHERE run_id = (SELECT max(run_id) FROM \(TableName.closedLoop)) ORDER BY k
                 """)
         }
         // Feedback stores nothing on a night without new interactions: the figures below are

@@ -115,7 +115,7 @@ public struct RunHistory: Sendable {
         try store.queue.write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO pipeline_runs (pipeline, manifest, status, selection, forced, retry_of, code_version, pid, host, started_at)
+                    INSERT INTO \(TableName.pipelineRuns) (pipeline, manifest, status, selection, forced, retry_of, code_version, pid, host, started_at)
                     VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [pipeline, manifest, Fingerprint.json(selection), forced, retryOf, codeVersion,
@@ -128,11 +128,11 @@ public struct RunHistory: Sendable {
         try store.queue.write { db in
             try db.execute(
                 sql: """
-                    UPDATE pipeline_runs SET status = :status, finished_at = :now, seconds = :seconds, error = :error,
-                        stages_run = (SELECT count(DISTINCT stage) FROM pipeline_stage_runs WHERE pipeline_run_id = :run AND attempt > 0),
-                        stages_skipped = (SELECT count(*) FROM pipeline_stage_runs WHERE pipeline_run_id = :run AND status = 'skipped'),
-                        stages_failed = (SELECT count(DISTINCT stage) FROM pipeline_stage_runs s WHERE pipeline_run_id = :run AND status = 'failed'
-                            AND NOT EXISTS (SELECT 1 FROM pipeline_stage_runs t
+                    UPDATE \(TableName.pipelineRuns) SET status = :status, finished_at = :now, seconds = :seconds, error = :error,
+                        stages_run = (SELECT count(DISTINCT stage) FROM \(TableName.pipelineStageRuns) WHERE pipeline_run_id = :run AND attempt > 0),
+                        stages_skipped = (SELECT count(*) FROM \(TableName.pipelineStageRuns) WHERE pipeline_run_id = :run AND status = 'skipped'),
+                        stages_failed = (SELECT count(DISTINCT stage) FROM \(TableName.pipelineStageRuns) s WHERE pipeline_run_id = :run AND status = 'failed'
+                            AND NOT EXISTS (SELECT 1 FROM \(TableName.pipelineStageRuns) t
                                             WHERE t.pipeline_run_id = :run AND t.stage = s.stage AND t.status = 'succeeded'))
                     WHERE pipeline_run_id = :run
                     """,
@@ -144,14 +144,14 @@ public struct RunHistory: Sendable {
     /// `abandoned`, and their running attempts as failed. Returns the runs marked.
     public func abandonStaleRuns() throws -> [PipelineRunRecord] {
         try store.queue.write { db in
-            let stale = try Row.fetchAll(db, sql: "SELECT * FROM pipeline_runs WHERE status = 'running'").map(PipelineRunRecord.init)
+            let stale = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.pipelineRuns) WHERE status = 'running'").map(PipelineRunRecord.init)
             for run in stale {
                 let message = "the scheduler (pid \(run.pid) on \(run.host)) stopped without finishing the run"
                 try db.execute(
-                    sql: "UPDATE pipeline_stage_runs SET status = 'failed', finished_at = ?, error = ? WHERE pipeline_run_id = ? AND status = 'running'",
+                    sql: "UPDATE \(TableName.pipelineStageRuns) SET status = 'failed', finished_at = ?, error = ? WHERE pipeline_run_id = ? AND status = 'running'",
                     arguments: [Clock.isoNow(), message, run.id])
                 try db.execute(
-                    sql: "UPDATE pipeline_runs SET status = 'abandoned', finished_at = ?, error = ? WHERE pipeline_run_id = ?",
+                    sql: "UPDATE \(TableName.pipelineRuns) SET status = 'abandoned', finished_at = ?, error = ? WHERE pipeline_run_id = ?",
                     arguments: [Clock.isoNow(), message, run.id])
             }
             return stale
@@ -201,7 +201,7 @@ public struct RunHistory: Sendable {
 
     public func run(_ id: Int64) throws -> PipelineRunRecord? {
         try store.queue.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM pipeline_runs WHERE pipeline_run_id = ?", arguments: [id]).map(PipelineRunRecord.init)
+            try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.pipelineRuns) WHERE pipeline_run_id = ?", arguments: [id]).map(PipelineRunRecord.init)
         }
     }
 
@@ -209,7 +209,7 @@ public struct RunHistory: Sendable {
     public func runs(pipeline: String? = nil, limit: Int = 20) throws -> [PipelineRunRecord] {
         try store.queue.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM pipeline_runs WHERE ?1 IS NULL OR pipeline = ?1 ORDER BY pipeline_run_id DESC LIMIT ?2",
+                db, sql: "SELECT * FROM \(TableName.pipelineRuns) WHERE ?1 IS NULL OR pipeline = ?1 ORDER BY pipeline_run_id DESC LIMIT ?2",
                 arguments: [pipeline, limit]
             ).map(PipelineRunRecord.init)
         }
@@ -218,7 +218,7 @@ public struct RunHistory: Sendable {
     public func attempts(run: Int64) throws -> [StageAttemptRecord] {
         try store.queue.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT s.*, r.peak_rss_mb FROM pipeline_stage_runs s LEFT JOIN stage_runs r ON r.run_id = s.stage_run_id
+                SELECT s.*, r.peak_rss_mb FROM \(TableName.pipelineStageRuns) s LEFT JOIN \(TableName.stageRuns) r ON r.run_id = s.stage_run_id
                 WHERE s.pipeline_run_id = ? ORDER BY s.id
                 """, arguments: [run]).map(StageAttemptRecord.init)
         }
@@ -232,7 +232,7 @@ public struct RunHistory: Sendable {
         try store.queue.read { db in
             try Row.fetchOne(
                 db, sql: """
-                    SELECT s.* FROM pipeline_stage_runs s JOIN pipeline_runs r USING (pipeline_run_id)
+                    SELECT s.* FROM \(TableName.pipelineStageRuns) s JOIN \(TableName.pipelineRuns) r USING (pipeline_run_id)
                     WHERE r.pipeline = ? AND s.stage = ? AND s.status = 'succeeded' ORDER BY s.id DESC LIMIT 1
                     """,
                 arguments: [pipeline, stage]
@@ -245,7 +245,7 @@ public struct RunHistory: Sendable {
         try store.queue.read { db in
             try Row.fetchOne(
                 db, sql: """
-                    SELECT s.* FROM pipeline_stage_runs s JOIN pipeline_runs r USING (pipeline_run_id)
+                    SELECT s.* FROM \(TableName.pipelineStageRuns) s JOIN \(TableName.pipelineRuns) r USING (pipeline_run_id)
                     WHERE r.pipeline = ? AND s.stage = ? ORDER BY s.id DESC LIMIT 1
                     """,
                 arguments: [pipeline, stage]
@@ -259,7 +259,7 @@ public struct RunHistory: Sendable {
         try store.queue.write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO pipeline_stage_runs (pipeline_run_id, stage, kind, attempt, status, reason, fingerprint,
+                    INSERT INTO \(TableName.pipelineStageRuns) (pipeline_run_id, stage, kind, attempt, status, reason, fingerprint,
                         parameters, inputs, output, started_at, finished_at, seconds)
                     VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0)
                     """,
@@ -274,7 +274,7 @@ public struct RunHistory: Sendable {
         try store.queue.write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO pipeline_stage_runs (pipeline_run_id, stage, kind, attempt, status, reason, fingerprint,
+                    INSERT INTO \(TableName.pipelineStageRuns) (pipeline_run_id, stage, kind, attempt, status, reason, fingerprint,
                         parameters, inputs, started_at)
                     VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
                     """,
@@ -286,13 +286,13 @@ public struct RunHistory: Sendable {
 
     public func setPID(attempt: Int64, pid: Int32) throws {
         try store.queue.write { db in
-            try db.execute(sql: "UPDATE pipeline_stage_runs SET pid = ? WHERE id = ?", arguments: [Int(pid), attempt])
+            try db.execute(sql: "UPDATE \(TableName.pipelineStageRuns) SET pid = ? WHERE id = ?", arguments: [Int(pid), attempt])
         }
     }
 
     /// The newest `stage_runs` id, to find the row a child process adds.
     public func lastStageRunID() throws -> Int64 {
-        try store.queue.read { try Int64.fetchOne($0, sql: "SELECT coalesce(max(run_id), 0) FROM stage_runs") ?? 0 }
+        try store.queue.read { try Int64.fetchOne($0, sql: "SELECT coalesce(max(run_id), 0) FROM \(TableName.stageRuns)") ?? 0 }
     }
 
     /// Finishes an attempt: links the `stage_runs` row its process wrote (the first of its kind
@@ -302,17 +302,17 @@ public struct RunHistory: Sendable {
                               exitStatus: Int32?, signal: Int32?, error: String?) throws {
         try store.queue.write { db in
             let linked = try Row.fetchOne(
-                db, sql: "SELECT run_id, rows_in, rows_out, status FROM stage_runs WHERE run_id > ? AND stage = ? ORDER BY run_id LIMIT 1",
+                db, sql: "SELECT run_id, rows_in, rows_out, status FROM \(TableName.stageRuns) WHERE run_id > ? AND stage = ? ORDER BY run_id LIMIT 1",
                 arguments: [after, kind])
             let stageRunID: Int64? = linked?["run_id"]
             if let stageRunID, linked?["status"] == "running" {
                 try db.execute(
-                    sql: "UPDATE stage_runs SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
+                    sql: "UPDATE \(TableName.stageRuns) SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
                     arguments: [Clock.isoNow(), error ?? "the process ended without recording a result", stageRunID])
             }
             try db.execute(
                 sql: """
-                    UPDATE pipeline_stage_runs SET status = ?, output = ?, stage_run_id = ?, finished_at = ?, seconds = ?,
+                    UPDATE \(TableName.pipelineStageRuns) SET status = ?, output = ?, stage_run_id = ?, finished_at = ?, seconds = ?,
                         rows_in = ?, rows_out = ?, exit_status = ?, signal = ?, error = ?
                     WHERE id = ?
                     """,

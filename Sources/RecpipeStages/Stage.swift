@@ -121,7 +121,7 @@ public enum StageRunner {
         let started = Clock.monotonic()
         let runID = try store.queue.write { db -> Int64 in
             try db.execute(
-                sql: "INSERT INTO stage_runs (stage, status, parameters, started_at) VALUES (?, 'running', ?, ?)",
+                sql: "INSERT INTO \(TableName.stageRuns) (stage, status, parameters, started_at) VALUES (?, 'running', ?, ?)",
                 arguments: [S.name, parameters, Clock.isoNow()])
             return db.lastInsertedRowID
         }
@@ -132,7 +132,7 @@ public enum StageRunner {
                 try store.queue.write { db in
                     try db.execute(
                         sql: """
-                            UPDATE stage_runs SET status = ?, finished_at = ?, seconds = ?, rows_in = ?, rows_out = ?, error = ?,
+                            UPDATE \(TableName.stageRuns) SET status = ?, finished_at = ?, seconds = ?, rows_in = ?, rows_out = ?, error = ?,
                                 peak_rss_mb = ?
                             WHERE run_id = ?
                             """,

@@ -29,6 +29,9 @@ public struct TableName: Hashable, Sendable, CustomStringConvertible, Expressibl
     public static let augmentRuns: TableName = "augment_runs"
     public static let augmentedInteractions: TableName = "augmented_interactions"
     public static let ganTrainingLog: TableName = "gan_training_log"
+    /// The scheduler's history.
+    public static let pipelineRuns: TableName = "pipeline_runs"
+    public static let pipelineStageRuns: TableName = "pipeline_stage_runs"
     /// The view consumers query.
     public static let recommendations: TableName = "recommendations"
 }

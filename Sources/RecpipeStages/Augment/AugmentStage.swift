@@ -113,7 +113,7 @@ public struct AugmentStage: Stage {
             let modelID = try ModelStore.save(result.model, outcome: outcome, data: data, runID: context.runID, seconds: seconds,
                                               warmStartFrom: warmFrom, publish: true, in: db)
             let log = try db.makeStatement(sql: """
-                INSERT INTO gan_training_log (model_id, epoch, generator_loss, discriminator_loss, zr_loss, output_spread,
+                INSERT INTO \(TableName.ganTrainingLog) (model_id, epoch, generator_loss, discriminator_loss, zr_loss, output_spread,
                     validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             for e in result.log {
@@ -121,11 +121,11 @@ public struct AugmentStage: Stage {
                                             e.validationNDCG, e.seconds])
             }
             try db.execute(sql: """
-                INSERT INTO augment_runs (run_id, model_id, clean_run_id, parameters, users, rows, created_at)
+                INSERT INTO \(TableName.augmentRuns) (run_id, model_id, clean_run_id, parameters, users, rows, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [context.runID, modelID, data.cleanRunID, parameters, users, rows.count, Clock.isoNow()])
             let insert = try db.makeStatement(sql: """
-                INSERT INTO augmented_interactions (user_idx, item_idx, score, model_id, run_id) VALUES (?, ?, ?, ?, ?)
+                INSERT INTO \(TableName.augmentedInteractions) (user_idx, item_idx, score, model_id, run_id) VALUES (?, ?, ?, ?, ?)
                 """)
             for row in rows {
                 try insert.execute(arguments: [data.trainUsers[row.row], row.item, row.score, modelID, context.runID])

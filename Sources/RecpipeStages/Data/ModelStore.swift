@@ -80,11 +80,11 @@ public enum ModelStore {
         }
         let kind = model.kind.rawValue
         if publish {
-            try db.execute(sql: "UPDATE models SET status = 'retired' WHERE kind = ? AND status = 'published'", arguments: [kind])
+            try db.execute(sql: "UPDATE \(TableName.models) SET status = 'retired' WHERE kind = ? AND status = 'published'", arguments: [kind])
         }
         try db.execute(
             sql: """
-                INSERT INTO models (run_id, kind, created_at, hyperparameters, clean_run_id, data_fingerprint, items,
+                INSERT INTO \(TableName.models) (run_id, kind, created_at, hyperparameters, clean_run_id, data_fingerprint, items,
                     training_users, training_seconds, epochs, best_epoch, validation_metrics, warm_start_from, status)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
@@ -93,13 +93,13 @@ public enum ModelStore {
                         String(decoding: try encoder.encode(outcome.validationMetrics), as: UTF8.self), warmStartFrom,
                         publish ? "published" : "candidate"])
         let modelID = db.lastInsertedRowID
-        let items = try db.makeStatement(sql: "INSERT INTO model_items (model_id, position, item_key) VALUES (?, ?, ?)")
+        let items = try db.makeStatement(sql: "INSERT INTO \(TableName.modelItems) (model_id, position, item_key) VALUES (?, ?, ?)")
         for (position, key) in data.itemKeys.enumerated() {
             try items.execute(arguments: [modelID, position, key])
         }
         let chunk = max(4, chunkBytes / 4 * 4)
         let insert = try db.makeStatement(sql: """
-            INSERT INTO model_weights (model_id, tensor, chunk, shape, dtype, data) VALUES (?, ?, ?, ?, ?, ?)
+            INSERT INTO \(TableName.modelWeights) (model_id, tensor, chunk, shape, dtype, data) VALUES (?, ?, ?, ?, ?, ?)
             """)
         try model.forEachTensor { info, bytes in
             precondition(bytes.count == info.bytes, "tensor \(info.name): \(bytes.count) bytes for shape \(info.shape)")
@@ -112,7 +112,7 @@ public enum ModelStore {
             }
         }
         let log = try db.makeStatement(sql: """
-            INSERT INTO training_log (model_id, epoch, loss, kl, beta, validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO \(TableName.trainingLog) (model_id, epoch, loss, kl, beta, validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
         let variational = model.kind == .multvae
         for entry in outcome.log {
@@ -137,7 +137,7 @@ public enum ModelStore {
 
     /// The published model of a kind, if any.
     public static func published(kind: ModelKind, in db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT model_id FROM models WHERE kind = ? AND status = 'published'",
+        try Int64.fetchOne(db, sql: "SELECT model_id FROM \(TableName.models) WHERE kind = ? AND status = 'published'",
                            arguments: [kind.rawValue])
     }
 
@@ -163,7 +163,7 @@ public enum ModelStore {
     /// The model's row without its tensors.
     public static func record(_ modelID: Int64, in db: Database) throws -> Record {
         guard let row = try Row.fetchOne(db, sql: """
-            SELECT kind, status, hyperparameters, data_fingerprint, pruned_at FROM models WHERE model_id = ?
+            SELECT kind, status, hyperparameters, data_fingerprint, pruned_at FROM \(TableName.models) WHERE model_id = ?
             """, arguments: [modelID]) else {
             throw StageError.missingInput("no model \(modelID)")
         }
@@ -174,7 +174,7 @@ public enum ModelStore {
         guard let kind = ModelKind(rawValue: kindName) else {
             throw StageError.badData("model \(modelID) is of kind '\(kindName)', which this recpipe does not know")
         }
-        let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM model_items WHERE model_id = ? ORDER BY position",
+        let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.modelItems) WHERE model_id = ? ORDER BY position",
                                            arguments: [modelID])
         return Record(modelID: modelID, kind: kind, status: row["status"], hyperparameters: row["hyperparameters"],
                       dataFingerprint: row["data_fingerprint"], itemKeys: itemKeys)
@@ -200,7 +200,7 @@ public enum ModelStore {
 
         func info(_ name: String) throws -> TensorInfo {
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT shape, dtype FROM model_weights WHERE model_id = ? AND tensor = ? ORDER BY chunk LIMIT 1
+                SELECT shape, dtype FROM \(TableName.modelWeights) WHERE model_id = ? AND tensor = ? ORDER BY chunk LIMIT 1
                 """, arguments: [modelID, name]) else {
                 throw ModelError.shapeMismatch("tensor \(name) is missing")
             }
@@ -216,7 +216,7 @@ public enum ModelStore {
         func read(_ name: String, into buffer: UnsafeMutableRawBufferPointer) throws {
             var offset = 0, expected = 0
             let chunks = try Row.fetchCursor(db, sql: """
-                SELECT chunk, data FROM model_weights WHERE model_id = ? AND tensor = ? ORDER BY chunk
+                SELECT chunk, data FROM \(TableName.modelWeights) WHERE model_id = ? AND tensor = ? ORDER BY chunk
                 """, arguments: [modelID, name])
             while let row = try chunks.next() {
                 let chunk: Int = row["chunk"]

@@ -26,11 +26,11 @@ public struct TrainingData: Sendable {
     /// is their training history; otherwise it is their `*_tr` rows.
     public static func load(_ store: Store) throws -> TrainingData {
         try store.queue.read { db in
-            guard let run = try Row.fetchOne(db, sql: "SELECT run_id, split FROM clean_runs ORDER BY run_id DESC LIMIT 1") else {
+            guard let run = try Row.fetchOne(db, sql: "SELECT run_id, split FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1") else {
                 throw StageError.missingInput("\(store.path): no clean run yet; run clean first")
             }
-            let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM items ORDER BY item_idx")
-            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM users ORDER BY user_idx")
+            let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.items) ORDER BY item_idx")
+            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM \(TableName.users) ORDER BY user_idx")
             let split: String = run["split"]
             var byPart: [SplitPart: [Int: [Int32]]] = [:]
             var hasher = SHA256()

@@ -58,7 +58,7 @@ public struct EvaluateStage: Stage {
                 for (name, augmented) in variants {
                     let filter = augmented.isEmpty ? "" : "AND json_extract(hyperparameters, '$.augmentation') \(augmented)"
                     guard let id = try Int64.fetchOne(db, sql: """
-                        SELECT model_id FROM models WHERE kind = ? AND data_fingerprint = ? AND pruned_at IS NULL \(filter)
+                        SELECT model_id FROM \(TableName.models) WHERE kind = ? AND data_fingerprint = ? AND pruned_at IS NULL \(filter)
                         ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
                         """, arguments: [kind.rawValue, data.fingerprint]) else { continue }
                     chosen.append((name, id))
@@ -101,20 +101,20 @@ public struct EvaluateStage: Stage {
         }
         try store.queue.write { db in
             try db.execute(sql: """
-                INSERT INTO evaluation_runs (run_id, clean_run_id, part, users, head_items, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO \(TableName.evaluationRuns) (run_id, clean_run_id, part, users, head_items, created_at) VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [context.runID, data.cleanRunID, config.part.rawValue, results.first?.users.count ?? 0, head,
                                  Clock.isoNow()])
             let headItem = try db.makeStatement(sql: """
-                INSERT INTO evaluation_head_items (run_id, item_key, interactions) VALUES (?, ?, ?)
+                INSERT INTO \(TableName.evaluationHeadItems) (run_id, item_key, interactions) VALUES (?, ?, ?)
                 """)
             for item in isHead.indices where isHead[item] {
                 try headItem.execute(arguments: [context.runID, data.itemKeys[item], Int(popularity.counts[item])])
             }
             let aggregate = try db.makeStatement(sql: """
-                INSERT INTO evaluation (run_id, model, model_id, metric, k, value, stderr, users) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO \(TableName.evaluation) (run_id, model, model_id, metric, k, value, stderr, users) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             let perUser = try db.makeStatement(sql: """
-                INSERT INTO evaluation_users (run_id, model, user_key, metric, k, value) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO \(TableName.evaluationUsers) (run_id, model, user_key, metric, k, value) VALUES (?, ?, ?, ?, ?, ?)
                 """)
             for result in results {
                 for metric in result.metrics {

@@ -33,10 +33,10 @@ public struct FeedbackStage: Stage {
         let store = context.store
         let found = try store.queue.read { db -> (Int64, String, Double?)? in
             guard let live = try Row.fetchOne(db, sql: """
-                SELECT s.run_id, s.published_at FROM live_recommendations l JOIN score_runs s USING (run_id)
+                SELECT s.run_id, s.published_at FROM \(TableName.liveRecommendations) l JOIN \(TableName.scoreRuns) s USING (run_id)
                 """) else { return nil }
             var minRating: Double? = 4
-            if let parameters = try String.fetchOne(db, sql: "SELECT parameters FROM clean_runs ORDER BY run_id DESC LIMIT 1"),
+            if let parameters = try String.fetchOne(db, sql: "SELECT parameters FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1"),
                let config = try? JSONDecoder().decode(CleanStage.Config.self, from: Data(parameters.utf8)) {
                 minRating = config.minRating
             }
@@ -56,7 +56,7 @@ public struct FeedbackStage: Stage {
             // By run: an ingest run after the scoring run that published the lists (one writer at
             // a time, so it began after that run ended), however close in time.
             try Int64.fetchAll(db, sql: """
-                SELECT batch_id FROM ingest_batches WHERE run_id > ? AND status = 'stored' ORDER BY batch_id
+                SELECT batch_id FROM \(TableName.ingestBatches) WHERE run_id > ? AND status = 'stored' ORDER BY batch_id
                 """, arguments: [scoreRun])
         }
         if !fresh.isEmpty {
@@ -69,13 +69,13 @@ public struct FeedbackStage: Stage {
                     """)
                 defer { try? db.execute(sql: "DROP TABLE temp.feedback_new_pairs") }
                 try db.execute(sql: """
-                    INSERT OR IGNORE INTO temp.feedback_new_pairs SELECT user_key, item_key FROM raw_interactions
+                    INSERT OR IGNORE INTO temp.feedback_new_pairs SELECT user_key, item_key FROM \(TableName.rawInteractions)
                     WHERE batch_id IN (\(batches)) AND (?1 IS NULL OR rating IS NULL OR rating >= ?1)
                     """, arguments: [minRating])
                 // CROSS JOIN keeps raw_interactions as the outer loop: one scan of it.
                 try db.execute(sql: """
                     DELETE FROM temp.feedback_new_pairs WHERE (user_key, item_key) IN (
-                        SELECT p.user_key, p.item_key FROM raw_interactions r CROSS JOIN temp.feedback_new_pairs p
+                        SELECT p.user_key, p.item_key FROM \(TableName.rawInteractions) r CROSS JOIN temp.feedback_new_pairs p
                         ON p.user_key = r.user_key AND p.item_key = r.item_key WHERE r.batch_id NOT IN (\(batches)))
                     """)
                 let rows = try Row.fetchCursor(db, sql: "SELECT user_key, item_key FROM temp.feedback_new_pairs")
@@ -87,7 +87,7 @@ public struct FeedbackStage: Stage {
         // The live lists of those users only, by the primary key.
         var ranked: [ExactKey: [ExactKey]] = [:]
         try store.queue.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT item_key FROM recommendation_rows WHERE run_id = ? AND user_key = ? ORDER BY rank")
+            let statement = try db.cachedStatement(sql: "SELECT item_key FROM \(TableName.recommendationRows) WHERE run_id = ? AND user_key = ? ORDER BY rank")
             for user in after.keys {
                 let items = try String.fetchAll(statement, arguments: [scoreRun, user.text]).map(ExactKey.init)
                 if !items.isEmpty { ranked[user] = items }
@@ -115,7 +115,7 @@ public struct FeedbackStage: Stage {
                 let hitRate = Double(hits) / Double(users.count)
                 let meanRecall = recall / Double(users.count)
                 try db.execute(sql: """
-                    INSERT INTO closed_loop (run_id, score_run_id, k, users, new_interactions, hit_rate, recall, since, created_at)
+                    INSERT INTO \(TableName.closedLoop) (run_id, score_run_id, k, users, new_interactions, hit_rate, recall, since, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [context.runID, scoreRun, k, users.count, newRows, hitRate, meanRecall, since, Clock.isoNow()])
                 summary.append(String(format: "hit rate@%d %.4f, recall@%d %.4f", k, hitRate, k, meanRecall))

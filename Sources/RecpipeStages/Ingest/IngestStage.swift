@@ -168,7 +168,7 @@ public struct IngestStage: Stage {
         let started = Clock.isoNow()
         do {
             let sameSize = try context.store.queue.read { db in
-                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM ingest_batches WHERE bytes = ? AND query IS NULL",
+                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM \(TableName.ingestBatches) WHERE bytes = ? AND query IS NULL",
                                   arguments: [size]) ?? false
             }
             if sameSize, let earlier = try seen(hash: try hashing.wait(), context: context, logger: logger) {
@@ -196,13 +196,13 @@ public struct IngestStage: Stage {
     /// refused).
     func seen(hash: String, context: StageContext, logger: Logger) throws -> Outcome? {
         guard let row = try context.store.queue.read({ db in
-            try Row.fetchOne(db, sql: "SELECT batch_id, status, reason FROM ingest_batches WHERE content_hash = ?", arguments: [hash])
+            try Row.fetchOne(db, sql: "SELECT batch_id, status, reason FROM \(TableName.ingestBatches) WHERE content_hash = ?", arguments: [hash])
         }) else { return nil }
         let batch: Int64 = row["batch_id"], status: String = row["status"]
         if status == "refused" {
             if config.retryRefused { return nil }
             try context.store.queue.write { db in
-                try db.execute(sql: "UPDATE ingest_batches SET seen_run_id = ? WHERE batch_id = ?", arguments: [context.runID, batch])
+                try db.execute(sql: "UPDATE \(TableName.ingestBatches) SET seen_run_id = ? WHERE batch_id = ?", arguments: [context.runID, batch])
             }
             return .refusedBefore(batchID: batch, reason: row["reason"] ?? "")
         }
@@ -229,7 +229,7 @@ public struct IngestStage: Stage {
             sink = try connection.inTransaction {
                 try connection.run(
                     """
-                    INSERT INTO ingest_batches (run_id, source, query, format, content_hash, bytes, rows_read,
+                    INSERT INTO \(TableName.ingestBatches) (run_id, source, query, format, content_hash, bytes, rows_read,
                         rows_accepted, rows_rejected, started_at, finished_at, seconds, seen_run_id)
                     VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, ?6, ?6, 0, ?1)
                     """,
@@ -241,12 +241,12 @@ public struct IngestStage: Stage {
                 let (rows, hash, bytes) = try load(batch)
                 read = rows
                 if case .integer(let existing)? = try connection.run(
-                    "SELECT batch_id FROM ingest_batches WHERE content_hash = ?", [.text(hash)]) {
-                    if case .text("refused")? = try connection.run("SELECT status FROM ingest_batches WHERE batch_id = ?", [.integer(existing)]),
+                    "SELECT batch_id FROM \(TableName.ingestBatches) WHERE content_hash = ?", [.text(hash)]) {
+                    if case .text("refused")? = try connection.run("SELECT status FROM \(TableName.ingestBatches) WHERE batch_id = ?", [.integer(existing)]),
                        config.retryRefused {
                         // Read again and stored: the earlier refusal of this content goes.
-                        try connection.run("DELETE FROM ingest_rejects WHERE batch_id = ?", [.integer(existing)])
-                        try connection.run("DELETE FROM ingest_batches WHERE batch_id = ?", [.integer(existing)])
+                        try connection.run("DELETE FROM \(TableName.ingestRejects) WHERE batch_id = ?", [.integer(existing)])
+                        try connection.run("DELETE FROM \(TableName.ingestBatches) WHERE batch_id = ?", [.integer(existing)])
                     } else {
                         throw AlreadyIngested(batchID: existing, hash: hash)
                     }
@@ -255,7 +255,7 @@ public struct IngestStage: Stage {
                 try batch.judge(read: rows, whole: true)
                 try connection.run(
                     """
-                    UPDATE ingest_batches SET content_hash = ?, bytes = ?, rows_read = ?, rows_accepted = ?,
+                    UPDATE \(TableName.ingestBatches) SET content_hash = ?, bytes = ?, rows_read = ?, rows_accepted = ?,
                         rows_rejected = ?, finished_at = ?, seconds = ? WHERE batch_id = ?
                     """,
                     [.text(hash), .integer(Int64(bytes)), .integer(Int64(rows)), .integer(Int64(batch.accepted)),
@@ -305,21 +305,21 @@ public struct IngestStage: Stage {
         if refusal.bytes == 0 { refusal.bytes = (try? FileByteSource.size(path: refusal.source)) ?? 0 }
         let batch = try context.store.queue.write { db -> Int64 in
             if let hash = refusal.hash {
-                for old in try Int64.fetchAll(db, sql: "SELECT batch_id FROM ingest_batches WHERE content_hash = ? AND status = 'refused'",
+                for old in try Int64.fetchAll(db, sql: "SELECT batch_id FROM \(TableName.ingestBatches) WHERE content_hash = ? AND status = 'refused'",
                                               arguments: [hash]) {
-                    try db.execute(sql: "DELETE FROM ingest_rejects WHERE batch_id = ?", arguments: [old])
-                    try db.execute(sql: "DELETE FROM ingest_batches WHERE batch_id = ?", arguments: [old])
+                    try db.execute(sql: "DELETE FROM \(TableName.ingestRejects) WHERE batch_id = ?", arguments: [old])
+                    try db.execute(sql: "DELETE FROM \(TableName.ingestBatches) WHERE batch_id = ?", arguments: [old])
                 }
             }
             try db.execute(sql: """
-                INSERT INTO ingest_batches (run_id, source, query, format, content_hash, bytes, rows_read, rows_accepted,
+                INSERT INTO \(TableName.ingestBatches) (run_id, source, query, format, content_hash, bytes, rows_read, rows_accepted,
                     rows_rejected, started_at, finished_at, seconds, status, reason, seen_run_id)
                 VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0, 'refused', ?, ?)
                 """, arguments: [context.runID, refusal.source, refusal.query, refusal.format,
                                  refusal.hash ?? "unread-\(UUID().uuidString)", refusal.bytes, refusal.read, refusal.rejected,
                                  refusal.startedAt, Clock.isoNow(), refusal.error.localizedDescription, context.runID])
             let batch = db.lastInsertedRowID
-            let insert = try db.makeStatement(sql: "INSERT INTO ingest_rejects (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
+            let insert = try db.makeStatement(sql: "INSERT INTO \(TableName.ingestRejects) (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
             for reject in refusal.rejects {
                 try insert.execute(arguments: [batch, reject.line, reject.reason.rawValue, reject.detail, reject.raw])
             }

@@ -85,12 +85,12 @@ public enum Retention {
     /// model of each kind trained with synthetic interactions (a warm start's origin).
     static func protectedModels(_ db: Database) throws -> Set<Int64> {
         Set(try Int64.fetchAll(db, sql: """
-            SELECT model_id FROM models WHERE status = 'published'
-            UNION SELECT s.model_id FROM score_runs AS s JOIN live_recommendations AS l
+            SELECT model_id FROM \(TableName.models) WHERE status = 'published'
+            UNION SELECT s.model_id FROM \(TableName.scoreRuns) AS s JOIN \(TableName.liveRecommendations) AS l
                 ON s.run_id = l.run_id OR s.run_id = l.previous_run_id
-            UNION SELECT model_id FROM evaluation WHERE model_id IS NOT NULL
-                AND run_id IN (SELECT max(run_id) FROM evaluation_runs GROUP BY part)
-            UNION SELECT max(model_id) FROM models
+            UNION SELECT model_id FROM \(TableName.evaluation) WHERE model_id IS NOT NULL
+                AND run_id IN (SELECT max(run_id) FROM \(TableName.evaluationRuns) GROUP BY part)
+            UNION SELECT max(model_id) FROM \(TableName.models)
                 WHERE pruned_at IS NULL AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL GROUP BY kind
             """))
     }
@@ -98,28 +98,28 @@ public enum Retention {
     /// What `policy` removes within `scope`; reads only.
     public static func plan(_ policy: Policy, scope: Scope = .all, in db: Database) throws -> Plan {
         var plan = Plan()
-        let kinds = try scope.kinds ?? String.fetchAll(db, sql: "SELECT DISTINCT kind FROM models ORDER BY kind")
+        let kinds = try scope.kinds ?? String.fetchAll(db, sql: "SELECT DISTINCT kind FROM \(TableName.models) ORDER BY kind")
         let keep = kinds.isEmpty ? [] : try protectedModels(db)
         for kind in kinds {
             let rows = try Row.fetchAll(db, sql: """
-                SELECT model_id, run_id, status, created_at FROM models
+                SELECT model_id, run_id, status, created_at FROM \(TableName.models)
                 WHERE kind = ? AND status <> 'published' AND pruned_at IS NULL ORDER BY model_id DESC
                 """, arguments: [kind])
             for row in rows.dropFirst(policy.keepRetired) {
                 let id: Int64 = row["model_id"], run: Int64 = row["run_id"]
                 guard !keep.contains(id), run != scope.sparing else { continue }
-                let bytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM model_weights WHERE model_id = ?",
+                let bytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM \(TableName.modelWeights) WHERE model_id = ?",
                                              arguments: [id]) ?? 0
                 plan.models.append(.init(id: id, kind: kind, status: row["status"], createdAt: row["created_at"], bytes: bytes))
             }
         }
         if scope.evaluations {
-            let old = try Int64.fetchAll(db, sql: "SELECT run_id FROM evaluation_runs ORDER BY run_id DESC LIMIT -1 OFFSET ?",
+            let old = try Int64.fetchAll(db, sql: "SELECT run_id FROM \(TableName.evaluationRuns) ORDER BY run_id DESC LIMIT -1 OFFSET ?",
                                          arguments: [policy.keepEvaluations])
             for run in old.reversed() {
                 let rows = try Int.fetchOne(db, sql: """
-                    SELECT (SELECT count(*) FROM evaluation_users WHERE run_id = ?1)
-                         + (SELECT count(*) FROM evaluation_head_items WHERE run_id = ?1)
+                    SELECT (SELECT count(*) FROM \(TableName.evaluationUsers) WHERE run_id = ?1)
+                         + (SELECT count(*) FROM \(TableName.evaluationHeadItems) WHERE run_id = ?1)
                     """, arguments: [run]) ?? 0
                 if rows > 0 { plan.evaluations.append(.init(runID: run, rows: rows)) }
             }
@@ -127,9 +127,9 @@ public enum Retention {
         if scope.augmentations {
             // Only the newest augment run of the current split is read (train --augmented).
             plan.augmentations = try Row.fetchAll(db, sql: """
-                SELECT run_id, count(*) AS rows FROM augmented_interactions
-                WHERE run_id <> coalesce((SELECT max(run_id) FROM augment_runs
-                                          WHERE clean_run_id = (SELECT max(run_id) FROM clean_runs)), -1)
+                SELECT run_id, count(*) AS rows FROM \(TableName.augmentedInteractions)
+                WHERE run_id <> coalesce((SELECT max(run_id) FROM \(TableName.augmentRuns)
+                                          WHERE clean_run_id = (SELECT max(run_id) FROM \(TableName.cleanRuns))), -1)
                 GROUP BY run_id ORDER BY run_id
                 """).map { Plan.Rows(runID: $0["run_id"], rows: $0["rows"]) }
         }

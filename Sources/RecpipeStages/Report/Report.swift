@@ -49,7 +49,7 @@ public enum Report {
     }
 
     static func splitSection(_ db: Database) throws -> String {
-        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM clean_runs ORDER BY run_id DESC LIMIT 1") else {
+        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1") else {
             return "<h2>Data</h2><p class=\"empty\">No clean run yet.</p>"
         }
         let rows: [[String]] = [
@@ -74,7 +74,7 @@ public enum Report {
 
     static func modelsSection(_ db: Database) throws -> String {
         var html = "<h2>Models</h2>"
-        let models = try Row.fetchAll(db, sql: "SELECT * FROM models ORDER BY model_id DESC LIMIT 20")
+        let models = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.models) ORDER BY model_id DESC LIMIT 20")
         guard !models.isEmpty else { return html + "<p class=\"empty\">No model trained yet.</p>" }
         html += table(["model", "kind", "status", "epochs", "best epoch", "validation", "seconds", "created"], models.map {
             ["\($0["model_id"] as Int64)", $0["kind"], $0["status"], "\($0["epochs"] as Int)",
@@ -84,11 +84,11 @@ public enum Report {
         // Training curves of the newest published model trained by epochs (else the newest
         // such model); the baselines have none.
         guard let chosen = try Row.fetchOne(db, sql: """
-            SELECT * FROM models m WHERE EXISTS (SELECT 1 FROM training_log t WHERE t.model_id = m.model_id)
+            SELECT * FROM \(TableName.models) m WHERE EXISTS (SELECT 1 FROM \(TableName.trainingLog) t WHERE t.model_id = m.model_id)
             ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
             """) else { return html }
         let id: Int64 = chosen["model_id"]
-        let log = try Row.fetchAll(db, sql: "SELECT * FROM training_log WHERE model_id = ? ORDER BY epoch", arguments: [id])
+        let log = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.trainingLog) WHERE model_id = ? ORDER BY epoch", arguments: [id])
         guard !log.isEmpty else { return html }
         func series(_ column: String, _ name: String, _ color: String) -> [SVG.Series] {
             let points = log.compactMap { row -> (x: Double, y: Double)? in
@@ -109,12 +109,12 @@ public enum Report {
 
     static func evaluationSection(_ db: Database) throws -> String {
         var html = "<h2>Evaluation</h2>"
-        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM evaluation_runs ORDER BY run_id DESC LIMIT 1") else {
+        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.evaluationRuns) ORDER BY run_id DESC LIMIT 1") else {
             return html + "<p class=\"empty\">No evaluation yet.</p>"
         }
         let runID: Int64 = run["run_id"]
         html += "<p>\(SVG.escape(run["part"])) users: \(run["users"] as Int); head: the \(run["head_items"] as Int) most popular items holding 80% of training interactions. Per-user metrics: mean ± 1.96 standard errors (95% interval).</p>"
-        let rows = try Row.fetchAll(db, sql: "SELECT * FROM evaluation WHERE run_id = ? ORDER BY model, metric, k", arguments: [runID])
+        let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.evaluation) WHERE run_id = ? ORDER BY model, metric, k", arguments: [runID])
         var metrics: [String] = []
         var byModel: [String: [String: String]] = [:]
         var models: [String] = []
@@ -135,19 +135,19 @@ public enum Report {
     /// with and without synthetic interactions in the latest evaluation.
     static func augmentationSection(_ db: Database) throws -> String {
         var html = "<h2>Augmentation</h2>"
-        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM augment_runs ORDER BY run_id DESC LIMIT 1") else {
+        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.augmentRuns) ORDER BY run_id DESC LIMIT 1") else {
             return html + "<p class=\"empty\">No augment run yet.</p>"
         }
         let modelID: Int64 = run["model_id"]
         html += "<p>Augment run \(run["run_id"] as Int64) (generator: model \(modelID)): \(run["rows"] as Int) synthetic interactions for \(run["users"] as Int) training users; selection \(SVG.escape(run["parameters"])).</p>"
-        let log = try Row.fetchAll(db, sql: "SELECT * FROM gan_training_log WHERE model_id = ? ORDER BY epoch", arguments: [modelID])
+        let log = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.ganTrainingLog) WHERE model_id = ? ORDER BY epoch", arguments: [modelID])
         func series(_ column: String, _ name: String, _ color: String) -> SVG.Series {
             SVG.Series(name: name, points: log.compactMap { row in
                 (row[column] as Double?).map { (Double(row["epoch"] as Int), $0) }
             }, color: color)
         }
         if !log.isEmpty {
-            let best = try Int.fetchOne(db, sql: "SELECT best_epoch FROM models WHERE model_id = ?", arguments: [modelID])
+            let best = try Int.fetchOne(db, sql: "SELECT best_epoch FROM \(TableName.models) WHERE model_id = ?", arguments: [modelID])
             html += SVG.lineChart(title: "Generator training losses", xLabel: "epoch", yLabel: "loss", series: [
                 series("generator_loss", "G (adversarial)", "#1f77b4"), series("discriminator_loss", "D", "#d62728"),
                 series("zr_loss", "ZR", "#2ca02c"),
@@ -160,12 +160,12 @@ public enum Report {
             html += SVG.lineChart(title: "Output spread across users (collapse check)", xLabel: "epoch", yLabel: "spread",
                                   series: [series("output_spread", "spread", "#9467bd")])
         }
-        guard let evaluation = try Int64.fetchOne(db, sql: "SELECT max(run_id) FROM evaluation_runs") else { return html }
+        guard let evaluation = try Int64.fetchOne(db, sql: "SELECT max(run_id) FROM \(TableName.evaluationRuns)") else { return html }
         for kind in [ModelKind.multvae, .multdae] {
             let plain = kind.rawValue, augmented = kind.rawValue + EvaluateStage.augmentedSuffix
             func perUser(_ model: String, _ metric: String, _ k: Int) throws -> [ExactKey: Double] {
                 let rows = try Row.fetchAll(db, sql: """
-                    SELECT user_key, value FROM evaluation_users WHERE run_id = ? AND model = ? AND metric = ? AND k = ?
+                    SELECT user_key, value FROM \(TableName.evaluationUsers) WHERE run_id = ? AND model = ? AND metric = ? AND k = ?
                     """, arguments: [evaluation, model, metric, k])
                 return Dictionary(rows.map { (ExactKey($0["user_key"]), $0["value"] as Double) }, uniquingKeysWith: { a, _ in a })
             }
@@ -195,7 +195,7 @@ public enum Report {
 
     static func popularitySection(_ db: Database) throws -> String {
         var html = "<h2>Popularity and the long tail</h2>"
-        let counts = try Row.fetchAll(db, sql: "SELECT item_key, train_interactions FROM items ORDER BY train_interactions DESC, item_idx")
+        let counts = try Row.fetchAll(db, sql: "SELECT item_key, train_interactions FROM \(TableName.items) ORDER BY train_interactions DESC, item_idx")
         guard !counts.isEmpty else { return html + "<p class=\"empty\">No items yet.</p>" }
         let values = counts.map { Float($0["train_interactions"] as Int) }
         let head = Evaluation.head(counts: values).filter { $0 }.count
@@ -207,7 +207,7 @@ public enum Report {
         // Where the live top-20 lists fall on that curve: share of recommendations per bucket
         // of popularity ranks.
         let rank = Dictionary(uniqueKeysWithValues: counts.enumerated().map { (ExactKey($1["item_key"]), $0) })
-        let recommended = try String.fetchAll(db, sql: "SELECT item_key FROM recommendations WHERE rank <= 20")
+        let recommended = try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.recommendations) WHERE rank <= 20")
         if !recommended.isEmpty {
             let buckets = 50
             var share = [Double](repeating: 0, count: buckets)
@@ -233,7 +233,7 @@ public enum Report {
     static func closedLoopSection(_ db: Database) throws -> String {
         var html = "<h2>Closed loop: published lists against what users did next</h2>"
         let rows = try Row.fetchAll(db, sql: """
-            SELECT * FROM closed_loop WHERE run_id IN (SELECT DISTINCT run_id FROM closed_loop ORDER BY run_id DESC LIMIT 14)
+            SELECT * FROM \(TableName.closedLoop) WHERE run_id IN (SELECT DISTINCT run_id FROM \(TableName.closedLoop) ORDER BY run_id DESC LIMIT 14)
             ORDER BY run_id DESC, k
             """)
         guard !rows.isEmpty else {
@@ -247,7 +247,7 @@ public enum Report {
     }
 
     static func historySection(_ db: Database) throws -> String {
-        let runs = try Row.fetchAll(db, sql: "SELECT * FROM stage_runs ORDER BY run_id DESC LIMIT 50")
+        let runs = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.stageRuns) ORDER BY run_id DESC LIMIT 50")
         return "<h2>Run history</h2>" + table(["run", "stage", "status", "started", "seconds", "rows in", "rows out", "error"], runs.map {
             ["\($0["run_id"] as Int64)", $0["stage"], $0["status"], $0["started_at"],
              ($0["seconds"] as Double?).map { String(format: "%.2f", $0) } ?? "",

@@ -227,7 +227,7 @@ public struct ScoreStage: Stage {
     /// once with one model and K, copies their rows under this run, then switches.
     func merge(_ context: StageContext, started: Double) throws -> StageReport {
         let store = context.store
-        let users = try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM users") ?? 0 }
+        let users = try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM \(TableName.users)") ?? 0 }
         let connection = try store.bulkConnection()
         var infos: [(path: String, info: ShardFile.Info)] = []
         for path in config.merge {
@@ -276,8 +276,8 @@ public struct ScoreStage: Stage {
     /// index; items the model does not know are left out.
     static func histories(_ store: Store, model: ModelStore.Record) throws -> ([String], CSRMatrix) {
         try store.queue.read { db in
-            let itemPosition = model.positions(of: try String.fetchAll(db, sql: "SELECT item_key FROM items ORDER BY item_idx"))
-            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM users ORDER BY user_idx")
+            let itemPosition = model.positions(of: try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.items) ORDER BY item_idx"))
+            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM \(TableName.users) ORDER BY user_idx")
             var rows = [[Int32]](repeating: [], count: userKeys.count)
             try db.forEachRow("SELECT user_idx, item_idx FROM \(TableName.interactions)") { row in
                 let user = row.int(0), item = row.int(1)

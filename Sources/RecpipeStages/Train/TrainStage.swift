@@ -193,7 +193,7 @@ public struct TrainStage: Stage {
     /// The newest VAE/DAE of a kind trained with augmented data, loaded; nil when none.
     static func latestAugmentedVAE(kind: MultVAE.Kind, in db: Database) throws -> (MultVAE, ModelStore.Record)? {
         try Int64.fetchOne(db, sql: """
-            SELECT model_id FROM models WHERE kind = ? AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL
+            SELECT model_id FROM \(TableName.models) WHERE kind = ? AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL
                 AND pruned_at IS NULL
             ORDER BY model_id DESC LIMIT 1
             """, arguments: [(kind == .vae ? ModelKind.multvae : .multdae).rawValue]).map { try ModelStore.loadVAE($0, in: db) }
@@ -203,13 +203,13 @@ public struct TrainStage: Stage {
     /// training matrix, and that run's id.
     static func augmentation(_ data: TrainingData, in db: Database) throws -> ([Augmentation.Row], Int64) {
         guard let runID = try Int64.fetchOne(db, sql: """
-            SELECT run_id FROM augment_runs WHERE clean_run_id = ? ORDER BY run_id DESC LIMIT 1
+            SELECT run_id FROM \(TableName.augmentRuns) WHERE clean_run_id = ? ORDER BY run_id DESC LIMIT 1
             """, arguments: [data.cleanRunID]) else {
             throw StageError.missingInput("--augmented: no augment run on the current split; run recpipe augment first")
         }
         let rowOf = Dictionary(uniqueKeysWithValues: data.trainUsers.enumerated().map { ($1, $0) })
         var rows: [Augmentation.Row] = []
-        let cursor = try Row.fetchCursor(db, sql: "SELECT user_idx, item_idx, score FROM augmented_interactions WHERE run_id = ?",
+        let cursor = try Row.fetchCursor(db, sql: "SELECT user_idx, item_idx, score FROM \(TableName.augmentedInteractions) WHERE run_id = ?",
                                          arguments: [runID])
         while let row = try cursor.next() {
             let user: Int = row[0], item: Int32 = row[1]
