@@ -26,12 +26,12 @@ public enum Benchmarks {
             var ours: [ChildProcess.Measurement] = [], shell: [ChildProcess.Measurement] = []
             for attempt in 0..<repeats {
                 let a = work + "/recpipe-\(attempt).sqlite", b = work + "/shell-\(attempt).sqlite"
-                for path in [a, b] { removeDatabase(path) }
+                for path in [a, b] { Store.removeFiles(of: path) }
                 // Migrate first so both sides time loading only.
                 _ = try Store(path: a, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
                 ours.append(try ChildProcess.measure(executable, ["ingest", "--quiet", "--db", a, csv]))
                 shell.append(try ChildProcess.measure(sqlite3, [b, ".import --csv \(csv) events"]))
-                for path in [a, b] { removeDatabase(path) }
+                for path in [a, b] { Store.removeFiles(of: path) }
             }
             let o = ours.sorted { $0.seconds < $1.seconds }[repeats / 2]
             let s = shell.sorted { $0.seconds < $1.seconds }[repeats / 2]
@@ -287,10 +287,6 @@ public enum Benchmarks {
                     : String(repeating: " ", count: widths[c] - cell.count) + cell
             }.joined(separator: "  ")
         }
-    }
-
-    static func removeDatabase(_ path: String) {
-        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
     }
 
     /// Best of several sgemm runs of an (m × k)·(k × n) product, in GFLOPS.

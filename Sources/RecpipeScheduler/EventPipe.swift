@@ -6,12 +6,14 @@ import RecpipeStages
 /// every descriptor but the standard three in the child, so the channel is a path.
 ///
 /// The FIFO is held open for reading and writing, so it never reports an end of its own;
-/// once the child has exited, `finish` writes a marker after the child's last event and the
+/// once the child has exited, `close` writes a marker after the child's last event and the
 /// reader stops there.
 final class EventPipe: @unchecked Sendable {
     let path: String
     private let directory: String
     private let descriptor: Int32
+    /// Left when the reader has stopped.
+    private let reading = DispatchGroup()
     static let endMarker = "end"
 
     /// Directories are named for the scheduler's pid, so that channels a killed scheduler
@@ -33,28 +35,34 @@ final class EventPipe: @unchecked Sendable {
         descriptor = open(path, O_RDWR | O_CLOEXEC)
         guard descriptor >= 0 else {
             let reason = String(cString: strerror(errno))
-            unlink(path)
-            rmdir(directory)
+            Self.removeFiles(in: directory)
             throw SchedulerError.cannotLaunch(stage: "events", reason: "cannot open the event channel \(path): \(reason)")
         }
     }
 
-    /// Reads events on a thread of its own until `finish`, calling `handle` with each;
-    /// `done` is left when reading ends.
-    func startReading(_ done: DispatchGroup, _ handle: @escaping @Sendable (StageEvent) -> Void) {
-        done.enter()
-        let descriptor = descriptor
+    /// Reads events on a thread of its own until `close`, calling `handle` with each.
+    func startReading(_ handle: @escaping @Sendable (StageEvent) -> Void) {
+        reading.enter()
+        let descriptor = descriptor, reading = reading
         Thread.detachNewThread {
             EventChannel.read(from: descriptor, stop: { $0 == Self.endMarker }, handle)
-            done.leave()
+            reading.leave()
         }
     }
 
-    /// Marks the end of the events (the child has exited). The leading newline ends a line a
-    /// killed child left half written, which is then skipped.
-    func finish() {
+    /// Ends the channel once the child has exited (or never started): writes the end marker
+    /// after the child's last event (its leading newline ends a line a killed child left half
+    /// written, which is then skipped), waits for the reader to reach it, and removes the
+    /// FIFO. Returns false, keeping the FIFO, when the reader has not stopped within
+    /// `timeout` seconds (a grandchild still holding the channel).
+    @discardableResult
+    func close(timeout: Double = 5) -> Bool {
         let marker = Array("\n\(Self.endMarker)\n".utf8)
         _ = marker.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) }
+        guard reading.wait(timeout: .now() + timeout) == .success else { return false }
+        Foundation.close(descriptor)
+        Self.removeFiles(in: directory)
+        return true
     }
 
     /// Removes the channels of schedulers that are gone (killed before they could).
@@ -63,16 +71,13 @@ final class EventPipe: @unchecked Sendable {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix(prefix) {
             guard let pid = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }), pid > 0,
                   kill(pid, 0) != 0 && errno == ESRCH else { continue }
-            let directory = temporary + "/" + name
-            unlink(directory + "/events")
-            rmdir(directory)
+            removeFiles(in: temporary + "/" + name)
         }
     }
 
-    /// Closes and removes the FIFO; only once reading has ended.
-    func remove() {
-        close(descriptor)
-        unlink(path)
+    /// Removes a channel's FIFO and its directory.
+    private static func removeFiles(in directory: String) {
+        unlink(directory + "/events")
         rmdir(directory)
     }
 }

@@ -175,12 +175,13 @@ public struct Validator {
     func unorderedDataFlow(_ pipeline: Pipeline) -> [ManifestProblem] {
         var problems: [ManifestProblem] = []
         let lines = Dictionary(pipeline.manifest.stages.map { ($0.name, $0.line) }, uniquingKeysWith: { a, _ in a })
-        for reader in pipeline.stages {
-            let upstream = pipeline.upstream(of: reader.name)
-            for writer in pipeline.stages where writer.name != reader.name && !upstream.contains(writer.name) {
-                let written = writer.kind.outputs(writer.textParameters)
-                let shared = reader.kind.inputs(reader.textParameters).filter { input in written.contains { $0.overlaps(input) } }
-                guard !shared.isEmpty, !pipeline.upstream(of: writer.name).contains(reader.name) else { continue }
+        let upstream = Dictionary(uniqueKeysWithValues: pipeline.stages.map { ($0.name, pipeline.upstream(of: $0.name)) })
+        let inputs = pipeline.stages.map { $0.kind.inputs($0.textParameters) }, outputs = pipeline.stages.map { $0.kind.outputs($0.textParameters) }
+        for (r, reader) in pipeline.stages.enumerated() {
+            for (w, writer) in pipeline.stages.enumerated() where w != r {
+                guard !upstream[reader.name]!.contains(writer.name), !upstream[writer.name]!.contains(reader.name) else { continue }
+                let shared = inputs[r].filter { input in outputs[w].contains { $0.overlaps(input) } }
+                guard !shared.isEmpty else { continue }
                 problems.append(ManifestProblem(pipeline.manifest.file, line: lines[reader.name], """
                     stage \(reader.name): reads \(Set(shared.map(\.description)).sorted().joined(separator: ", ")), which stage \(writer.name) writes, \
                     but neither needs the other; add needs: [\(writer.name)] to \(reader.name) (or the other way round)

@@ -354,7 +354,7 @@ public final class Runner: @unchecked Sendable {
         process.terminationHandler = { _ in mailbox.post(id) }
         let relayLog = options.relayLog, relayOutput = options.relayOutput, stageEvent = options.stageEvent
         read(errors, into: child) { line in relayLog(line, run, stage.name) }
-        events.startReading(child.readers) { event in
+        events.startReading { event in
             switch event {
             case .error(let message, _): child.lastError = message
             case .report(let rowsIn, let rowsOut, _): child.report = (rowsIn, rowsOut)
@@ -366,9 +366,7 @@ public final class Runner: @unchecked Sendable {
         do {
             try process.run()
         } catch {
-            events.finish()
-            _ = child.readers.wait(timeout: .now() + 5)
-            events.remove()
+            events.close()
             try? history.finishAttempt(id, kind: stage.kind.name, stageRunsAfter: after, succeeded: false, seconds: 0,
                                        exitStatus: nil, signal: nil, error: "cannot start: \(error.localizedDescription)")
             throw SchedulerError.cannotLaunch(stage: stage.name, reason: error.localizedDescription)
@@ -403,10 +401,8 @@ public final class Runner: @unchecked Sendable {
 
     /// Records an ended attempt; schedules a retry or marks the stage done.
     private func complete(_ child: Child) throws -> State {
-        child.events.finish()
-        // A reader still blocked after this (a grandchild holding the child's pipes) keeps
-        // the FIFO; it is removed only when nothing reads it.
-        if child.readers.wait(timeout: .now() + 5) == .success { child.events.remove() }
+        _ = child.readers.wait(timeout: .now() + 5)
+        child.events.close()
         let process = child.process, stage = child.stage
         let seconds = Clock.monotonic() - child.started
         let signal = process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil

@@ -20,23 +20,15 @@ public struct StageKind: Sendable, Equatable {
     public let inputs: @Sendable (_ parameters: [String: String]) -> [DataSet]
     public let outputs: @Sendable (_ parameters: [String: String]) -> [DataSet]
 
-    public init(name: String, reads: [TableName], writes: [TableName], inputPaths: [String] = [], outputPaths: [String] = [],
-                inputs: (@Sendable (_ parameters: [String: String]) -> [DataSet])? = nil,
-                outputs: (@Sendable (_ parameters: [String: String]) -> [DataSet])? = nil) {
-        let read = reads.filter { $0 != .stageRuns }.map { DataSet($0) }, written = writes.filter { $0 != .stageRuns }.map { DataSet($0) }
-        self.inputs = { parameters in inputs?(parameters) ?? read }
-        self.outputs = { parameters in outputs?(parameters) ?? written }
-        self.name = name
-        // Every stage records itself in stage_runs; that is bookkeeping, not data flow.
-        self.reads = Set(reads).subtracting([.stageRuns])
-        self.writes = Set(writes).subtracting([.stageRuns])
-        self.inputPaths = inputPaths
-        self.outputPaths = outputPaths
-    }
-
     public init(_ job: any Job.Type) {
-        self.init(name: job.name, reads: job.reads, writes: job.writes, inputPaths: job.inputPaths, outputPaths: job.outputPaths,
-                  inputs: { job.inputs($0) }, outputs: { job.outputs($0) })
+        name = job.name
+        // Every stage records itself in stage_runs; that is bookkeeping, not data flow.
+        reads = Set(job.reads).subtracting([.stageRuns])
+        writes = Set(job.writes).subtracting([.stageRuns])
+        inputPaths = job.inputPaths
+        outputPaths = job.outputPaths
+        inputs = { job.inputs($0).filter { $0.table != .stageRuns } }
+        outputs = { job.outputs($0).filter { $0.table != .stageRuns } }
     }
 
     /// Whether two stages may run at the same time: neither writes what the other reads or writes.

@@ -77,15 +77,19 @@ public final class EventChannel: @unchecked Sendable {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return }
             pending.append(contentsOf: buffer[..<n])
-            while let newline = pending.firstIndex(of: 10) {
-                let line = pending[..<newline]
-                defer { pending.removeSubrange(...newline) }
+            // The complete lines, then what is left of the last one (removed once per read,
+            // not once per line).
+            var start = pending.startIndex
+            while let newline = pending[start...].firstIndex(of: 10) {
+                let line = pending[start..<newline]
+                start = newline + 1
                 if let event = try? decoder.decode(StageEvent.self, from: Data(line)) {
                     handle(event)
                 } else if stop(Substring(decoding: line, as: UTF8.self)) {
                     return
                 }
             }
+            pending.removeSubrange(..<start)
         }
     }
 }

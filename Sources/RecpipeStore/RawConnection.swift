@@ -71,7 +71,7 @@ public final class RawConnection {
     @discardableResult
     public func run(_ sql: String, _ arguments: [Value] = []) throws -> Value? {
         let statement = try prepare(sql)
-        for (offset, value) in arguments.enumerated() { statement.bind(value, at: Int32(offset + 1)) }
+        statement.bind(arguments)
         guard let row = try statement.step() else { return nil }
         switch row.type(0) {
         case .integer: return .integer(row.int64(0))
@@ -100,18 +100,12 @@ public final class RawConnection {
         }
     }
 
-    public func prepare(_ sql: String) throws -> RawStatement {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-            throw StoreError.sqlite(handle, sql: sql)
-        }
-        return RawStatement(statement, connection: handle, sql: sql)
-    }
+    public func prepare(_ sql: String) throws -> RawStatement { try RawStatement(sql, on: handle) }
 
     /// Steps through the rows of `sql`, calling `row` on each.
     public func forEachRow(_ sql: String, _ arguments: [Value] = [], _ row: (RawRow) throws -> Void) throws {
         let statement = try prepare(sql)
-        for (offset, value) in arguments.enumerated() { statement.bind(value, at: Int32(offset + 1)) }
+        statement.bind(arguments)
         while let current = try statement.step() { try row(current) }
     }
 
@@ -145,8 +139,13 @@ public final class RawStatement {
     private let connection: OpaquePointer
     public let sql: String
 
-    init(_ handle: OpaquePointer, connection: OpaquePointer, sql: String) {
-        self.handle = handle
+    /// Prepares `sql` on a connection (a `RawConnection`'s, or GRDB's for `Database.forEachRow`).
+    init(_ sql: String, on connection: OpaquePointer) throws {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(connection, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw StoreError.sqlite(connection, sql: sql)
+        }
+        self.handle = statement
         self.connection = connection
         self.sql = sql
     }
@@ -163,6 +162,11 @@ public final class RawStatement {
         case .text(let v): sqlite3_bind_text(handle, index, v, -1, sqliteTransient)
         case .null: sqlite3_bind_null(handle, index)
         }
+    }
+
+    /// Binds `arguments` to the parameters from the first on.
+    public func bind(_ arguments: [RawConnection.Value]) {
+        for (offset, value) in arguments.enumerated() { bind(value, at: Int32(offset + 1)) }
     }
 
     /// Binds parameters from `first` on, in order.
@@ -253,22 +257,17 @@ extension Database {
     /// the fast path for reading whole tables.
     public func forEachRow(_ sql: String, _ row: (RawRow) throws -> Void) throws {
         guard let connection = sqliteConnection else { throw StoreError.statementFailed(path: "", sql: sql, reason: "connection closed", code: 0) }
-        var prepared: OpaquePointer?
-        guard sqlite3_prepare_v2(connection, sql, -1, &prepared, nil) == SQLITE_OK, let statement = prepared else {
-            throw StoreError.sqlite(connection, sql: sql)
-        }
-        defer { sqlite3_finalize(statement) }
-        while true {
-            switch sqlite3_step(statement) {
-            case SQLITE_ROW: try row(RawRow(statement: statement))
-            case SQLITE_DONE: return
-            default: throw StoreError.sqlite(connection, sql: sql)
-            }
-        }
+        let statement = try RawStatement(sql, on: connection)
+        while let current = try statement.step() { try row(current) }
     }
 }
 
 extension Store {
+    /// Removes a SQLite file and its -wal, -shm and -journal files, where they exist.
+    public static func removeFiles(of path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+    }
+
     /// A bulk connection to this (writable) database.
     public func bulkConnection() throws -> RawConnection {
         precondition(writerLock != nil, "a bulk connection writes: open the store for writing")

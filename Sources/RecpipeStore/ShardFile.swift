@@ -38,7 +38,7 @@ public enum ShardFile {
             throw StoreError.statementFailed(path: store.path, sql: "the definition of \(TableName.recommendationRows)",
                                              reason: "no such table", code: 0)
         }
-        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+        Store.removeFiles(of: path)
         let file = try RawConnection(path: path, mode: .create)
         try file.execute(definition)
         for schema in embeddedShardSchemaFiles { try file.execute(schema.sql) }

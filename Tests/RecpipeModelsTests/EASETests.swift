@@ -5,32 +5,18 @@ import Testing
 @testable import RecpipeNumerics
 
 @Suite(.tags(.medium)) struct EASETests {
-    /// Inverse by Gauss–Jordan in Double, the reference for the LAPACK path.
-    func inverse(_ a: [Double], _ n: Int) -> [Double] {
-        var m = a, inv = (0..<(n * n)).map { $0 % (n + 1) == 0 ? 1.0 : 0.0 }
-        for c in 0..<n {
-            let pivot = (c..<n).max { abs(m[$0 * n + c]) < abs(m[$1 * n + c]) }!
-            for k in 0..<n { m.swapAt(c * n + k, pivot * n + k); inv.swapAt(c * n + k, pivot * n + k) }
-            let d = m[c * n + c]
-            for k in 0..<n { m[c * n + k] /= d; inv[c * n + k] /= d }
-            for r in 0..<n where r != c {
-                let f = m[r * n + c]
-                for k in 0..<n { m[r * n + k] -= f * m[c * n + k]; inv[r * n + k] -= f * inv[c * n + k] }
-            }
-        }
-        return inv
-    }
-
     @Test func closedFormMatchesANaiveInverse() throws {
         let x = CSRMatrix(cols: 5, rowsOfColumns: [[0, 1], [1, 2, 3], [0, 3, 4], [2, 4], [0, 1, 2, 3, 4]])
         let lambda: Float = 2
         let model = try EASE.fit(train: x, lambda: lambda)
         let n = 5
-        let g = EASE.gram(x).map(Double.init)
-        let p = inverse((0..<(n * n)).map { g[$0] + ($0 % (n + 1) == 0 ? Double(lambda) : 0) }, n)
+        // The reference inverse (Gauss–Jordan in double precision) of XᵀX + λI.
+        let g = EASE.gram(x)
+        var p = (0..<(n * n)).map { g[$0] + ($0 % (n + 1) == 0 ? lambda : 0) }
+        #expect(BLAS.invertPositiveDefiniteNaive(&p, n: n))
         for i in 0..<n {
             for j in 0..<n {
-                let expected = i == j ? 0 : -p[i * n + j] / p[j * n + j]
+                let expected = i == j ? 0 : -Double(p[i * n + j]) / Double(p[j * n + j])
                 #expect(abs(Double(model.weights[i * n + j]) - expected) < 1e-4, "B[\(i),\(j)]")
             }
         }

@@ -15,8 +15,8 @@ import Testing
     /// or the end marker itself neither splits an event nor ends the channel early.
     @Test func eventsArriveWholeAndInOrder() throws {
         let pipe = try EventPipe()
-        let received = Received(), done = DispatchGroup()
-        pipe.startReading(done) { received.add($0) }
+        let received = Received()
+        pipe.startReading { received.add($0) }
         let channel = EventChannel.inherited(environment: [EventChannel.environmentVariable: pipe.path])
         #expect(channel.isOpen)
         let sent: [StageEvent] = [
@@ -27,9 +27,7 @@ import Testing
             .report(rowsIn: 5, rowsOut: 4, summary: ["one", "two\nlines"]),
         ] + (0..<2000).map { .progress(done: $0, total: 2000, unit: "MB") }  // more than a FIFO holds at once
         for event in sent { channel.send(event) }
-        pipe.finish()
-        #expect(done.wait(timeout: .now() + 10) == .success)
-        pipe.remove()
+        #expect(pipe.close(timeout: 10))
         #expect(received.events == sent)
         #expect(!FileManager.default.fileExists(atPath: pipe.path))
     }
@@ -38,15 +36,13 @@ import Testing
     /// reading.
     @Test func aTruncatedEventIsSkipped() throws {
         let pipe = try EventPipe()
-        let received = Received(), done = DispatchGroup()
-        pipe.startReading(done) { received.add($0) }
+        let received = Received()
+        pipe.startReading { received.add($0) }
         let writer = open(pipe.path, O_WRONLY)
         let text = Array("{\"epoch\":{\"_0\":2}}\n{\"progress\":{\"do".utf8)
         _ = text.withUnsafeBytes { write(writer, $0.baseAddress!, $0.count) }
         close(writer)
-        pipe.finish()
-        #expect(done.wait(timeout: .now() + 10) == .success)
-        pipe.remove()
+        #expect(pipe.close(timeout: 10))
         #expect(received.events == [.epoch(2)])
     }
 
@@ -73,6 +69,7 @@ import Testing
         EventPipe.removeAbandoned()
         #expect(!FileManager.default.fileExists(atPath: abandoned))
         #expect(FileManager.default.fileExists(atPath: live.path))
-        live.remove()
+        #expect(live.close())
+        #expect(!FileManager.default.fileExists(atPath: live.path))
     }
 }

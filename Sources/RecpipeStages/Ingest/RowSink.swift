@@ -57,17 +57,11 @@ final class RowSink: RowConsumer {
         insertRow = try connection.prepare("""
             INSERT INTO \(TableName.rawInteractions) (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
             """)
-        insertReject = try Self.prepareReject(connection, batchID: batchID)
+        insertReject = try connection.prepare(
+            "INSERT INTO \(TableName.ingestRejects) (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
         // Bindings survive a reset: the batch is bound once.
         insertRow.bind(.integer(batchID), at: 1)
-    }
-
-    /// `INSERT INTO ingest_rejects` with the batch bound, for `insert(_:statement:)`.
-    static func prepareReject(_ connection: RawConnection, batchID: Int64) throws -> RawStatement {
-        let statement = try connection.prepare(
-            "INSERT INTO \(TableName.ingestRejects) (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
-        statement.bind(.integer(batchID), at: 1)
-        return statement
+        insertReject.bind(.integer(batchID), at: 1)
     }
 
     /// Throws `tooManyRejects` when more than `maxRejectedShare` of the `read` rows were
@@ -122,7 +116,7 @@ final class RowSink: RowConsumer {
         if firstRejects.count < Self.keptRejects { firstRejects.append(reject) }
     }
 
-    /// Inserts one reject with a statement from `prepareReject`.
+    /// Inserts one reject with `insertReject` (its batch bound).
     static func insert(_ reject: Reject, statement: RawStatement) throws {
         var row = statement.binder(from: 2)
         row.bind(reject.line)
