@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeModels
 import RecpipeNumerics
@@ -72,10 +71,8 @@ public enum Benchmarks {
             let size = (try FileManager.default.attributesOfItem(atPath: csv)[.size] as? Int) ?? 0
             _ = try Store(path: db, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
             let measured = try ChildProcess.measure(executable, ["ingest", "--quiet", "--db", db, csv])
-            let row = try Store(readingAt: db).queue.read { db in
-                try Row.fetchOne(db, sql: "SELECT status, rows_read, reason FROM \(TableName.ingestBatches) ORDER BY batch_id DESC LIMIT 1")
-            }
-            let status: String = row?["status"] ?? "none", read: Int = row?["rows_read"] ?? 0
+            let row = try Store(readingAt: db).queue.read { try IngestBatches.newest(in: $0) }
+            let status = row?.status ?? "none", read = row?.read ?? 0
             guard status == "refused" else { throw StageError.badData("\(csv): expected the file refused, its batch is \(status)") }
             say("hostile ingest: \(lines) unparsable lines (\(size / 1_000_000) MB) after a valid header")
             say(String(format: "refused in %.2f s, peak RSS %.1f MB, %d lines read before it stopped (goal: under 30 s and 200 MB)",

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RecpipeStore
 
 /// Prometheus text format for node_exporter's textfile collector: the run's status and
@@ -18,12 +17,7 @@ public enum PrometheusTextfile {
         let sizes = store.fileSizes()
         metric("recpipe_database_size_bytes", "Size of the database file after the run.", [(label, Double(sizes.database))])
         metric("recpipe_database_wal_size_bytes", "Size of the database's -wal file after the run.", [(label, Double(sizes.wal))])
-        let refused = try store.queue.read { db in
-            try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM \(TableName.ingestBatches) WHERE status = 'refused'
-                AND seen_run_id = (SELECT max(run_id) FROM \(TableName.stageRuns) WHERE stage = 'ingest')
-                """) ?? 0
-        }
+        let refused = try store.queue.read { try PipelineHistory.refusedByLatestIngest(in: $0) }
         metric("recpipe_ingest_refused_sources", "Sources the latest ingest run refused, or skipped because their content was refused before.",
                [(label, Double(refused))])
         let attempts = try RunHistory(store: store).attempts(run: result.pipelineRunID)
@@ -44,18 +38,11 @@ public enum PrometheusTextfile {
         metric("recpipe_stage_last_run_rows_out", "Rows the stage wrote in its last attempt.",
                rows.compactMap { stage, attempt in attempt.rowsOut.map { (stageLabel(stage), Double($0)) } })
         let quality = try store.queue.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT model, value FROM \(TableName.evaluation)
-                WHERE run_id = (SELECT max(run_id) FROM \(TableName.evaluationRuns)) AND metric = 'ndcg' AND k = 100 ORDER BY model
-                """)
-        }
+            try Evaluations.latestRunRow(in: db).map { try Evaluations.figures(run: $0["run_id"], in: db) } ?? []
+        }.filter { ($0["metric"] as String) == "ndcg" && ($0["k"] as Int) == 100 }
         metric("recpipe_evaluation_ndcg_at_100", "Test NDCG@100 of each model in the latest evaluation.",
                quality.map { ("\(label),model=\"\(escape($0["model"]))\"", $0["value"]) })
-        let loop = try store.queue.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT k, hit_rate, recall, created_at FROM \(TableName.closedLoop) WHERE run_id = (SELECT max(run_id) FROM \(TableName.closedLoop)) ORDER BY k
-                """)
-        }
+        let loop = try store.queue.read { try Evaluations.closedLoop(runs: 1, in: $0) }
         // Feedback stores nothing on a night without new interactions: the figures below are
         // the latest measured ones, and this says when they were measured.
         metric("recpipe_closed_loop_timestamp_seconds", "When the latest closed-loop figures were measured (Unix seconds).",

@@ -77,41 +77,6 @@ public struct PipelineStage: Sendable {
     }
 }
 
-/// A resolved parameter value as recorded in the run history (JSON: string, bool or list).
-public enum ParameterValue: Sendable, Equatable, Codable, CustomStringConvertible {
-    case text(String)
-    case flag(Bool)
-    case list([String])
-
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if let flag = try? container.decode(Bool.self) {
-            self = .flag(flag)
-        } else if let list = try? container.decode([String].self) {
-            self = .list(list)
-        } else {
-            self = .text(try container.decode(String.self))
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .text(let value): try container.encode(value)
-        case .flag(let value): try container.encode(value)
-        case .list(let values): try container.encode(values)
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .text(let value): return value
-        case .flag(let value): return "\(value)"
-        case .list(let values): return "[" + values.joined(separator: ", ") + "]"
-        }
-    }
-}
-
 /// Checks a manifest against the stage kinds and this binary's commands, collecting every
 /// problem with its file and line before anything runs.
 public struct Validator {

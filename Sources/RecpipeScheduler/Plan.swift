@@ -1,4 +1,5 @@
 import Foundation
+import RecpipeStore
 
 /// Which stages of a pipeline a run covers: `--only`, `--from` (it and everything
 /// downstream), `--until` (it and everything upstream); all when none is given.

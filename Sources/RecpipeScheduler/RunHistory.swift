@@ -1,106 +1,9 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeStore
 
-/// A row of `pipeline_runs`.
-public struct PipelineRunRecord: Sendable, Codable, Equatable {
-    public var id: Int64
-    public var pipeline: String
-    public var manifest: String
-    public var status: String
-    public var selection: [String]
-    public var forced: Bool
-    public var retryOf: Int64?
-    public var codeVersion: String
-    public var pid: Int
-    public var host: String
-    public var startedAt: String
-    public var finishedAt: String?
-    public var seconds: Double?
-    public var stagesRun: Int?
-    public var stagesSkipped: Int?
-    public var stagesFailed: Int?
-    public var error: String?
-
-    init(row: Row) {
-        id = row["pipeline_run_id"]
-        pipeline = row["pipeline"]
-        manifest = row["manifest"]
-        status = row["status"]
-        selection = (try? JSONDecoder().decode([String].self, from: Data((row["selection"] as String).utf8))) ?? []
-        forced = row["forced"]
-        retryOf = row["retry_of"]
-        codeVersion = row["code_version"]
-        pid = row["pid"]
-        host = row["host"]
-        startedAt = row["started_at"]
-        finishedAt = row["finished_at"]
-        seconds = row["seconds"]
-        stagesRun = row["stages_run"]
-        stagesSkipped = row["stages_skipped"]
-        stagesFailed = row["stages_failed"]
-        error = row["error"]
-    }
-}
-
-/// A row of `pipeline_stage_runs`: one attempt of a stage (or its skip, or its block).
-public struct StageAttemptRecord: Sendable, Codable, Equatable {
-    public var id: Int64
-    public var pipelineRunID: Int64
-    public var stage: String
-    public var kind: String
-    public var attempt: Int
-    public var status: String
-    public var reason: String?
-    public var fingerprint: String?
-    public var parameters: [String: ParameterValue]?
-    public var inputs: [String: String]?
-    public var output: String?
-    public var stageRunID: Int64?
-    public var pid: Int?
-    public var startedAt: String
-    public var finishedAt: String?
-    public var seconds: Double?
-    public var rowsIn: Int?
-    public var rowsOut: Int?
-    public var exitStatus: Int?
-    public var signal: Int?
-    public var error: String?
-    /// The stage process's peak resident memory (`stage_runs.peak_rss_mb`), where read.
-    public var peakRSSMB: Double?
-
-    init(row: Row) {
-        func decode<T: Decodable>(_ column: String) -> T? {
-            guard let text = row[column] as String? else { return nil }
-            return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
-        }
-        id = row["id"]
-        pipelineRunID = row["pipeline_run_id"]
-        stage = row["stage"]
-        kind = row["kind"]
-        attempt = row["attempt"]
-        status = row["status"]
-        reason = row["reason"]
-        fingerprint = row["fingerprint"]
-        parameters = decode("parameters")
-        inputs = decode("inputs")
-        output = row["output"]
-        stageRunID = row["stage_run_id"]
-        peakRSSMB = row["peak_rss_mb"]
-        pid = row["pid"]
-        startedAt = row["started_at"]
-        finishedAt = row["finished_at"]
-        seconds = row["seconds"]
-        rowsIn = row["rows_in"]
-        rowsOut = row["rows_out"]
-        exitStatus = row["exit_status"]
-        signal = row["signal"]
-        error = row["error"]
-    }
-}
-
-/// Reads and writes `pipeline_runs` and `pipeline_stage_runs`.
+/// The scheduler's view of its history (`PipelineHistory` in the store): runs, attempts,
+/// and taking over the runs of a scheduler that is gone.
 public struct RunHistory: Sendable {
     public let store: Store
 
@@ -112,49 +15,23 @@ public struct RunHistory: Sendable {
 
     public func begin(pipeline: String, manifest: String, selection: [String], forced: Bool, retryOf: Int64?,
                       codeVersion: String) throws -> Int64 {
-        try store.queue.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO \(TableName.pipelineRuns) (pipeline, manifest, status, selection, forced, retry_of, code_version, pid, host, started_at)
-                    VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [pipeline, manifest, Fingerprint.json(selection), forced, retryOf, codeVersion,
-                            Int(getpid()), ProcessInfo.processInfo.hostName, Clock.isoNow()])
-            return db.lastInsertedRowID
+        try store.queue.write {
+            try PipelineHistory.begin(pipeline: pipeline, manifest: manifest, selectionJSON: Fingerprint.json(selection), forced: forced,
+                                      retryOf: retryOf, codeVersion: codeVersion, pid: Int(getpid()),
+                                      host: ProcessInfo.processInfo.hostName, in: $0)
         }
     }
 
     public func finish(run: Int64, status: String, seconds: Double, error: String?) throws {
-        try store.queue.write { db in
-            try db.execute(
-                sql: """
-                    UPDATE \(TableName.pipelineRuns) SET status = :status, finished_at = :now, seconds = :seconds, error = :error,
-                        stages_run = (SELECT count(DISTINCT stage) FROM \(TableName.pipelineStageRuns) WHERE pipeline_run_id = :run AND attempt > 0),
-                        stages_skipped = (SELECT count(*) FROM \(TableName.pipelineStageRuns) WHERE pipeline_run_id = :run AND status = 'skipped'),
-                        stages_failed = (SELECT count(DISTINCT stage) FROM \(TableName.pipelineStageRuns) s WHERE pipeline_run_id = :run AND status = 'failed'
-                            AND NOT EXISTS (SELECT 1 FROM \(TableName.pipelineStageRuns) t
-                                            WHERE t.pipeline_run_id = :run AND t.stage = s.stage AND t.status = 'succeeded'))
-                    WHERE pipeline_run_id = :run
-                    """,
-                arguments: ["status": status, "now": Clock.isoNow(), "seconds": seconds, "error": error, "run": run])
-        }
+        try store.queue.write { try PipelineHistory.finish(run: run, status: status, seconds: seconds, error: error, in: $0) }
     }
 
     /// Marks runs left `running` by a scheduler that is gone (its lock was free) as
     /// `abandoned`, and their running attempts as failed. Returns the runs marked.
     public func abandonStaleRuns() throws -> [PipelineRunRecord] {
         try store.queue.write { db in
-            let stale = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.pipelineRuns) WHERE status = 'running'").map(PipelineRunRecord.init)
-            for run in stale {
-                let message = "the scheduler (pid \(run.pid) on \(run.host)) stopped without finishing the run"
-                try db.execute(
-                    sql: "UPDATE \(TableName.pipelineStageRuns) SET status = 'failed', finished_at = ?, error = ? WHERE pipeline_run_id = ? AND status = 'running'",
-                    arguments: [Clock.isoNow(), message, run.id])
-                try db.execute(
-                    sql: "UPDATE \(TableName.pipelineRuns) SET status = 'abandoned', finished_at = ?, error = ? WHERE pipeline_run_id = ?",
-                    arguments: [Clock.isoNow(), message, run.id])
-            }
-            return stale
+            try PipelineHistory.abandonRunning(message: { "the scheduler (pid \($0.pid) on \($0.host)) stopped without finishing the run" },
+                                               in: db)
         }
     }
 
@@ -200,28 +77,16 @@ public struct RunHistory: Sendable {
     }
 
     public func run(_ id: Int64) throws -> PipelineRunRecord? {
-        try store.queue.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.pipelineRuns) WHERE pipeline_run_id = ?", arguments: [id]).map(PipelineRunRecord.init)
-        }
+        try store.queue.read { try PipelineHistory.run(id, in: $0) }
     }
 
     /// The newest runs, of one pipeline or all.
     public func runs(pipeline: String? = nil, limit: Int = 20) throws -> [PipelineRunRecord] {
-        try store.queue.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM \(TableName.pipelineRuns) WHERE ?1 IS NULL OR pipeline = ?1 ORDER BY pipeline_run_id DESC LIMIT ?2",
-                arguments: [pipeline, limit]
-            ).map(PipelineRunRecord.init)
-        }
+        try store.queue.read { try PipelineHistory.runs(pipeline: pipeline, limit: limit, in: $0) }
     }
 
     public func attempts(run: Int64) throws -> [StageAttemptRecord] {
-        try store.queue.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT s.*, r.peak_rss_mb FROM \(TableName.pipelineStageRuns) s LEFT JOIN \(TableName.stageRuns) r ON r.run_id = s.stage_run_id
-                WHERE s.pipeline_run_id = ? ORDER BY s.id
-                """, arguments: [run]).map(StageAttemptRecord.init)
-        }
+        try store.queue.read { try PipelineHistory.attempts(run: run, in: $0) }
     }
 
     // MARK: Stages
@@ -229,70 +94,42 @@ public struct RunHistory: Sendable {
     /// The newest successful attempt of a stage of this pipeline: what its output is and
     /// what it was computed from.
     public func lastSuccess(pipeline: String, stage: String) throws -> StageAttemptRecord? {
-        try store.queue.read { db in
-            try Row.fetchOne(
-                db, sql: """
-                    SELECT s.* FROM \(TableName.pipelineStageRuns) s JOIN \(TableName.pipelineRuns) r USING (pipeline_run_id)
-                    WHERE r.pipeline = ? AND s.stage = ? AND s.status = 'succeeded' ORDER BY s.id DESC LIMIT 1
-                    """,
-                arguments: [pipeline, stage]
-            ).map(StageAttemptRecord.init)
-        }
+        try store.queue.read { try PipelineHistory.latest(pipeline: pipeline, stage: stage, succeeded: true, in: $0) }
     }
 
     /// The newest record of each stage of this pipeline (any status).
     public func latest(pipeline: String, stage: String) throws -> StageAttemptRecord? {
-        try store.queue.read { db in
-            try Row.fetchOne(
-                db, sql: """
-                    SELECT s.* FROM \(TableName.pipelineStageRuns) s JOIN \(TableName.pipelineRuns) r USING (pipeline_run_id)
-                    WHERE r.pipeline = ? AND s.stage = ? ORDER BY s.id DESC LIMIT 1
-                    """,
-                arguments: [pipeline, stage]
-            ).map(StageAttemptRecord.init)
-        }
+        try store.queue.read { try PipelineHistory.latest(pipeline: pipeline, stage: stage, succeeded: false, in: $0) }
+    }
+
+    static func entry(_ stage: PipelineStage, _ fingerprint: Fingerprint?) -> PipelineHistory.StageEntry {
+        PipelineHistory.StageEntry(stage: stage.name, kind: stage.kind.name, fingerprint: fingerprint?.hash,
+                                   parametersJSON: fingerprint.map { Fingerprint.json($0.parameters) },
+                                   inputsJSON: fingerprint.map { Fingerprint.json($0.inputs) })
     }
 
     /// Records a stage that was not attempted: `skipped` (up to date) or `blocked`.
     public func record(run: Int64, stage: PipelineStage, status: String, reason: String, fingerprint: Fingerprint?,
                        output: String?) throws {
-        try store.queue.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO \(TableName.pipelineStageRuns) (pipeline_run_id, stage, kind, attempt, status, reason, fingerprint,
-                        parameters, inputs, output, started_at, finished_at, seconds)
-                    VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-                    """,
-                arguments: [run, stage.name, stage.kind.name, status, reason, fingerprint?.hash,
-                            fingerprint.map { Fingerprint.json($0.parameters) }, fingerprint.map { Fingerprint.json($0.inputs) },
-                            output, Clock.isoNow(), Clock.isoNow()])
+        try store.queue.write {
+            try PipelineHistory.record(run: run, Self.entry(stage, fingerprint), status: status, reason: reason, output: output, in: $0)
         }
     }
 
     /// The `running` row of an attempt; returns its id.
     public func startAttempt(run: Int64, stage: PipelineStage, attempt: Int, reason: String, fingerprint: Fingerprint) throws -> Int64 {
-        try store.queue.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO \(TableName.pipelineStageRuns) (pipeline_run_id, stage, kind, attempt, status, reason, fingerprint,
-                        parameters, inputs, started_at)
-                    VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)
-                    """,
-                arguments: [run, stage.name, stage.kind.name, attempt, reason, fingerprint.hash,
-                            Fingerprint.json(fingerprint.parameters), Fingerprint.json(fingerprint.inputs), Clock.isoNow()])
-            return db.lastInsertedRowID
+        try store.queue.write {
+            try PipelineHistory.startAttempt(run: run, Self.entry(stage, fingerprint), attempt: attempt, reason: reason, in: $0)
         }
     }
 
     public func setPID(attempt: Int64, pid: Int32) throws {
-        try store.queue.write { db in
-            try db.execute(sql: "UPDATE \(TableName.pipelineStageRuns) SET pid = ? WHERE id = ?", arguments: [Int(pid), attempt])
-        }
+        try store.queue.write { try PipelineHistory.setPID(attempt: attempt, pid: Int(pid), in: $0) }
     }
 
     /// The newest `stage_runs` id, to find the row a child process adds.
     public func lastStageRunID() throws -> Int64 {
-        try store.queue.read { try Int64.fetchOne($0, sql: "SELECT coalesce(max(run_id), 0) FROM \(TableName.stageRuns)") ?? 0 }
+        try store.queue.read { try PipelineHistory.lastStageRunID(in: $0) }
     }
 
     /// Finishes an attempt: links the `stage_runs` row its process wrote (the first of its kind
@@ -300,25 +137,9 @@ public struct RunHistory: Sendable {
     /// died before it could.
     public func finishAttempt(_ id: Int64, kind: String, stageRunsAfter after: Int64, succeeded: Bool, seconds: Double,
                               exitStatus: Int32?, signal: Int32?, error: String?) throws {
-        try store.queue.write { db in
-            let linked = try Row.fetchOne(
-                db, sql: "SELECT run_id, rows_in, rows_out, status FROM \(TableName.stageRuns) WHERE run_id > ? AND stage = ? ORDER BY run_id LIMIT 1",
-                arguments: [after, kind])
-            let stageRunID: Int64? = linked?["run_id"]
-            if let stageRunID, linked?["status"] == "running" {
-                try db.execute(
-                    sql: "UPDATE \(TableName.stageRuns) SET status = 'failed', finished_at = ?, error = ? WHERE run_id = ?",
-                    arguments: [Clock.isoNow(), error ?? "the process ended without recording a result", stageRunID])
-            }
-            try db.execute(
-                sql: """
-                    UPDATE \(TableName.pipelineStageRuns) SET status = ?, output = ?, stage_run_id = ?, finished_at = ?, seconds = ?,
-                        rows_in = ?, rows_out = ?, exit_status = ?, signal = ?, error = ?
-                    WHERE id = ?
-                    """,
-                arguments: [succeeded ? "succeeded" : "failed", succeeded ? "#\(id)" : nil, stageRunID, Clock.isoNow(), seconds,
-                            linked?["rows_in"] as Int?, linked?["rows_out"] as Int?, exitStatus.map { Int($0) }, signal.map { Int($0) },
-                            error, id])
+        try store.queue.write {
+            try PipelineHistory.finishAttempt(id, kind: kind, stageRunsAfter: after, succeeded: succeeded, seconds: seconds,
+                                              exitStatus: exitStatus, signal: signal, error: error, in: $0)
         }
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeStore
 
@@ -119,25 +118,14 @@ public enum StageRunner {
         encoder.outputFormatting = [.sortedKeys]
         let parameters = String(decoding: try encoder.encode(stage.config), as: UTF8.self)
         let started = Clock.monotonic()
-        let runID = try store.queue.write { db -> Int64 in
-            try db.execute(
-                sql: "INSERT INTO \(TableName.stageRuns) (stage, status, parameters, started_at) VALUES (?, 'running', ?, ?)",
-                arguments: [S.name, parameters, Clock.isoNow()])
-            return db.lastInsertedRowID
-        }
+        let runID = try store.queue.write { try StageRuns.begin(stage: S.name, parameters: parameters, in: $0) }
         logger[metadataKey: "run"] = "\(runID)"
         logger.info("stage started")
         func finish(status: String, report: StageReport?, error: String?) {
             do {
-                try store.queue.write { db in
-                    try db.execute(
-                        sql: """
-                            UPDATE \(TableName.stageRuns) SET status = ?, finished_at = ?, seconds = ?, rows_in = ?, rows_out = ?, error = ?,
-                                peak_rss_mb = ?
-                            WHERE run_id = ?
-                            """,
-                        arguments: [status, Clock.isoNow(), Clock.monotonic() - started,
-                                    report?.rowsIn, report?.rowsOut, error, peakResidentMB(), runID])
+                try store.queue.write {
+                    try StageRuns.finish(run: runID, status: status, seconds: Clock.monotonic() - started, rowsIn: report?.rowsIn,
+                                         rowsOut: report?.rowsOut, error: error, peakResidentMB: peakResidentMB(), in: $0)
                 }
             } catch {
                 logger.error("cannot record stage result", metadata: ["error": "\(error.localizedDescription)"])

@@ -31,6 +31,32 @@ public enum LiveLists {
     }
 }
 
+extension LiveLists {
+    /// The live run and when it was published; nil when nothing is published.
+    public static func published(in db: Database) throws -> (run: Int64, publishedAt: String)? {
+        try Row.fetchOne(db, sql: """
+            SELECT s.run_id, s.published_at FROM \(TableName.liveRecommendations) l JOIN \(TableName.scoreRuns) s USING (run_id)
+            """).map { ($0["run_id"], $0["published_at"]) }
+    }
+
+    /// The lists of `users` in `run`, item keys by rank; a user without a list is left out.
+    /// Keys are matched byte for byte.
+    public static func items(run: Int64, users: some Sequence<ExactKey>, in db: Database) throws -> [ExactKey: [ExactKey]] {
+        let statement = try db.cachedStatement(sql: "SELECT item_key FROM \(TableName.recommendationRows) WHERE run_id = ? AND user_key = ? ORDER BY rank")
+        var lists: [ExactKey: [ExactKey]] = [:]
+        for user in users {
+            let items = try String.fetchAll(statement, arguments: [run, user.text])
+            if !items.isEmpty { lists[user] = items.map(ExactKey.init) }
+        }
+        return lists
+    }
+
+    /// The item keys of every live top-`k` list (the report's long-tail chart).
+    public static func liveItems(k: Int, in db: Database) throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.recommendations) WHERE rank <= ?", arguments: [k])
+    }
+}
+
 /// How lists are published, the only code that writes `score_runs`, `recommendation_rows`
 /// and `live_recommendations`: a run's rows are written under its id (invisible), then one
 /// small transaction points the live lists at them, keeping the set they replace as the

@@ -67,4 +67,12 @@ public enum ShardFile {
         }
         return info
     }
+
+    /// Runs `body` with the shard file at `path` attached to `connection` as `shard`,
+    /// detached afterwards.
+    public static func attached<T>(_ path: String, on connection: RawConnection, _ body: (_ schema: String) throws -> T) throws -> T {
+        try connection.run("ATTACH DATABASE ? AS shard", [.text(path)])
+        defer { try? connection.execute("DETACH DATABASE shard") }
+        return try body("shard")
+    }
 }

@@ -112,24 +112,15 @@ public struct AugmentStage: Stage {
         let modelID = try context.store.queue.write { db -> Int64 in
             let modelID = try ModelStore.save(result.model, outcome: outcome, data: data, runID: context.runID, seconds: seconds,
                                               warmStartFrom: warmFrom, publish: true, in: db)
-            let log = try db.makeStatement(sql: """
-                INSERT INTO \(TableName.ganTrainingLog) (model_id, epoch, generator_loss, discriminator_loss, zr_loss, output_spread,
-                    validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            for e in result.log {
-                try log.execute(arguments: [modelID, e.epoch, e.generatorLoss, e.discriminatorLoss, e.zrLoss, e.outputSpread,
-                                            e.validationNDCG, e.seconds])
+            let log = result.log.map {
+                Augmentations.GANLogEntry(epoch: $0.epoch, generatorLoss: $0.generatorLoss, discriminatorLoss: $0.discriminatorLoss,
+                                          zrLoss: $0.zrLoss, outputSpread: $0.outputSpread, validationNDCG: $0.validationNDCG,
+                                          seconds: $0.seconds)
             }
-            try db.execute(sql: """
-                INSERT INTO \(TableName.augmentRuns) (run_id, model_id, clean_run_id, parameters, users, rows, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [context.runID, modelID, data.cleanRunID, parameters, users, rows.count, Clock.isoNow()])
-            let insert = try db.makeStatement(sql: """
-                INSERT INTO \(TableName.augmentedInteractions) (user_idx, item_idx, score, model_id, run_id) VALUES (?, ?, ?, ?, ?)
-                """)
-            for row in rows {
-                try insert.execute(arguments: [data.trainUsers[row.row], row.item, row.score, modelID, context.runID])
-            }
+            try Augmentations.record(run: context.runID, model: modelID, cleanRun: data.cleanRunID, parameters: parameters,
+                                     users: users, log: log, count: rows.count, row: { k in
+                                         (data.trainUsers[rows[k].row], rows[k].item, rows[k].score)
+                                     }, in: db)
             return modelID
         }
         let tail = rows.filter { !isHead[Int($0.item)] }.count

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeStore
 
@@ -146,9 +145,7 @@ public struct CleanStage: Stage {
     static func loadRaw(_ store: Store) throws -> RawEvents {
         try store.queue.read { db in
             var events = RawEvents()
-            try db.forEachRow("SELECT user_key, item_key, rating, ts FROM \(TableName.rawInteractions) ORDER BY rowid") { row in
-                events.append(user: row.string(0), item: row.string(1), rating: row.optionalDouble(2), timestamp: row.optionalInt64(3))
-            }
+            try Split.forEachRawRow(in: db) { events.append(user: $0, item: $1, rating: $2, timestamp: $3) }
             return events
         }
     }
@@ -157,55 +154,42 @@ public struct CleanStage: Stage {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let parameters = String(decoding: try encoder.encode(config), as: UTF8.self)
-        let connection = try context.store.bulkConnection()
-        // Foreign keys are checked once over the whole table before commit, which is several
-        // times faster than row by row; a violation rolls everything back.
-        try connection.execute("PRAGMA foreign_keys = OFF")
-        try connection.inTransaction {
-            try connection.execute("DELETE FROM \(TableName.interactions); DELETE FROM \(TableName.users); DELETE FROM \(TableName.items);")
-            try connection.insert(into: .users, columns: ["user_idx", "user_key", "role"], count: data.userKeys.count) { row, k in
-                row.bind(k)
-                row.bind(data.userKeys[k])
-                row.bind(data.userRoles[k].rawValue)
-            }
-            try connection.insert(into: .items, columns: ["item_idx", "item_key", "train_interactions"], count: data.itemKeys.count) { row, k in
-                row.bind(k)
-                row.bind(data.itemKeys[k])
-                row.bind(data.itemTrainCounts[k])
-            }
-            try connection.insert(into: .interactions, columns: ["user_idx", "item_idx", "part", "ts"], count: data.count) { row, k in
-                row.bind(Int(data.user[k]))
-                row.bind(Int(data.item[k]))
-                row.bind(data.part[k].rawValue)
-                row.bind(data.timestamp[k] == RawEvents.noTimestamp ? nil : data.timestamp[k])
-            }
-            if try connection.run("PRAGMA foreign_key_check(\(TableName.interactions))") != nil {
-                throw StageError.badData("clean: interactions refer to users or items that do not exist; nothing written")
-            }
-            let users = data.userKeys.count, items = data.itemKeys.count
-            func int(_ v: Int) -> RawConnection.Value { .integer(Int64(v)) }
-            func optional(_ v: Int64?) -> RawConnection.Value { v.map { .integer($0) } ?? .null }
-            let arguments: [RawConnection.Value] = [
-                .integer(context.runID), .text(Clock.isoNow()), .text(config.split.rawValue),
-                config.split == .strong ? .integer(Int64(bitPattern: config.seed)) : .null, .text(parameters),
-                int(stats.rawRows), int(stats.rawUsers), int(stats.rawItems), int(stats.deduplicatedRows),
-                int(stats.positiveRows), int(stats.kcoreIterations), int(stats.kcoreUsersRemoved),
-                int(stats.kcoreItemsRemoved), int(users), int(items), int(data.count),
-                .real(Double(data.count) / Double(max(1, users)) / Double(max(1, items))),
-                int(data.users(with: .train)), int(data.users(with: .validation)), int(data.users(with: .test)),
-                int(data.rows(in: .train)), int(data.rows(in: .validationFoldIn)), int(data.rows(in: .validationTarget)),
-                int(data.rows(in: .testFoldIn)), int(data.rows(in: .testTarget)), int(data.droppedHeldOut),
-                optional(data.validationCutoff), optional(data.testCutoff), .real(seconds),
-            ]
-            try connection.run(
-                """
-                INSERT INTO \(TableName.cleanRuns) (run_id, created_at, split, seed, parameters, raw_rows, raw_users, raw_items,
-                    deduplicated_rows, positive_rows, kcore_iterations, kcore_users_removed, kcore_items_removed,
-                    users, items, interactions, density, train_users, validation_users, test_users,
-                    train_rows, validation_tr_rows, validation_te_rows, test_tr_rows, test_te_rows,
-                    dropped_heldout_rows, validation_cutoff, test_cutoff, seconds)
-                VALUES (\(Array(repeating: "?", count: arguments.count).joined(separator: ", ")))
-                """, arguments)
+        var run = Split.RunRecord(runID: context.runID, split: config.split.rawValue,
+                                  seed: config.split == .strong ? Int64(bitPattern: config.seed) : nil, parameters: parameters)
+        run.rawRows = stats.rawRows
+        run.rawUsers = stats.rawUsers
+        run.rawItems = stats.rawItems
+        run.deduplicatedRows = stats.deduplicatedRows
+        run.positiveRows = stats.positiveRows
+        run.kcoreIterations = stats.kcoreIterations
+        run.kcoreUsersRemoved = stats.kcoreUsersRemoved
+        run.kcoreItemsRemoved = stats.kcoreItemsRemoved
+        run.users = data.userKeys.count
+        run.items = data.itemKeys.count
+        run.interactions = data.count
+        run.trainUsers = data.users(with: .train)
+        run.validationUsers = data.users(with: .validation)
+        run.testUsers = data.users(with: .test)
+        run.trainRows = data.rows(in: .train)
+        run.validationFoldInRows = data.rows(in: .validationFoldIn)
+        run.validationTargetRows = data.rows(in: .validationTarget)
+        run.testFoldInRows = data.rows(in: .testFoldIn)
+        run.testTargetRows = data.rows(in: .testTarget)
+        run.droppedHeldOutRows = data.droppedHeldOut
+        run.validationCutoff = data.validationCutoff
+        run.testCutoff = data.testCutoff
+        run.seconds = seconds
+        do {
+            try Split.replace(
+                on: try context.store.bulkConnection(), run: run,
+                user: { (data.userKeys[$0], data.userRoles[$0].rawValue) },
+                item: { (data.itemKeys[$0], data.itemTrainCounts[$0]) },
+                interaction: { k in
+                    (Int(data.user[k]), Int(data.item[k]), data.part[k].rawValue,
+                     data.timestamp[k] == RawEvents.noTimestamp ? nil : data.timestamp[k])
+                })
+        } catch is Split.DanglingInteraction {
+            throw StageError.badData("clean: interactions refer to users or items that do not exist; nothing written")
         }
     }
 }

@@ -78,46 +78,29 @@ public enum ModelStore {
             hyperparameters = String(hyperparameters.dropLast()) + (hyperparameters == "{}" ? "" : ",")
                 + #""selection":[\#(tried.joined(separator: ","))]}"#
         }
-        let kind = model.kind.rawValue
-        if publish {
-            try db.execute(sql: "UPDATE \(TableName.models) SET status = 'retired' WHERE kind = ? AND status = 'published'", arguments: [kind])
+        let variational = model.kind == .multvae
+        let log = outcome.log.map { entry in
+            Models.LogEntry(epoch: entry.epoch, loss: entry.loss, kl: variational ? entry.kl : nil, beta: variational ? entry.beta : nil,
+                            validationNDCG: entry.validationNDCG, seconds: entry.seconds)
         }
-        try db.execute(
-            sql: """
-                INSERT INTO \(TableName.models) (run_id, kind, created_at, hyperparameters, clean_run_id, data_fingerprint, items,
-                    training_users, training_seconds, epochs, best_epoch, validation_metrics, warm_start_from, status)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [runID, kind, Clock.isoNow(), hyperparameters, data.cleanRunID, data.fingerprint, model.items,
-                        data.train.rows, seconds, outcome.epochs, outcome.bestEpoch,
-                        String(decoding: try encoder.encode(outcome.validationMetrics), as: UTF8.self), warmStartFrom,
-                        publish ? "published" : "candidate"])
-        let modelID = db.lastInsertedRowID
-        let items = try db.makeStatement(sql: "INSERT INTO \(TableName.modelItems) (model_id, position, item_key) VALUES (?, ?, ?)")
-        for (position, key) in data.itemKeys.enumerated() {
-            try items.execute(arguments: [modelID, position, key])
-        }
+        let row = Models.NewModel(
+            run: runID, kind: model.kind.rawValue, hyperparameters: hyperparameters, cleanRunID: data.cleanRunID,
+            dataFingerprint: data.fingerprint, items: model.items, trainingUsers: data.train.rows, seconds: seconds,
+            epochs: outcome.epochs, bestEpoch: outcome.bestEpoch,
+            validationMetrics: String(decoding: try encoder.encode(outcome.validationMetrics), as: UTF8.self),
+            warmStartFrom: warmStartFrom, publish: publish)
+        let modelID = try Models.insert(row, itemKeys: data.itemKeys, log: log, in: db)
         let chunk = max(4, chunkBytes / 4 * 4)
-        let insert = try db.makeStatement(sql: """
-            INSERT INTO \(TableName.modelWeights) (model_id, tensor, chunk, shape, dtype, data) VALUES (?, ?, ?, ?, ?, ?)
-            """)
+        let weights = try Models.weightWriter(model: modelID, in: db)
         try model.forEachTensor { info, bytes in
             precondition(bytes.count == info.bytes, "tensor \(info.name): \(bytes.count) bytes for shape \(info.shape)")
             let shape = "[" + info.shape.map(String.init).joined(separator: ",") + "]"
             var n = 0
             for start in stride(from: 0, to: max(bytes.count, 1), by: chunk) {
                 let part = Data(UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + chunk, bytes.count)]))
-                try insert.execute(arguments: [modelID, info.name, n, shape, info.type.rawValue, littleEndian(part)])
+                try weights.write(tensor: info.name, chunk: n, shape: shape, dtype: info.type.rawValue, data: littleEndian(part))
                 n += 1
             }
-        }
-        let log = try db.makeStatement(sql: """
-            INSERT INTO \(TableName.trainingLog) (model_id, epoch, loss, kl, beta, validation_ndcg100, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
-        let variational = model.kind == .multvae
-        for entry in outcome.log {
-            try log.execute(arguments: [modelID, entry.epoch, entry.loss, variational ? entry.kl : nil,
-                                        variational ? entry.beta : nil, entry.validationNDCG, entry.seconds])
         }
         return modelID
     }
@@ -137,8 +120,7 @@ public enum ModelStore {
 
     /// The published model of a kind, if any.
     public static func published(kind: ModelKind, in db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT model_id FROM \(TableName.models) WHERE kind = ? AND status = 'published'",
-                           arguments: [kind.rawValue])
+        try Models.published(kind: kind.rawValue, in: db)
     }
 
     /// The published model of a kind, loaded; nil when none is published.
@@ -162,22 +144,17 @@ public enum ModelStore {
 
     /// The model's row without its tensors.
     public static func record(_ modelID: Int64, in db: Database) throws -> Record {
-        guard let row = try Row.fetchOne(db, sql: """
-            SELECT kind, status, hyperparameters, data_fingerprint, pruned_at FROM \(TableName.models) WHERE model_id = ?
-            """, arguments: [modelID]) else {
+        guard let row = try Models.stored(modelID, in: db) else {
             throw StageError.missingInput("no model \(modelID)")
         }
-        let kindName: String = row["kind"]
-        if let pruned: String = row["pruned_at"] {
-            throw StageError.missingInput("model \(modelID) (\(kindName)) was pruned at \(pruned): its weights are no longer stored")
+        if let pruned = row.prunedAt {
+            throw StageError.missingInput("model \(modelID) (\(row.kind)) was pruned at \(pruned): its weights are no longer stored")
         }
-        guard let kind = ModelKind(rawValue: kindName) else {
-            throw StageError.badData("model \(modelID) is of kind '\(kindName)', which this recpipe does not know")
+        guard let kind = ModelKind(rawValue: row.kind) else {
+            throw StageError.badData("model \(modelID) is of kind '\(row.kind)', which this recpipe does not know")
         }
-        let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.modelItems) WHERE model_id = ? ORDER BY position",
-                                           arguments: [modelID])
-        return Record(modelID: modelID, kind: kind, status: row["status"], hyperparameters: row["hyperparameters"],
-                      dataFingerprint: row["data_fingerprint"], itemKeys: itemKeys)
+        return Record(modelID: modelID, kind: kind, status: row.status, hyperparameters: row.hyperparameters,
+                      dataFingerprint: row.dataFingerprint, itemKeys: try Models.itemKeys(modelID, in: db))
     }
 
     /// Loads a model of any kind exactly as it was saved.
@@ -199,12 +176,9 @@ public enum ModelStore {
         let modelID: Int64
 
         func info(_ name: String) throws -> TensorInfo {
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT shape, dtype FROM \(TableName.modelWeights) WHERE model_id = ? AND tensor = ? ORDER BY chunk LIMIT 1
-                """, arguments: [modelID, name]) else {
+            guard let (shapeText, dtype) = try Models.tensor(name, of: modelID, in: db) else {
                 throw ModelError.shapeMismatch("tensor \(name) is missing")
             }
-            let shapeText: String = row["shape"], dtype: String = row["dtype"]
             let inner = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
             let shape = inner.isEmpty ? [] : inner.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard let type = TensorType(rawValue: dtype), shape.allSatisfy({ ($0 ?? -1) >= 0 }) else {
@@ -215,12 +189,7 @@ public enum ModelStore {
 
         func read(_ name: String, into buffer: UnsafeMutableRawBufferPointer) throws {
             var offset = 0, expected = 0
-            let chunks = try Row.fetchCursor(db, sql: """
-                SELECT chunk, data FROM \(TableName.modelWeights) WHERE model_id = ? AND tensor = ? ORDER BY chunk
-                """, arguments: [modelID, name])
-            while let row = try chunks.next() {
-                let chunk: Int = row["chunk"]
-                let data: Data = row["data"]
+            try Models.forEachChunk(of: name, of: modelID, in: db) { chunk, data in
                 guard chunk == expected, offset + data.count <= buffer.count else {
                     throw ModelError.shapeMismatch("tensor \(name): chunk \(chunk) is missing, repeated or too long")
                 }

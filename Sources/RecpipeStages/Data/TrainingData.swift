@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RecpipeModels
 import RecpipeNumerics
 import RecpipeStore
@@ -26,20 +25,20 @@ public struct TrainingData: Sendable {
     /// is their training history; otherwise it is their `*_tr` rows.
     public static func load(_ store: Store) throws -> TrainingData {
         try store.queue.read { db in
-            guard let run = try Row.fetchOne(db, sql: "SELECT run_id, split FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1") else {
+            guard let run = try Split.latestRun(in: db) else {
                 throw StageError.missingInput("\(store.path): no clean run yet; run clean first")
             }
-            let itemKeys = try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.items) ORDER BY item_idx")
-            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM \(TableName.users) ORDER BY user_idx")
-            let split: String = run["split"]
+            let itemKeys = try Split.itemKeys(in: db)
+            let userKeys = try Split.userKeys(in: db)
+            let split = run.split
             var byPart: [SplitPart: [Int: [Int32]]] = [:]
             var hasher = SHA256()
             hasher.update(Array(itemKeys.joined(separator: "\u{0}").utf8))
             let parts = Dictionary(uniqueKeysWithValues: SplitPart.allCases.map { ($0.rawValue, $0) })
             var pair = [UInt8](repeating: 0, count: 8)
-            try db.forEachRow("SELECT user_idx, item_idx, part FROM \(TableName.interactions) ORDER BY user_idx, item_idx") { row in
-                let user = row.int(0), item = Int32(row.int64(1))
-                guard let part = parts[row.string(2)] else { return }
+            try Split.forEachInteraction(in: db) { user, itemIndex, partName in
+                let item = Int32(itemIndex)
+                guard let part = parts[partName] else { return }
                 byPart[part, default: [:]][user, default: []].append(item)
                 if part == .train {
                     withUnsafeBytes(of: UInt32(user).littleEndian) { pair.replaceSubrange(0..<4, with: $0) }
@@ -68,7 +67,7 @@ public struct TrainingData: Sendable {
             let (train, trainUsers) = matrix(.train)
             let (validation, validationUsers) = heldOut(foldIn: .validationFoldIn, targets: .validationTarget)
             let (test, testUsers) = heldOut(foldIn: .testFoldIn, targets: .testTarget)
-            return TrainingData(cleanRunID: run["run_id"], split: split, itemKeys: itemKeys, userKeys: userKeys, train: train,
+            return TrainingData(cleanRunID: run.runID, split: split, itemKeys: itemKeys, userKeys: userKeys, train: train,
                                 trainUsers: trainUsers, validation: validation, validationUsers: validationUsers,
                                 test: test, testUsers: testUsers, fingerprint: hasher.finalizeHex())
         }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeModels
 import RecpipeNumerics
@@ -52,15 +51,12 @@ public struct EvaluateStage: Stage {
         var missing: [ModelKind] = []
         try store.queue.read { db in
             for kind in Self.order {
-                let variants = kind == .multvae || kind == .multdae
-                    ? [(kind.rawValue, "IS NULL"), (kind.rawValue + Self.augmentedSuffix, "IS NOT NULL")] : [(kind.rawValue, "")]
+                let variants: [(String, Bool?)] = kind == .multvae || kind == .multdae
+                    ? [(kind.rawValue, false), (kind.rawValue + Self.augmentedSuffix, true)] : [(kind.rawValue, nil)]
                 var found = false
                 for (name, augmented) in variants {
-                    let filter = augmented.isEmpty ? "" : "AND json_extract(hyperparameters, '$.augmentation') \(augmented)"
-                    guard let id = try Int64.fetchOne(db, sql: """
-                        SELECT model_id FROM \(TableName.models) WHERE kind = ? AND data_fingerprint = ? AND pruned_at IS NULL \(filter)
-                        ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
-                        """, arguments: [kind.rawValue, data.fingerprint]) else { continue }
+                    guard let id = try Evaluations.model(kind: kind.rawValue, dataFingerprint: data.fingerprint, augmented: augmented,
+                                                         in: db) else { continue }
                     chosen.append((name, id))
                     found = true
                 }
@@ -84,7 +80,6 @@ public struct EvaluateStage: Stage {
         let isHead = Evaluation.head(counts: popularity.counts)
         let head = isHead.filter { $0 }.count
         var summary: [String] = []
-        var rows = 0
         var results: [(name: String, id: Int64?, metrics: [Evaluation.Metric], users: [Int])] = []
         for candidate in chosen {
             let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, in: $0).0 } }
@@ -99,34 +94,17 @@ public struct EvaluateStage: Stage {
                 "ndcg100": "\(String(format: "%.4f", metrics.first { $0.name == "ndcg" }?.value ?? 0))",
             ])
         }
-        try store.queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO \(TableName.evaluationRuns) (run_id, clean_run_id, part, users, head_items, created_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [context.runID, data.cleanRunID, config.part.rawValue, results.first?.users.count ?? 0, head,
-                                 Clock.isoNow()])
-            let headItem = try db.makeStatement(sql: """
-                INSERT INTO \(TableName.evaluationHeadItems) (run_id, item_key, interactions) VALUES (?, ?, ?)
-                """)
-            for item in isHead.indices where isHead[item] {
-                try headItem.execute(arguments: [context.runID, data.itemKeys[item], Int(popularity.counts[item])])
-            }
-            let aggregate = try db.makeStatement(sql: """
-                INSERT INTO \(TableName.evaluation) (run_id, model, model_id, metric, k, value, stderr, users) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            let perUser = try db.makeStatement(sql: """
-                INSERT INTO \(TableName.evaluationUsers) (run_id, model, user_key, metric, k, value) VALUES (?, ?, ?, ?, ?, ?)
-                """)
-            for result in results {
-                for metric in result.metrics {
-                    try aggregate.execute(arguments: [context.runID, result.name, result.id, metric.name, metric.k, metric.value,
-                                                      metric.standardError, result.users.count])
-                    rows += 1
-                    for (row, value) in zip(result.users, metric.perUser) {
-                        try perUser.execute(arguments: [context.runID, result.name, data.userKeys[heldOutUsers[row]], metric.name,
-                                                        metric.k, value])
-                    }
-                }
-            }
+        let headItems = isHead.indices.filter { isHead[$0] }.map { (data.itemKeys[$0], Int(popularity.counts[$0])) }
+        let figures = results.map { result in
+            Evaluations.ModelFigures(
+                model: result.name, modelID: result.id, userKeys: result.users.map { data.userKeys[heldOutUsers[$0]] },
+                figures: result.metrics.map {
+                    Evaluations.Figure(metric: $0.name, k: $0.k, value: $0.value, standardError: $0.standardError, perUser: $0.perUser)
+                })
+        }
+        let rows = try store.queue.write { db in
+            try Evaluations.record(run: context.runID, cleanRun: data.cleanRunID, part: config.part.rawValue,
+                                   users: results.first?.users.count ?? 0, headItems: headItems, models: figures, in: db)
         }
         // A side-by-side table: one row per model, value (± standard error) per metric.
         if let first = results.first {

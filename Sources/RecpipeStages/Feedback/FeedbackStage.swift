@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeModels
 import RecpipeStore
@@ -32,15 +31,13 @@ public struct FeedbackStage: Stage {
     public func run(_ context: StageContext) throws -> StageReport {
         let store = context.store
         let found = try store.queue.read { db -> (Int64, String, Double?)? in
-            guard let live = try Row.fetchOne(db, sql: """
-                SELECT s.run_id, s.published_at FROM \(TableName.liveRecommendations) l JOIN \(TableName.scoreRuns) s USING (run_id)
-                """) else { return nil }
+            guard let live = try LiveLists.published(in: db) else { return nil }
             var minRating: Double? = 4
-            if let parameters = try String.fetchOne(db, sql: "SELECT parameters FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1"),
+            if let parameters = try Split.latestRun(in: db)?.parameters,
                let config = try? JSONDecoder().decode(CleanStage.Config.self, from: Data(parameters.utf8)) {
                 minRating = config.minRating
             }
-            return (live["run_id"], live["published_at"], minRating)
+            return (live.run, live.publishedAt, minRating)
         }
         // A pipeline's first night has nothing published yet: nothing to score, not a failure.
         guard let (scoreRun, since, minRating) = found else {
@@ -48,51 +45,19 @@ public struct FeedbackStage: Stage {
             return StageReport(rowsIn: 0, rowsOut: 0, summary: ["no live recommendations yet: nothing to score against"])
         }
         // New positive pairs: in sources ingested after the lists went live, not seen in any
-        // source before. Only the new rows are read into memory; the older ones are matched
-        // against them inside SQLite (one pass over the table, each row probing the new
-        // pairs' key), so a nightly run costs the same whatever the history's size.
+        // source before. By run: an ingest run after the scoring run that published the lists
+        // (one writer at a time, so it began after that run ended), however close in time.
         var after: [ExactKey: Set<ExactKey>] = [:]
-        let fresh = try store.queue.read { db in
-            // By run: an ingest run after the scoring run that published the lists (one writer at
-            // a time, so it began after that run ended), however close in time.
-            try Int64.fetchAll(db, sql: """
-                SELECT batch_id FROM \(TableName.ingestBatches) WHERE run_id > ? AND status = 'stored' ORDER BY batch_id
-                """, arguments: [scoreRun])
-        }
+        let fresh = try store.queue.read { try IngestBatches.stored(afterRun: scoreRun, in: $0) }
         if !fresh.isEmpty {
-            let batches = fresh.map(String.init).joined(separator: ",")
             try store.queue.writeWithoutTransaction { db in
-                try db.execute(sql: "DROP TABLE IF EXISTS temp.feedback_new_pairs")
-                try db.execute(sql: """
-                    CREATE TEMP TABLE feedback_new_pairs (user_key TEXT NOT NULL, item_key TEXT NOT NULL,
-                        PRIMARY KEY (user_key, item_key)) WITHOUT ROWID
-                    """)
-                defer { try? db.execute(sql: "DROP TABLE temp.feedback_new_pairs") }
-                try db.execute(sql: """
-                    INSERT OR IGNORE INTO temp.feedback_new_pairs SELECT user_key, item_key FROM \(TableName.rawInteractions)
-                    WHERE batch_id IN (\(batches)) AND (?1 IS NULL OR rating IS NULL OR rating >= ?1)
-                    """, arguments: [minRating])
-                // CROSS JOIN keeps raw_interactions as the outer loop: one scan of it.
-                try db.execute(sql: """
-                    DELETE FROM temp.feedback_new_pairs WHERE (user_key, item_key) IN (
-                        SELECT p.user_key, p.item_key FROM \(TableName.rawInteractions) r CROSS JOIN temp.feedback_new_pairs p
-                        ON p.user_key = r.user_key AND p.item_key = r.item_key WHERE r.batch_id NOT IN (\(batches)))
-                    """)
-                let rows = try Row.fetchCursor(db, sql: "SELECT user_key, item_key FROM temp.feedback_new_pairs")
-                while let row = try rows.next() {
-                    after[ExactKey(row[0]), default: []].insert(ExactKey(row[1]))
+                try IngestBatches.newPairs(in: fresh, minRating: minRating, in: db) { user, item in
+                    after[ExactKey(user), default: []].insert(ExactKey(item))
                 }
             }
         }
         // The live lists of those users only, by the primary key.
-        var ranked: [ExactKey: [ExactKey]] = [:]
-        try store.queue.read { db in
-            let statement = try db.cachedStatement(sql: "SELECT item_key FROM \(TableName.recommendationRows) WHERE run_id = ? AND user_key = ? ORDER BY rank")
-            for user in after.keys {
-                let items = try String.fetchAll(statement, arguments: [scoreRun, user.text]).map(ExactKey.init)
-                if !items.isEmpty { ranked[user] = items }
-            }
-        }
+        let ranked = try store.queue.read { try LiveLists.items(run: scoreRun, users: after.keys, in: $0) }
         let users = after.keys.filter { ranked[$0] != nil }.sorted()
         // What the lists are judged on: the new interactions of users who had a list.
         let newRows = users.reduce(0) { $0 + after[$1]!.count }
@@ -104,23 +69,20 @@ public struct FeedbackStage: Stage {
             context.logger.info("no new interactions since the lists were published", metadata: ["live_run": "\(scoreRun)"])
             return StageReport(rowsIn: 0, rowsOut: 0, summary: summary)
         }
-        try store.queue.write { db in
-            for k in config.cutoffs {
-                var hits = 0, recall = 0.0
-                for user in users {
-                    let found = ranked[user]!.prefix(k).filter { after[user]!.contains($0) }.count
-                    if found > 0 { hits += 1 }
-                    recall += Double(found) / Double(min(k, after[user]!.count))
-                }
-                let hitRate = Double(hits) / Double(users.count)
-                let meanRecall = recall / Double(users.count)
-                try db.execute(sql: """
-                    INSERT INTO \(TableName.closedLoop) (run_id, score_run_id, k, users, new_interactions, hit_rate, recall, since, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [context.runID, scoreRun, k, users.count, newRows, hitRate, meanRecall, since, Clock.isoNow()])
-                summary.append(String(format: "hit rate@%d %.4f, recall@%d %.4f", k, hitRate, k, meanRecall))
+        var figures: [Evaluations.ClosedLoop] = []
+        for k in config.cutoffs {
+            var hits = 0, recall = 0.0
+            for user in users {
+                let found = ranked[user]!.prefix(k).filter { after[user]!.contains($0) }.count
+                if found > 0 { hits += 1 }
+                recall += Double(found) / Double(min(k, after[user]!.count))
             }
+            let hitRate = Double(hits) / Double(users.count)
+            let meanRecall = recall / Double(users.count)
+            figures.append(Evaluations.ClosedLoop(k: k, users: users.count, newInteractions: newRows, hitRate: hitRate, recall: meanRecall))
+            summary.append(String(format: "hit rate@%d %.4f, recall@%d %.4f", k, hitRate, k, meanRecall))
         }
+        try store.queue.write { try Evaluations.recordClosedLoop(run: context.runID, scoreRun: scoreRun, since: since, figures, in: $0) }
         return StageReport(rowsIn: newRows, rowsOut: config.cutoffs.count, summary: summary)
     }
 }

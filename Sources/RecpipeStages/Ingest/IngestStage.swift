@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeStore
 
@@ -167,10 +166,7 @@ public struct IngestStage: Stage {
         let hashing = BackgroundHash(path: source)
         let started = Clock.isoNow()
         do {
-            let sameSize = try context.store.queue.read { db in
-                try Bool.fetchOne(db, sql: "SELECT count(*) > 0 FROM \(TableName.ingestBatches) WHERE bytes = ? AND query IS NULL",
-                                  arguments: [size]) ?? false
-            }
+            let sameSize = try context.store.queue.read { try IngestBatches.anyFile(ofSize: size, in: $0) }
             if sameSize, let earlier = try seen(hash: try hashing.wait(), context: context, logger: logger) {
                 return earlier
             }
@@ -195,16 +191,12 @@ public struct IngestStage: Stage {
     /// A refused batch is marked as seen by this run (the metrics count what the latest run
     /// refused).
     func seen(hash: String, context: StageContext, logger: Logger) throws -> Outcome? {
-        guard let row = try context.store.queue.read({ db in
-            try Row.fetchOne(db, sql: "SELECT batch_id, status, reason FROM \(TableName.ingestBatches) WHERE content_hash = ?", arguments: [hash])
-        }) else { return nil }
-        let batch: Int64 = row["batch_id"], status: String = row["status"]
-        if status == "refused" {
+        guard let earlier = try context.store.queue.read({ try IngestBatches.earlier(hash: hash, in: $0) }) else { return nil }
+        let batch = earlier.batchID
+        if earlier.refused {
             if config.retryRefused { return nil }
-            try context.store.queue.write { db in
-                try db.execute(sql: "UPDATE \(TableName.ingestBatches) SET seen_run_id = ? WHERE batch_id = ?", arguments: [context.runID, batch])
-            }
-            return .refusedBefore(batchID: batch, reason: row["reason"] ?? "")
+            try context.store.queue.write { try IngestBatches.markSeen(batch: batch, run: context.runID, in: $0) }
+            return .refusedBefore(batchID: batch, reason: earlier.reason ?? "")
         }
         logger.info("source skipped, already ingested", metadata: ["batch": "\(batch)", "sha256": "\(hash)"])
         return .skipped(existingBatch: batch)
@@ -227,40 +219,25 @@ public struct IngestStage: Stage {
         do {
             let connection = try context.store.bulkConnection()
             sink = try connection.inTransaction {
-                try connection.run(
-                    """
-                    INSERT INTO \(TableName.ingestBatches) (run_id, source, query, format, content_hash, bytes, rows_read,
-                        rows_accepted, rows_rejected, started_at, finished_at, seconds, seen_run_id)
-                    VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, ?6, ?6, 0, ?1)
-                    """,
-                    [.integer(context.runID), .text(source), query.map { .text($0) } ?? .null, .text(format.rawValue),
-                     .text("pending-\(UUID().uuidString)"), .text(startedAt)])
-                let batch = try RowSink(connection: connection, batchID: connection.lastInsertedRowID, source: source,
+                let batchID = try IngestBatches.begin(run: context.runID, source: source, query: query, format: format.rawValue,
+                                                      startedAt: startedAt, on: connection)
+                let batch = try RowSink(connection: connection, batchID: batchID, source: source,
                                         maxRejectedShare: config.maxRejectedShare)
                 partial = batch
                 let (rows, hash, bytes) = try load(batch)
                 read = rows
-                if case .integer(let existing)? = try connection.run(
-                    "SELECT batch_id FROM \(TableName.ingestBatches) WHERE content_hash = ?", [.text(hash)]) {
-                    if case .text("refused")? = try connection.run("SELECT status FROM \(TableName.ingestBatches) WHERE batch_id = ?", [.integer(existing)]),
-                       config.retryRefused {
+                if let existing = try IngestBatches.earlier(hash: hash, on: connection) {
+                    if existing.refused && config.retryRefused {
                         // Read again and stored: the earlier refusal of this content goes.
-                        try connection.run("DELETE FROM \(TableName.ingestRejects) WHERE batch_id = ?", [.integer(existing)])
-                        try connection.run("DELETE FROM \(TableName.ingestBatches) WHERE batch_id = ?", [.integer(existing)])
+                        try IngestBatches.remove(refused: existing.batchID, on: connection)
                     } else {
-                        throw AlreadyIngested(batchID: existing, hash: hash)
+                        throw AlreadyIngested(batchID: existing.batchID, hash: hash)
                     }
                 }
                 if rows == 0 { throw StageError.emptySource(path: source) }
                 try batch.judge(read: rows, whole: true)
-                try connection.run(
-                    """
-                    UPDATE \(TableName.ingestBatches) SET content_hash = ?, bytes = ?, rows_read = ?, rows_accepted = ?,
-                        rows_rejected = ?, finished_at = ?, seconds = ? WHERE batch_id = ?
-                    """,
-                    [.text(hash), .integer(Int64(bytes)), .integer(Int64(rows)), .integer(Int64(batch.accepted)),
-                     .integer(Int64(batch.rejected)), .text(Clock.isoNow()), .real(Clock.monotonic() - started),
-                     .integer(batch.batchID)])
+                try IngestBatches.complete(batch: batch.batchID, hash: hash, bytes: bytes, read: rows, accepted: batch.accepted,
+                                           rejected: batch.rejected, seconds: Clock.monotonic() - started, on: connection)
                 return batch
             }
         } catch let repeated as AlreadyIngested {
@@ -303,28 +280,11 @@ public struct IngestStage: Stage {
     func refuse(_ refusal: Refusal, context: StageContext) throws -> Outcome {
         var refusal = refusal
         if refusal.bytes == 0 { refusal.bytes = (try? FileByteSource.size(path: refusal.source)) ?? 0 }
-        let batch = try context.store.queue.write { db -> Int64 in
-            if let hash = refusal.hash {
-                for old in try Int64.fetchAll(db, sql: "SELECT batch_id FROM \(TableName.ingestBatches) WHERE content_hash = ? AND status = 'refused'",
-                                              arguments: [hash]) {
-                    try db.execute(sql: "DELETE FROM \(TableName.ingestRejects) WHERE batch_id = ?", arguments: [old])
-                    try db.execute(sql: "DELETE FROM \(TableName.ingestBatches) WHERE batch_id = ?", arguments: [old])
-                }
-            }
-            try db.execute(sql: """
-                INSERT INTO \(TableName.ingestBatches) (run_id, source, query, format, content_hash, bytes, rows_read, rows_accepted,
-                    rows_rejected, started_at, finished_at, seconds, status, reason, seen_run_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0, 'refused', ?, ?)
-                """, arguments: [context.runID, refusal.source, refusal.query, refusal.format,
-                                 refusal.hash ?? "unread-\(UUID().uuidString)", refusal.bytes, refusal.read, refusal.rejected,
-                                 refusal.startedAt, Clock.isoNow(), refusal.error.localizedDescription, context.runID])
-            let batch = db.lastInsertedRowID
-            let insert = try db.makeStatement(sql: "INSERT INTO \(TableName.ingestRejects) (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
-            for reject in refusal.rejects {
-                try insert.execute(arguments: [batch, reject.line, reject.reason.rawValue, reject.detail, reject.raw])
-            }
-            return batch
-        }
+        let record = IngestBatches.Refusal(
+            run: context.runID, source: refusal.source, query: refusal.query, format: refusal.format,
+            reason: refusal.error.localizedDescription, hash: refusal.hash, bytes: refusal.bytes, read: refusal.read,
+            rejected: refusal.rejected, rejects: refusal.rejects.map(\.row), startedAt: refusal.startedAt)
+        let batch = try context.store.queue.write { try IngestBatches.recordRefused(record, in: $0) }
         return .refused(batchID: batch, error: refusal.error)
     }
 

@@ -22,6 +22,8 @@ struct Reject: Sendable, Equatable {
     var reason: RejectReason
     var detail: String
     var raw: String
+
+    var row: IngestBatches.RejectRow { IngestBatches.RejectRow(line: line, reason: reason.rawValue, detail: detail, raw: raw) }
 }
 
 /// Writes one batch's accepted and rejected rows with prepared statements on the bulk
@@ -32,10 +34,8 @@ struct Reject: Sendable, Equatable {
 /// than `maxRejectedShare` of those read so far are rejected it throws `tooManyRejects`, so
 /// a file of millions of bad lines is neither read to its end nor held in memory.
 final class RowSink: RowConsumer {
-    private let connection: RawConnection
-    private let insertRow: RawStatement
-    private let insertReject: RawStatement
-    let batchID: Int64
+    private let writer: IngestBatches.Writer
+    var batchID: Int64 { writer.batchID }
     let source: String
     let maxRejectedShare: Double
     private(set) var accepted = 0
@@ -50,18 +50,9 @@ final class RowSink: RowConsumer {
     static let judgeAfter = 10_000
 
     init(connection: RawConnection, batchID: Int64, source: String, maxRejectedShare: Double) throws {
-        self.connection = connection
-        self.batchID = batchID
+        writer = try IngestBatches.Writer(connection: connection, batchID: batchID)
         self.source = source
         self.maxRejectedShare = maxRejectedShare
-        insertRow = try connection.prepare("""
-            INSERT INTO \(TableName.rawInteractions) (batch_id, line, user_key, item_key, rating, ts) VALUES (?, ?, ?, ?, ?, ?)
-            """)
-        insertReject = try connection.prepare(
-            "INSERT INTO \(TableName.ingestRejects) (batch_id, line, reason, detail, raw) VALUES (?, ?, ?, ?, ?)")
-        // Bindings survive a reset: the batch is bound once.
-        insertRow.bind(.integer(batchID), at: 1)
-        insertReject.bind(.integer(batchID), at: 1)
     }
 
     /// Throws `tooManyRejects` when more than `maxRejectedShare` of the `read` rows were
@@ -75,13 +66,7 @@ final class RowSink: RowConsumer {
 
     func accept(line: Int, user: UnsafeBufferPointer<UInt8>, item: UnsafeBufferPointer<UInt8>,
                 rating: Double?, timestamp: Int64?) throws {
-        var row = insertRow.binder(from: 2)
-        row.bind(line)
-        row.bindText(user)
-        row.bindText(item)
-        row.bind(rating)
-        row.bind(timestamp)
-        try insertRow.execute()
+        try writer.row(line: line, user: user, item: item, rating: rating, timestamp: timestamp)
         accepted += 1
     }
 
@@ -89,15 +74,12 @@ final class RowSink: RowConsumer {
     func write(_ batch: RowBatch) throws {
         try batch.keys.withUnsafeBufferPointer { arena in
             let base = UnsafeRawPointer(arena.baseAddress!).assumingMemoryBound(to: UInt8.self)
-            try connection.insert(into: .rawInteractions,
-                                  columns: ["batch_id", "line", "user_key", "item_key", "rating", "ts"], count: batch.count) { row, r in
-                row.bind(batchID)
-                row.bind(batch.line[r])
-                row.bindText(UnsafeBufferPointer(start: base + Int(batch.userStart[r]), count: Int(batch.userCount[r])))
-                row.bindText(UnsafeBufferPointer(start: base + Int(batch.itemStart[r]), count: Int(batch.itemCount[r])))
+            try writer.rows(count: batch.count) { r in
                 let rating = batch.rating[r], timestamp = batch.timestamp[r]
-                row.bind(rating.isNaN ? nil : rating)
-                row.bind(timestamp == Int64.min ? nil : timestamp)
+                return (batch.line[r],
+                        UnsafeBufferPointer(start: base + Int(batch.userStart[r]), count: Int(batch.userCount[r])),
+                        UnsafeBufferPointer(start: base + Int(batch.itemStart[r]), count: Int(batch.itemCount[r])),
+                        rating.isNaN ? nil : rating, timestamp == Int64.min ? nil : timestamp)
             }
         }
         accepted += batch.count
@@ -111,18 +93,8 @@ final class RowSink: RowConsumer {
     }
 
     private func store(_ reject: Reject) throws {
-        try Self.insert(reject, statement: insertReject)
+        try writer.reject(reject.row)
         rejected += 1
         if firstRejects.count < Self.keptRejects { firstRejects.append(reject) }
-    }
-
-    /// Inserts one reject with `insertReject` (its batch bound).
-    static func insert(_ reject: Reject, statement: RawStatement) throws {
-        var row = statement.binder(from: 2)
-        row.bind(reject.line)
-        row.bind(reject.reason.rawValue)
-        row.bind(reject.detail)
-        row.bind(reject.raw)
-        try statement.execute()
     }
 }

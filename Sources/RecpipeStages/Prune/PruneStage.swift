@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RecpipeStore
 
 /// `recpipe prune`: applies the retention policy to everything at once (the stages apply it
@@ -25,28 +24,18 @@ public struct PruneStage: Stage {
 
     public func run(_ context: StageContext) throws -> StageReport {
         let store = context.store
-        let before = try Self.usage(store)
+        let before = try store.pageUsage()
         let plan = try Retention.prune(config.policy, scope: .all, store: store, logger: context.logger)
         if config.vacuum {
             context.logger.info("vacuum started", metadata: ["db": "\(store.path)"])
-            try Retention.vacuum(store)
+            try store.vacuum()
         }
-        let after = try Self.usage(store)
+        let after = try store.pageUsage()
         var summary = plan.lines.map { "removed " + $0 }
         if plan.isEmpty { summary.append("nothing to remove (keeping \(config.policy.keepRetired) retired models of each kind, \(config.policy.keepEvaluations) evaluation runs)") }
         summary.append("database pages: \(Retention.megabytes(before.used)) in use, \(Retention.megabytes(before.free)) free before; "
                        + "\(Retention.megabytes(after.used)) in use, \(Retention.megabytes(after.free)) free after")
         let removed = plan.models.count + plan.evaluations.count + plan.augmentations.count
         return StageReport(rowsIn: removed, rowsOut: removed, summary: summary)
-    }
-
-    /// Bytes of the file's pages in use and free.
-    static func usage(_ store: Store) throws -> (used: Int, free: Int) {
-        try store.queue.read { db in
-            let size = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
-            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
-            let free = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-            return ((pages - free) * size, free * size)
-        }
     }
 }

@@ -80,78 +80,32 @@ public enum Retention {
         }
     }
 
-    /// Models that keep their weights whatever their age: published ones, those behind the
-    /// live and the rollback set, those in the newest evaluation of each part, and the newest
-    /// model of each kind trained with synthetic interactions (a warm start's origin).
-    static func protectedModels(_ db: Database) throws -> Set<Int64> {
-        Set(try Int64.fetchAll(db, sql: """
-            SELECT model_id FROM \(TableName.models) WHERE status = 'published'
-            UNION SELECT s.model_id FROM \(TableName.scoreRuns) AS s JOIN \(TableName.liveRecommendations) AS l
-                ON s.run_id = l.run_id OR s.run_id = l.previous_run_id
-            UNION SELECT model_id FROM \(TableName.evaluation) WHERE model_id IS NOT NULL
-                AND run_id IN (SELECT max(run_id) FROM \(TableName.evaluationRuns) GROUP BY part)
-            UNION SELECT max(model_id) FROM \(TableName.models)
-                WHERE pruned_at IS NULL AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL GROUP BY kind
-            """))
-    }
-
     /// What `policy` removes within `scope`; reads only.
     public static func plan(_ policy: Policy, scope: Scope = .all, in db: Database) throws -> Plan {
         var plan = Plan()
-        let kinds = try scope.kinds ?? String.fetchAll(db, sql: "SELECT DISTINCT kind FROM \(TableName.models) ORDER BY kind")
-        let keep = kinds.isEmpty ? [] : try protectedModels(db)
+        let kinds = try scope.kinds ?? Pruning.kinds(in: db)
+        let keep = kinds.isEmpty ? [] : try Pruning.protectedModels(in: db)
         for kind in kinds {
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT model_id, run_id, status, created_at FROM \(TableName.models)
-                WHERE kind = ? AND status <> 'published' AND pruned_at IS NULL ORDER BY model_id DESC
-                """, arguments: [kind])
-            for row in rows.dropFirst(policy.keepRetired) {
-                let id: Int64 = row["model_id"], run: Int64 = row["run_id"]
-                guard !keep.contains(id), run != scope.sparing else { continue }
-                let bytes = try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM \(TableName.modelWeights) WHERE model_id = ?",
-                                             arguments: [id]) ?? 0
-                plan.models.append(.init(id: id, kind: kind, status: row["status"], createdAt: row["created_at"], bytes: bytes))
+            for model in try Pruning.unpublished(kind: kind, in: db).dropFirst(policy.keepRetired) {
+                guard !keep.contains(model.id), model.run != scope.sparing else { continue }
+                plan.models.append(.init(id: model.id, kind: kind, status: model.status, createdAt: model.createdAt,
+                                         bytes: try Pruning.weightBytes(model: model.id, in: db)))
             }
         }
         if scope.evaluations {
-            let old = try Int64.fetchAll(db, sql: "SELECT run_id FROM \(TableName.evaluationRuns) ORDER BY run_id DESC LIMIT -1 OFFSET ?",
-                                         arguments: [policy.keepEvaluations])
-            for run in old.reversed() {
-                let rows = try Int.fetchOne(db, sql: """
-                    SELECT (SELECT count(*) FROM \(TableName.evaluationUsers) WHERE run_id = ?1)
-                         + (SELECT count(*) FROM \(TableName.evaluationHeadItems) WHERE run_id = ?1)
-                    """, arguments: [run]) ?? 0
-                if rows > 0 { plan.evaluations.append(.init(runID: run, rows: rows)) }
-            }
+            plan.evaluations = try Pruning.evaluationDetails(keepingNewest: policy.keepEvaluations, in: db).map { Plan.Rows(runID: $0.run, rows: $0.rows) }
         }
         if scope.augmentations {
-            // Only the newest augment run of the current split is read (train --augmented).
-            plan.augmentations = try Row.fetchAll(db, sql: """
-                SELECT run_id, count(*) AS rows FROM \(TableName.augmentedInteractions)
-                WHERE run_id <> coalesce((SELECT max(run_id) FROM \(TableName.augmentRuns)
-                                          WHERE clean_run_id = (SELECT max(run_id) FROM \(TableName.cleanRuns))), -1)
-                GROUP BY run_id ORDER BY run_id
-                """).map { Plan.Rows(runID: $0["run_id"], rows: $0["rows"]) }
+            plan.augmentations = try Pruning.supersededAugmentations(in: db).map { Plan.Rows(runID: $0.run, rows: $0.rows) }
         }
         return plan
     }
 
     /// Removes what `plan` lists, in the caller's transaction.
     public static func apply(_ plan: Plan, in db: Database) throws {
-        let now = Clock.isoNow()
-        for model in plan.models {
-            for table in [TableName.modelWeights, .modelItems, .trainingLog, .ganTrainingLog] {
-                try db.execute(sql: "DELETE FROM \(table) WHERE model_id = ?", arguments: [model.id])
-            }
-            try db.execute(sql: "UPDATE \(TableName.models) SET pruned_at = ? WHERE model_id = ?", arguments: [now, model.id])
-        }
-        for run in plan.evaluations {
-            try db.execute(sql: "DELETE FROM \(TableName.evaluationUsers) WHERE run_id = ?", arguments: [run.runID])
-            try db.execute(sql: "DELETE FROM \(TableName.evaluationHeadItems) WHERE run_id = ?", arguments: [run.runID])
-        }
-        for run in plan.augmentations {
-            try db.execute(sql: "DELETE FROM \(TableName.augmentedInteractions) WHERE run_id = ?", arguments: [run.runID])
-        }
+        for model in plan.models { try Pruning.removeWeights(model: model.id, in: db) }
+        for run in plan.evaluations { try Pruning.removeDetails(evaluationRun: run.runID, in: db) }
+        for run in plan.augmentations { try Pruning.removeInteractions(augmentRun: run.runID, in: db) }
     }
 
     /// Plans and applies `policy` within `scope` in one transaction, then hands the freed
@@ -175,27 +129,8 @@ public enum Retention {
         if !plan.augmentations.isEmpty {
             logger.info("augmentations pruned", metadata: ["runs": "\(plan.augmentations.map { String($0.runID) }.joined(separator: ","))"])
         }
-        try releaseFreePages(store)
+        try store.releaseFreePages()
         return plan
-    }
-
-    /// Truncates the file by its free pages where auto_vacuum is incremental.
-    public static func releaseFreePages(_ store: Store) throws {
-        try store.queue.writeWithoutTransaction { db in
-            if try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") == 2 {
-                try db.execute(sql: "PRAGMA incremental_vacuum")
-            }
-        }
-    }
-
-    /// Rewrites the whole file without its free pages, switching it to incremental
-    /// auto_vacuum (the one way to convert a database created without it). Needs free disk
-    /// space about the database's size while it runs.
-    public static func vacuum(_ store: Store) throws {
-        try store.queue.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
-            try db.execute(sql: "VACUUM")
-        }
     }
 
     static func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }

@@ -49,7 +49,7 @@ public enum Report {
     }
 
     static func splitSection(_ db: Database) throws -> String {
-        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1") else {
+        guard let run = try Split.latestRunRow(in: db) else {
             return "<h2>Data</h2><p class=\"empty\">No clean run yet.</p>"
         }
         let rows: [[String]] = [
@@ -74,7 +74,7 @@ public enum Report {
 
     static func modelsSection(_ db: Database) throws -> String {
         var html = "<h2>Models</h2>"
-        let models = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.models) ORDER BY model_id DESC LIMIT 20")
+        let models = try Models.recent(20, in: db)
         guard !models.isEmpty else { return html + "<p class=\"empty\">No model trained yet.</p>" }
         html += table(["model", "kind", "status", "epochs", "best epoch", "validation", "seconds", "created"], models.map {
             ["\($0["model_id"] as Int64)", $0["kind"], $0["status"], "\($0["epochs"] as Int)",
@@ -83,12 +83,9 @@ public enum Report {
         }, numeric: [0, 3, 4, 6])
         // Training curves of the newest published model trained by epochs (else the newest
         // such model); the baselines have none.
-        guard let chosen = try Row.fetchOne(db, sql: """
-            SELECT * FROM \(TableName.models) m WHERE EXISTS (SELECT 1 FROM \(TableName.trainingLog) t WHERE t.model_id = m.model_id)
-            ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
-            """) else { return html }
+        guard let chosen = try Models.newestWithCurve(in: db) else { return html }
         let id: Int64 = chosen["model_id"]
-        let log = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.trainingLog) WHERE model_id = ? ORDER BY epoch", arguments: [id])
+        let log = try Models.trainingLog(id, in: db)
         guard !log.isEmpty else { return html }
         func series(_ column: String, _ name: String, _ color: String) -> [SVG.Series] {
             let points = log.compactMap { row -> (x: Double, y: Double)? in
@@ -109,12 +106,12 @@ public enum Report {
 
     static func evaluationSection(_ db: Database) throws -> String {
         var html = "<h2>Evaluation</h2>"
-        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.evaluationRuns) ORDER BY run_id DESC LIMIT 1") else {
+        guard let run = try Evaluations.latestRunRow(in: db) else {
             return html + "<p class=\"empty\">No evaluation yet.</p>"
         }
         let runID: Int64 = run["run_id"]
         html += "<p>\(SVG.escape(run["part"])) users: \(run["users"] as Int); head: the \(run["head_items"] as Int) most popular items holding 80% of training interactions. Per-user metrics: mean ± 1.96 standard errors (95% interval).</p>"
-        let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.evaluation) WHERE run_id = ? ORDER BY model, metric, k", arguments: [runID])
+        let rows = try Evaluations.figures(run: runID, in: db)
         var metrics: [String] = []
         var byModel: [String: [String: String]] = [:]
         var models: [String] = []
@@ -135,19 +132,19 @@ public enum Report {
     /// with and without synthetic interactions in the latest evaluation.
     static func augmentationSection(_ db: Database) throws -> String {
         var html = "<h2>Augmentation</h2>"
-        guard let run = try Row.fetchOne(db, sql: "SELECT * FROM \(TableName.augmentRuns) ORDER BY run_id DESC LIMIT 1") else {
+        guard let run = try Augmentations.latestRunRow(in: db) else {
             return html + "<p class=\"empty\">No augment run yet.</p>"
         }
         let modelID: Int64 = run["model_id"]
         html += "<p>Augment run \(run["run_id"] as Int64) (generator: model \(modelID)): \(run["rows"] as Int) synthetic interactions for \(run["users"] as Int) training users; selection \(SVG.escape(run["parameters"])).</p>"
-        let log = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.ganTrainingLog) WHERE model_id = ? ORDER BY epoch", arguments: [modelID])
+        let log = try Augmentations.ganLog(modelID, in: db)
         func series(_ column: String, _ name: String, _ color: String) -> SVG.Series {
             SVG.Series(name: name, points: log.compactMap { row in
                 (row[column] as Double?).map { (Double(row["epoch"] as Int), $0) }
             }, color: color)
         }
         if !log.isEmpty {
-            let best = try Int.fetchOne(db, sql: "SELECT best_epoch FROM \(TableName.models) WHERE model_id = ?", arguments: [modelID])
+            let best = try Models.bestEpoch(modelID, in: db)
             html += SVG.lineChart(title: "Generator training losses", xLabel: "epoch", yLabel: "loss", series: [
                 series("generator_loss", "G (adversarial)", "#1f77b4"), series("discriminator_loss", "D", "#d62728"),
                 series("zr_loss", "ZR", "#2ca02c"),
@@ -160,14 +157,12 @@ public enum Report {
             html += SVG.lineChart(title: "Output spread across users (collapse check)", xLabel: "epoch", yLabel: "spread",
                                   series: [series("output_spread", "spread", "#9467bd")])
         }
-        guard let evaluation = try Int64.fetchOne(db, sql: "SELECT max(run_id) FROM \(TableName.evaluationRuns)") else { return html }
+        guard let evaluation = try Evaluations.latestRunRow(in: db)?["run_id"] as Int64? else { return html }
         for kind in [ModelKind.multvae, .multdae] {
             let plain = kind.rawValue, augmented = kind.rawValue + EvaluateStage.augmentedSuffix
             func perUser(_ model: String, _ metric: String, _ k: Int) throws -> [ExactKey: Double] {
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT user_key, value FROM \(TableName.evaluationUsers) WHERE run_id = ? AND model = ? AND metric = ? AND k = ?
-                    """, arguments: [evaluation, model, metric, k])
-                return Dictionary(rows.map { (ExactKey($0["user_key"]), $0["value"] as Double) }, uniquingKeysWith: { a, _ in a })
+                let rows = try Evaluations.perUser(run: evaluation, model: model, metric: metric, k: k, in: db)
+                return Dictionary(rows.map { (ExactKey($0.user), $0.value) }, uniquingKeysWith: { a, _ in a })
             }
             func change(_ metric: String, _ k: Int) throws -> AugmentationAblation.Change? {
                 let a = try perUser(plain, metric, k), b = try perUser(augmented, metric, k)
@@ -195,9 +190,9 @@ public enum Report {
 
     static func popularitySection(_ db: Database) throws -> String {
         var html = "<h2>Popularity and the long tail</h2>"
-        let counts = try Row.fetchAll(db, sql: "SELECT item_key, train_interactions FROM \(TableName.items) ORDER BY train_interactions DESC, item_idx")
+        let counts = try Split.itemsByPopularity(in: db)
         guard !counts.isEmpty else { return html + "<p class=\"empty\">No items yet.</p>" }
-        let values = counts.map { Float($0["train_interactions"] as Int) }
+        let values = counts.map { Float($0.interactions) }
         let head = Evaluation.head(counts: values).filter { $0 }.count
         var curve = SVG.Series(name: "training interactions", points: [], color: "#1f77b4")
         let step = max(1, values.count / 400)
@@ -206,8 +201,8 @@ public enum Report {
                               series: [curve], width: 540, logY: true, verticalMarks: [(Double(head), "head | long tail")])
         // Where the live top-20 lists fall on that curve: share of recommendations per bucket
         // of popularity ranks.
-        let rank = Dictionary(uniqueKeysWithValues: counts.enumerated().map { (ExactKey($1["item_key"]), $0) })
-        let recommended = try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.recommendations) WHERE rank <= 20")
+        let rank = Dictionary(uniqueKeysWithValues: counts.enumerated().map { (ExactKey($1.item), $0) })
+        let recommended = try LiveLists.liveItems(k: 20, in: db)
         if !recommended.isEmpty {
             let buckets = 50
             var share = [Double](repeating: 0, count: buckets)
@@ -232,10 +227,7 @@ public enum Report {
     /// latest first.
     static func closedLoopSection(_ db: Database) throws -> String {
         var html = "<h2>Closed loop: published lists against what users did next</h2>"
-        let rows = try Row.fetchAll(db, sql: """
-            SELECT * FROM \(TableName.closedLoop) WHERE run_id IN (SELECT DISTINCT run_id FROM \(TableName.closedLoop) ORDER BY run_id DESC LIMIT 14)
-            ORDER BY run_id DESC, k
-            """)
+        let rows = try Evaluations.closedLoop(runs: 14, in: db)
         guard !rows.isEmpty else {
             return html + "<p class=\"empty\">No closed-loop figures yet: they need lists published by one run and new interactions of their users ingested after them.</p>"
         }
@@ -247,7 +239,7 @@ public enum Report {
     }
 
     static func historySection(_ db: Database) throws -> String {
-        let runs = try Row.fetchAll(db, sql: "SELECT * FROM \(TableName.stageRuns) ORDER BY run_id DESC LIMIT 50")
+        let runs = try StageRuns.recent(50, in: db)
         return "<h2>Run history</h2>" + table(["run", "stage", "status", "started", "seconds", "rows in", "rows out", "error"], runs.map {
             ["\($0["run_id"] as Int64)", $0["stage"], $0["status"], $0["started_at"],
              ($0["seconds"] as Double?).map { String(format: "%.2f", $0) } ?? "",

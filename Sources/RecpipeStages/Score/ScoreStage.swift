@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Logging
 import RecpipeModels
 import RecpipeNumerics
@@ -227,18 +226,16 @@ public struct ScoreStage: Stage {
     /// once with one model and K, copies their rows under this run, then switches.
     func merge(_ context: StageContext, started: Double) throws -> StageReport {
         let store = context.store
-        let users = try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM \(TableName.users)") ?? 0 }
+        let users = try store.queue.read { try Split.userCount(in: $0) }
         let connection = try store.bulkConnection()
         var infos: [(path: String, info: ShardFile.Info)] = []
         for path in config.merge {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw StageError.unreadable(path: path, reason: "no such shard file")
             }
-            try connection.run("ATTACH DATABASE ? AS shard", [.text(path)])
-            defer { try? connection.execute("DETACH DATABASE shard") }
             let info: ShardFile.Info?
             do {
-                info = try ShardFile.info(attachedAs: "shard", on: connection)
+                info = try ShardFile.attached(path, on: connection) { try ShardFile.info(attachedAs: $0, on: connection) }
             } catch {
                 throw StageError.badData("\(path): not a scoring shard (\(error.localizedDescription))")
             }
@@ -258,9 +255,9 @@ public struct ScoreStage: Stage {
         try store.queue.write { try LiveLists.begin(run: context.runID, model: first.modelID, k: first.k, users: users, in: $0) }
         var written = 0
         for (path, info) in infos {
-            try connection.run("ATTACH DATABASE ? AS shard", [.text(path)])
-            defer { try? connection.execute("DETACH DATABASE shard") }
-            let copied = try LiveLists.copyShard(attachedAs: "shard", run: context.runID, on: connection)
+            let copied = try ShardFile.attached(path, on: connection) {
+                try LiveLists.copyShard(attachedAs: $0, run: context.runID, on: connection)
+            }
             guard copied == info.rows else {
                 throw StageError.badData("\(path): \(copied) rows, its shard_info says \(info.rows)")
             }
@@ -276,11 +273,10 @@ public struct ScoreStage: Stage {
     /// index; items the model does not know are left out.
     static func histories(_ store: Store, model: ModelStore.Record) throws -> ([String], CSRMatrix) {
         try store.queue.read { db in
-            let itemPosition = model.positions(of: try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.items) ORDER BY item_idx"))
-            let userKeys = try String.fetchAll(db, sql: "SELECT user_key FROM \(TableName.users) ORDER BY user_idx")
+            let itemPosition = model.positions(of: try Split.itemKeys(in: db))
+            let userKeys = try Split.userKeys(in: db)
             var rows = [[Int32]](repeating: [], count: userKeys.count)
-            try db.forEachRow("SELECT user_idx, item_idx FROM \(TableName.interactions)") { row in
-                let user = row.int(0), item = row.int(1)
+            try Split.forEachInteraction(in: db) { user, item, _ in
                 if let p = itemPosition[item] { rows[user].append(p) }
             }
             return (userKeys, CSRMatrix(cols: model.itemKeys.count, rowsOfColumns: rows.map { $0.sorted() }))

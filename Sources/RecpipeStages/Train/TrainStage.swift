@@ -192,33 +192,25 @@ public struct TrainStage: Stage {
 
     /// The newest VAE/DAE of a kind trained with augmented data, loaded; nil when none.
     static func latestAugmentedVAE(kind: MultVAE.Kind, in db: Database) throws -> (MultVAE, ModelStore.Record)? {
-        try Int64.fetchOne(db, sql: """
-            SELECT model_id FROM \(TableName.models) WHERE kind = ? AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL
-                AND pruned_at IS NULL
-            ORDER BY model_id DESC LIMIT 1
-            """, arguments: [(kind == .vae ? ModelKind.multvae : .multdae).rawValue]).map { try ModelStore.loadVAE($0, in: db) }
+        try Models.latestAugmented(kind: (kind == .vae ? ModelKind.multvae : .multdae).rawValue, in: db)
+            .map { try ModelStore.loadVAE($0, in: db) }
     }
 
     /// The synthetic interactions of the current split's latest augment run, as rows of the
     /// training matrix, and that run's id.
     static func augmentation(_ data: TrainingData, in db: Database) throws -> ([Augmentation.Row], Int64) {
-        guard let runID = try Int64.fetchOne(db, sql: """
-            SELECT run_id FROM \(TableName.augmentRuns) WHERE clean_run_id = ? ORDER BY run_id DESC LIMIT 1
-            """, arguments: [data.cleanRunID]) else {
+        guard let runID = try Augmentations.latestRun(cleanRun: data.cleanRunID, in: db) else {
             throw StageError.missingInput("--augmented: no augment run on the current split; run recpipe augment first")
         }
         let rowOf = Dictionary(uniqueKeysWithValues: data.trainUsers.enumerated().map { ($1, $0) })
         var rows: [Augmentation.Row] = []
-        let cursor = try Row.fetchCursor(db, sql: "SELECT user_idx, item_idx, score FROM \(TableName.augmentedInteractions) WHERE run_id = ?",
-                                         arguments: [runID])
-        while let row = try cursor.next() {
-            let user: Int = row[0], item: Int32 = row[1]
+        try Augmentations.forEachInteraction(run: runID, in: db) { user, item, score in
             // Only training users' rows, never on a real interaction (the stage writes none such).
             guard let r = rowOf[user], item >= 0, Int(item) < data.train.cols,
                   !data.train.columns[data.train.rowStart[r]..<data.train.rowStart[r + 1]].contains(item) else {
                 throw StageError.badData("augment run \(runID): user_idx \(user), item_idx \(item) is not a new interaction of a training user; rerun recpipe augment")
             }
-            rows.append(Augmentation.Row(row: r, item: item, score: row[2]))
+            rows.append(Augmentation.Row(row: r, item: item, score: score))
         }
         return (rows, runID)
     }
