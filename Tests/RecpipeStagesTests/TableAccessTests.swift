@@ -46,6 +46,8 @@ import Testing
         var run: () throws -> Void
         /// What a second run on unchanged input must leave as it is (nil: no second run).
         var unchangedOnRerun: (() throws -> [String: String])?
+        /// What a second run must bring back to how it was before the first (a toggle).
+        var restoredByRerun: (() throws -> [String: String])? = nil
     }
 
     @Test func everyJobTouchesOnlyTheTablesItDeclares() throws {
@@ -78,12 +80,20 @@ import Testing
             config.heldOutUsers = 30
             try run(try CleanStage(config: config))
         }, unchangedOnRerun: { try Self.contents(empty, [.users, .items, .interactions]) }))
+        // Training is deterministic: a second run stores a second model with the same item
+        // index, weights and curve (ignoring its id and times).
+        let newestModel = { () throws -> [String: String] in
+            try Self.contents(empty, [.modelWeights, .modelItems], ignoring: ["model_id"],
+                              filter: "model_id = (SELECT max(model_id) FROM models)")
+                .merging(try Self.contents(empty, [.trainingLog], ignoring: ["model_id", "seconds"],
+                                           filter: "model_id = (SELECT max(model_id) FROM models)")) { a, _ in a }
+        }
         steps.append(Step(job: TrainStage.self, label: "train", run: { () throws -> Void in
             try run(try TrainStageTests().small())
-        }, unchangedOnRerun: nil))
+        }, unchangedOnRerun: newestModel))
         steps.append(Step(job: TrainStage.self, label: "train ease", run: { () throws -> Void in
             try run(try TrainStageTests().small { $0.kind = .ease; $0.ease.lambdas = [50] })
-        }, unchangedOnRerun: nil))
+        }, unchangedOnRerun: newestModel))
         steps.append(Step(job: AugmentStage.self, label: "augment", run: { () throws -> Void in
             try run(try smallAugment())
         }, unchangedOnRerun: { try Self.contents(empty, [.augmentedInteractions], ignoring: ["run_id", "model_id"]) }))
@@ -122,17 +132,26 @@ import Testing
         steps.append(Step(job: nil, label: "ingest new interactions", run: { () throws -> Void in
             try run(try IngestStage(config: IngestStage.Config(sources: [moreFile])))
         }))
+        // Each feedback run adds its figures; on unchanged input they are the same.
         steps.append(Step(job: FeedbackStage.self, label: "feedback", run: { () throws -> Void in
             try run(try FeedbackStage(config: FeedbackStage.Config()))
+        }, unchangedOnRerun: {
+            try Self.contents(empty, [.closedLoop], ignoring: ["run_id", "created_at"],
+                              filter: "run_id = (SELECT max(run_id) FROM closed_loop)")
         }))
         steps.append(Step(job: nil, label: "score again", run: score))
-        steps.append(Step(job: RollbackStage.self, label: "rollback", run: { () throws -> Void in try run(RollbackStage()) }))
+        // A rollback is a toggle: the second one puts back the set the first took down.
+        steps.append(Step(job: RollbackStage.self, label: "rollback", run: { () throws -> Void in try run(RollbackStage()) },
+                          unchangedOnRerun: nil, restoredByRerun: {
+            try Self.contents(empty, [.recommendations, .liveRecommendations])
+        }))
         steps.append(Step(job: PruneStage.self, label: "prune", run: { () throws -> Void in
             try run(try PruneStage(config: PruneStage.Config()))
         }, unchangedOnRerun: { try Self.contents(empty, allTables) }))
+        // The report reads only: the database is as it was, however often it runs.
         steps.append(Step(job: ReportJob.self, label: "report", run: { () throws -> Void in
             _ = try ReportJob(out: scratch.path("report.html")).run(empty)
-        }))
+        }, unchangedOnRerun: { try Self.contents(empty, allTables) }))
         steps.append(Step(job: SynthJob.self, label: "synth", run: { () throws -> Void in
             var config = Synth.Config()
             config.users = 50
@@ -147,6 +166,7 @@ import Testing
                 try step.run()
                 continue
             }
+            let original = try step.restoredByRerun?()
             let (_, accesses) = try TableAccess.recording { try step.run() }
             let problems = Self.undeclared(accesses, job, database: empty.path)
             #expect(problems.isEmpty, "\(step.label): \(problems.joined(separator: "; "))")
@@ -163,6 +183,14 @@ import Testing
                 let after = try state()
                 let changed = before.keys.sorted().filter { before[$0] != after[$0] }
                 #expect(changed.isEmpty, "rerunning \(step.label) on unchanged input changed \(changed)")
+            }
+            if let state = step.restoredByRerun, let original {
+                #expect(try state() != original, "\(step.label) changed nothing")
+                let (_, again) = try TableAccess.recording { try step.run() }
+                #expect(Self.undeclared(again, job, database: empty.path).isEmpty)
+                let after = try state()
+                let changed = original.keys.sorted().filter { original[$0] != after[$0] }
+                #expect(changed.isEmpty, "running \(step.label) twice did not restore \(changed)")
             }
         }
     }
