@@ -14,20 +14,22 @@ public enum LiveLists {
         public var modelID: Int64
         public var runID: Int64
         public var items: [Item]
+        /// What is live, read in the same transaction as the items.
+        public var published: Published?
     }
 
     /// The user's live list, its first `k` items; nil when the user has none. The key is
     /// matched byte for byte.
     public static func list(for user: String, k: Int, in store: Store) throws -> List? {
-        let rows = try store.queue.read { db in
-            try Row.fetchAll(db, sql: """
+        let (rows, published) = try store.queue.read { db in
+            (try Row.fetchAll(db, sql: """
                 SELECT rank, item_key, score, model_id, run_id FROM \(TableName.recommendations)
                 WHERE user_key = ? AND rank <= ? ORDER BY rank
-                """, arguments: [user, k])
+                """, arguments: [user, k]), try summary(in: db))
         }
         guard let first = rows.first else { return nil }
         return List(user: user, modelID: first["model_id"], runID: first["run_id"],
-                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"]) })
+                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"]) }, published: published)
     }
 }
 
@@ -37,6 +39,33 @@ extension LiveLists {
         try Row.fetchOne(db, sql: """
             SELECT s.run_id, s.published_at FROM \(TableName.liveRecommendations) l JOIN \(TableName.scoreRuns) s USING (run_id)
             """).map { ($0["run_id"], $0["published_at"]) }
+    }
+
+    /// What is live: the run, its model and kind, when it was published, and why that model
+    /// was chosen (nil when it was named on the command line or published from shards).
+    public struct Published: Sendable, Equatable, Encodable {
+        public var run: Int64
+        public var modelID: Int64
+        public var kind: String
+        public var publishedAt: String
+        public var reason: String?
+        enum CodingKeys: String, CodingKey { case run = "run_id", modelID = "model_id", kind, publishedAt = "published_at", reason }
+    }
+
+    public static func summary(in db: Database) throws -> Published? {
+        try Row.fetchOne(db, sql: """
+            SELECT s.run_id, s.model_id, m.kind, s.published_at, s.choice_reason FROM \(TableName.liveRecommendations) l
+            JOIN \(TableName.scoreRuns) s USING (run_id) JOIN \(TableName.models) m ON m.model_id = s.model_id
+            """).map { Published(run: $0["run_id"], modelID: $0["model_id"], kind: $0["kind"], publishedAt: $0["published_at"],
+                                 reason: $0["choice_reason"]) }
+    }
+
+    /// Why the live run's model was chosen, as JSON (`score_runs.choice`); nil when it was
+    /// named or nothing is live.
+    public static func choice(in db: Database) throws -> String? {
+        try String.fetchOne(db, sql: """
+            SELECT s.choice FROM \(TableName.liveRecommendations) l JOIN \(TableName.scoreRuns) s USING (run_id)
+            """)
     }
 
     /// The lists of `users` in `run`, item keys by rank; a user without a list is left out.
@@ -63,9 +92,13 @@ extension LiveLists {
 /// rollback set; every other set's rows are then removed.
 extension LiveLists {
     /// Records a scoring run before its rows are written (published_at stays NULL).
-    public static func begin(run: Int64, model: Int64, k: Int, users: Int, in db: Database) throws {
-        try db.execute(sql: "INSERT INTO \(TableName.scoreRuns) (run_id, model_id, k, users, rows, created_at) VALUES (?, ?, ?, ?, 0, ?)",
-                       arguments: [run, model, k, users, Clock.isoNow()])
+    /// `reason` and `choice` (JSON) say why the model was chosen (nil: it was named).
+    public static func begin(run: Int64, model: Int64, k: Int, users: Int, reason: String? = nil, choice: String? = nil,
+                             in db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO \(TableName.scoreRuns) (run_id, model_id, k, users, rows, created_at, choice_reason, choice)
+            VALUES (?, ?, ?, ?, 0, ?, ?, ?)
+            """, arguments: [run, model, k, users, Clock.isoNow(), reason, choice])
     }
 
     /// Writes one batch of a run's rows, `count` of them, `row(k)` giving each.

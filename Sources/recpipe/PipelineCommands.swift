@@ -323,15 +323,21 @@ struct Status: ParsableCommand {
                                      upToDate: !(decision?.run ?? true), reason: decision?.reason ?? ""))
             }
             let lastRun = try history.runs(pipeline: pipeline.name, limit: 1).first
+            let live = try history.store.queue.read { try LiveLists.summary(in: $0) }
             if json {
-                struct Output: Encodable { var pipeline: String; var database: String; var lastRun: PipelineRunRecord?; var stages: [Entry] }
-                try printJSON(Output(pipeline: pipeline.name, database: pipeline.database, lastRun: lastRun, stages: entries))
+                struct Output: Encodable {
+                    var pipeline: String; var database: String; var lastRun: PipelineRunRecord?; var live: LiveLists.Published?; var stages: [Entry]
+                }
+                try printJSON(Output(pipeline: pipeline.name, database: pipeline.database, lastRun: lastRun, live: live, stages: entries))
                 return
             }
             if let lastRun {
                 print("pipeline \(pipeline.name): last run \(lastRun.id) \(lastRun.status), started \(lastRun.startedAt)\(lastRun.error.map { ", \($0)" } ?? "")")
             } else {
                 print("pipeline \(pipeline.name): never run")
+            }
+            if let live {
+                print("live lists: run \(live.run), model \(live.modelID) (\(live.kind)), published \(live.publishedAt)\(live.reason.map { "; \($0)" } ?? "")")
             }
             printTable(["stage", "kind", "last", "at", "seconds", "rows_out", "now"], entries.map { entry in
                 [entry.stage, entry.kind, entry.last.map { "\($0.status)\($0.attempt > 1 ? " (attempt \($0.attempt))" : "")" } ?? "-",

@@ -22,9 +22,16 @@ struct Score: ParsableCommand {
     var k = 100
     @Option(help: """
         A model id (models.model_id), or a kind (multvae, multdae, ease, itemknn, ials, popularity) \
-        for the published model of that kind: the newest that passed the quality gate.
+        for the published model of that kind: the newest that passed the quality gate. Without it: \
+        the champion, the published model trained on the current split with the best validation \
+        figure (see --champion-metric), the live one staying unless beaten by more than one paired \
+        standard error.
         """)
-    var model = "multvae"
+    var model: String?
+    @Option(name: .customLong("champion-metric"), help: "The validation figure the champion is chosen by: ndcg@100, recall@20, recall@50, precision@10, hit_rate@10 or mrr@100.")
+    var championMetric = "ndcg@100"
+    @Option(name: .customLong("publish-margin"), help: "A champion replaces a live model trained on an earlier split only if it reaches (1 − margin) × its figure on the same users (0–1).")
+    var publishMargin = 0.02
     @Option(help: ArgumentHelp("""
         Score only shard I of N (users split into N contiguous ranges) into the file --shard-out; \
         the live set is not touched. A shard only reads the database (no writer lock): shards \
@@ -56,12 +63,16 @@ struct Score: ParsableCommand {
                 config.shard = ScoreStage.Shard(index: index, count: count, output: shardOut)
             }
             if let threads { BLAS.threads = max(1, threads) }
-            if let id = Int64(model) {
-                config.modelID = id
-            } else if let kind = ModelKind(rawValue: model) {
-                config.kind = kind
-            } else {
-                throw StageError.badOption("--model must be a model id or one of \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model)'")
+            config.championMetric = championMetric
+            config.publishMargin = publishMargin
+            if let model {
+                if let id = Int64(model) {
+                    config.modelID = id
+                } else if let kind = ModelKind(rawValue: model) {
+                    config.kind = kind
+                } else {
+                    throw StageError.badOption("--model must be a model id or one of \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(model)'")
+                }
             }
             let stage = try ScoreStage(config: config)
             if config.shard != nil {
@@ -97,10 +108,12 @@ struct Recommend: ParsableCommand {
                 throw StageError.badData("user '\(user)' has no recommendations")
             }
             if json {
-                struct Output: Encodable { var user: String; var modelID: Int64; var runID: Int64; var items: [LiveLists.Item] }
+                struct Output: Encodable {
+                    var user: String; var modelID: Int64; var runID: Int64; var items: [LiveLists.Item]; var live: LiveLists.Published?
+                }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
-                let output = Output(user: list.user, modelID: list.modelID, runID: list.runID, items: list.items)
+                let output = Output(user: list.user, modelID: list.modelID, runID: list.runID, items: list.items, live: list.published)
                 print(String(decoding: try encoder.encode(output), as: UTF8.self))
             } else {
                 for item in list.items { print("\(item.rank)\t\(item.item)\t\(String(format: "%.4f", item.score))") }

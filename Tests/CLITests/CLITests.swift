@@ -56,7 +56,7 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let expected = ["train": ["--model <model>", "default: multvae)", "--publish-margin"],
-                        "score": ["--k <k>", "(default: 100)", "(default: multvae)"],
+                        "score": ["--k <k>", "(default: 100)", "the champion", "--champion-metric", "(default: ndcg@100)"],
                         "evaluate": ["--part <part>", "default: test"],
                         "augment": ["--epochs <epochs>", "default:"],
                         "ingest": ["--format <format>"], "clean": ["--split <split>"]]
@@ -121,6 +121,10 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
         let json = try recpipe(["recommend", "--db", "recs.sqlite", "--user", user, "--json"], in: dir)
         let decoded = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect((decoded?["items"] as? [Any])?.count == 10 && decoded?["user"] as? String == user)
+        // Scored without --model: the champion, the only published model here, and why.
+        let live = decoded?["live"] as? [String: Any]
+        #expect(live?["kind"] as? String == "multvae" && (live?["reason"] as? String)?.contains("nothing live yet") == true,
+                "\(json.stdout)")
         #expect(try recpipe(["recommend", "--db", "recs.sqlite", "--user", "nobody"], in: dir).status == 65)
 
         // A baseline is trained, tuned on validation, scored and evaluated like the VAE.
@@ -135,6 +139,8 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
             #expect(try Int64.fetchAll(db, sql: "SELECT DISTINCT model_id FROM recommendations") == [easeID])
         }
         #expect(try recpipe(["score", "--db", "recs.sqlite", "--model", "bogus"], in: dir).status == 64)
+        #expect(try recpipe(["score", "--db", "recs.sqlite", "--champion-metric", "ndcg@7"], in: dir).status == 64)
+        #expect(try recpipe(["score", "--db", "recs.sqlite", "--publish-margin", "2"], in: dir).status == 64)
         #expect(try recpipe(["score", "--db", "recs.sqlite", "--model", "ials"], in: dir).status == 65)
         #expect(try recpipe(["train", "--db", "recs.sqlite", "--model", "ease", "--lambda", "-1"], in: dir).status == 64)
 

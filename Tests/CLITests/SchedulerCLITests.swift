@@ -169,6 +169,11 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let rows = status?["stages"] as? [[String: Any]] ?? []
         #expect(rows.first { $0["stage"] as? String == "train" }?["reason"] as? String == "stale input: clean ran since")
         #expect(rows.first { $0["stage"] as? String == "ingest" }?["upToDate"] as? Bool == true)
+        // The live lists' model, chosen as the champion, and why.
+        let live = status?["live"] as? [String: Any]
+        #expect(live?["model_id"] is Int && !((live?["reason"] as? String) ?? "").isEmpty, "\(stale.stdout)")
+        let text = try recpipe(["status", manifest] + changed, in: dir, environment: environment)
+        #expect(text.stdout.contains("live lists: run "), "\(text.stdout)")
 
         let history = try recpipe(["history", "--db", dir + "/recpipe.sqlite", "--json"], in: dir)
         let runs = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]] ?? []

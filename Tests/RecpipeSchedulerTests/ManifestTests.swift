@@ -14,8 +14,8 @@ import RecpipeStages
           clean:    { uses: clean,    needs: [ingest], with: { min_user_interactions: 5 } }
           train:    { uses: train,    needs: clean, with: { epochs: 50, lambda: [20, 200], warm_start: true }, timeout: 1h30m }
           baseline: { uses: train,    needs: [clean], with: { model: ease, warm_start: false }, retries: 0 }
-          score:    { uses: score,    needs: [train], with: { k: 100 } }
-          evaluate: { uses: evaluate, needs: [score, baseline] }
+          score:    { uses: score,    needs: [train, baseline], with: { k: 100 } }
+          evaluate: { uses: evaluate, needs: [score] }
         """
 
     @Test func resolvesCommandLinesPathsOrderAndPolicies() throws {
@@ -40,7 +40,7 @@ import RecpipeStages
         #expect(p.stage("baseline")?.arguments == ["train", "--model=ease"])
         #expect(p.stage("baseline")?.policy.retries == 0)
         #expect(p.downstream(of: "train") == ["train", "score", "evaluate"])
-        #expect(p.upstream(of: "score") == ["score", "train", "clean", "ingest"])
+        #expect(p.upstream(of: "score") == ["score", "train", "baseline", "clean", "ingest"])
     }
 
     @Test func everyProblemIsReportedWithItsLine() {
@@ -110,9 +110,11 @@ import RecpipeStages
               score: { uses: score }
               report: { uses: report, needs: [score, ease], with: { out: r.html } }
             """)
-        #expect(found.count == 3, "\(found)")
-        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads interactions, items, users, which stage clean writes") })
+        #expect(found.count == 4, "\(found)")
+        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads clean_runs, interactions, items, users, which stage clean writes") })
+        // Without --model, score judges the published model of every kind.
         #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads model_items (multvae), model_weights (multvae), models (multvae), which stage train writes") })
+        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads model_items (ease), model_weights (ease), models (ease), which stage ease writes") })
         #expect(found.contains { $0.hasPrefix("bad.yaml:8: stage report: reads") && $0.contains("which stage train writes, but neither needs the other; add needs: [train] to report") })
     }
 
@@ -123,8 +125,12 @@ import RecpipeStages
         let augment = try #require(StageKind.named("augment"))
         func overlap(_ written: [DataSet], _ read: [DataSet]) -> Bool { read.contains { r in written.contains { $0.overlaps(r) } } }
         #expect(overlap(train.outputs([:]), score.inputs([:])))
-        #expect(!overlap(train.outputs(["model": "ease"]), score.inputs([:])))
+        // The champion is chosen among the published models of every kind.
+        #expect(overlap(train.outputs(["model": "ease"]), score.inputs([:])))
+        #expect(!overlap(train.outputs(["model": "ease"]), score.inputs(["model": "multvae"])))
         #expect(overlap(train.outputs(["model": "ease"]), score.inputs(["model": "ease"])))
+        #expect(overlap(train.outputs(["model": "ease"]), score.inputs(["model": "17"])))
+        #expect(!overlap(augment.outputs([:]), score.inputs([:])))
         #expect(!overlap(train.outputs(["no_publish": "true", "augmented": "true"]), score.inputs([:])))
         #expect(!overlap(train.outputs(["no_publish": "true"]), train.inputs([:])))
         #expect(overlap(augment.outputs([:]), train.inputs(["augmented": "true"])))

@@ -14,6 +14,7 @@ public enum Report {
             body += "<p class=\"meta\">\(SVG.escape((store.path as NSString).lastPathComponent)), generated \(Clock.isoNow())</p>"
             body += try splitSection(db)
             body += try modelsSection(db)
+            body += try liveSection(db)
             body += try evaluationSection(db)
             body += try augmentationSection(db)
             body += try popularitySection(db)
@@ -102,6 +103,23 @@ public enum Report {
         if !kl.isEmpty { html += SVG.lineChart(title: "KL divergence", xLabel: "epoch", yLabel: "KL", series: kl) }
         if !beta.isEmpty { html += SVG.lineChart(title: "KL weight β", xLabel: "epoch", yLabel: "β", series: beta) }
         return html
+    }
+
+    /// Which model the live lists come from, and why (the champion's figures).
+    static func liveSection(_ db: Database) throws -> String {
+        var html = "<h2>Live lists</h2>"
+        guard let live = try LiveLists.summary(in: db) else { return html + "<p class=\"empty\">Nothing published yet.</p>" }
+        html += "<p>Run \(live.run), model \(live.modelID) (\(SVG.escape(live.kind))), published \(SVG.escape(live.publishedAt)).</p>"
+        guard let text = try LiveLists.choice(in: db),
+              let choice = try? JSONDecoder().decode(Champion.Choice.self, from: Data(text.utf8)) else {
+            return html + "<p>The model was named on the command line (<code>score --model</code>).</p>"
+        }
+        html += "<p>\(SVG.escape(choice.reason)).</p>"
+        guard !choice.candidates.isEmpty else { return html }
+        html += "<p>Candidates, validation \(SVG.escape(choice.metric)) on the same \(choice.users) users:</p>"
+        return html + table(["model", "kind", choice.metric, "live before", "chosen"], choice.candidates.sorted { $0.value > $1.value }.map {
+            ["\($0.modelID)", $0.kind, String(format: "%.4f", $0.value), $0.live ? "yes" : "", $0.modelID == choice.chosen ? "yes" : ""]
+        }, numeric: [0, 2])
     }
 
     static func evaluationSection(_ db: Database) throws -> String {

@@ -44,9 +44,14 @@ public struct ScoreStage: Stage {
     public struct Config: Codable, Sendable, Equatable {
         public var k = 100
         /// The published model of this kind (the newest of the kind that passed the
-        /// quality gate), unless `modelID` names one.
-        public var kind: ModelKind = .multvae
+        /// quality gate), unless `modelID` names one; with neither, the champion (`Champion`).
+        public var kind: ModelKind?
         public var modelID: Int64?
+        /// The validation figure the champion is chosen by, NAME@K as `evaluate` reports it.
+        public var championMetric = "ndcg@100"
+        /// A champion displaces a live model trained on another split only if its figure
+        /// reaches (1 − margin) × the live model's, measured on the same users (nil: always).
+        public var publishMargin: Double? = 0.02
         /// Score only this shard's users into its own file; the live set is not touched.
         public var shard: Shard?
         /// Instead of scoring: publish the rows of these shard files, which must together
@@ -63,14 +68,22 @@ public struct ScoreStage: Stage {
     public static let name = "score"
     /// Users scored together in one batch by default.
     public static let batchUsers = 500
-    public static let reads: [TableName] = [.users, .items, .interactions, .models, .modelItems, .modelWeights]
+    public static let reads: [TableName] = [.users, .items, .interactions, .cleanRuns, .models, .modelItems, .modelWeights]
     public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
     /// The split's users and their items, and the model scored: the published one of
-    /// `model`'s kind (a model given by id: any kind).
+    /// `model`'s kind (a model given by id, or the champion: any kind; the champion is
+    /// judged on the validation users, so the whole split counts).
     public static func inputs(_ parameters: [String: String]) -> [DataSet] {
-        let model = parameters["model"] ?? ModelKind.multvae.rawValue
-        return [TableName.users, .items, .interactions].map { DataSet($0) }
-            + DataSet.models(ModelKind(rawValue: model)?.rawValue).filter { $0.table != .trainingLog }
+        let split = [TableName.users, .items, .interactions, .cleanRuns].map { DataSet($0) }
+        let models: [DataSet]
+        if let name = parameters["model"], let kind = ModelKind(rawValue: name) {
+            models = DataSet.models(kind.rawValue)
+        } else if parameters["model"] != nil {
+            models = DataSet.models(nil)  // a model id: any kind
+        } else {
+            models = Champion.costOrder.flatMap { DataSet.models($0.rawValue) }
+        }
+        return split + models.filter { $0.table != .trainingLog }
     }
     public let config: Config
 
@@ -83,6 +96,10 @@ public struct ScoreStage: Stage {
             guard config.merge.isEmpty else { throw StageError.badOption("--shard and --merge exclude each other") }
         }
         guard config.batchUsers >= 1 else { throw StageError.badOption("the scoring batch must hold at least one user") }
+        if let margin = config.publishMargin, !(0...1).contains(margin) {
+            throw StageError.badOption("--publish-margin must be between 0 and 1, got \(margin)")
+        }
+        _ = try Self.metric(config.championMetric)
         guard config.minUsersFraction >= 0, config.minUsersFraction <= 1 else {
             throw StageError.badOption("--min-users-fraction must be between 0 and 1, got \(config.minUsersFraction)")
         }
@@ -93,12 +110,7 @@ public struct ScoreStage: Stage {
         let started = Clock.monotonic()
         let store = context.store
         if !config.merge.isEmpty { return try merge(context, started: started) }
-        let (model, record) = try store.queue.read { db -> (any StorableModel, ModelStore.Record) in
-            guard let id = try config.modelID ?? ModelStore.published(kind: config.kind, in: db) else {
-                throw StageError.missingInput("\(store.path): no published \(config.kind.rawValue) model; run train --model \(config.kind.rawValue) first")
-            }
-            return try ModelStore.load(id, in: db)
-        }
+        let (model, record, choice) = try chooseModel(context)
         try Self.refuseNonFinite(model, record: record)
         let (userKeys, history) = try Self.histories(store, model: record)
         let k = min(config.k, model.items)
@@ -120,7 +132,15 @@ public struct ScoreStage: Stage {
                 "\(written) recommendations for users \(users.lowerBound)..<\(users.upperBound) (shard \(shard.index) of \(shard.count)) from model \(record.modelID) (\(record.kind.rawValue)) in \(shard.output); not published: recpipe score --merge publishes the shards",
             ])
         }
-        try store.queue.write { try LiveLists.begin(run: context.runID, model: record.modelID, k: k, users: userKeys.count, in: $0) }
+        let choiceJSON = try choice.map { choice -> String in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: try encoder.encode(choice), as: UTF8.self)
+        }
+        try store.queue.write {
+            try LiveLists.begin(run: context.runID, model: record.modelID, k: k, users: userKeys.count, reason: choice?.reason,
+                                choice: choiceJSON, in: $0)
+        }
         let connection = try store.bulkConnection()
         let written: Int
         do {

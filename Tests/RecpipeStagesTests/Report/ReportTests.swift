@@ -21,7 +21,8 @@ import Testing
                         "Live recommendations by item popularity rank", "± ", "<h2>Augmentation</h2>",
                         "Generator training losses", "Output spread across users", "Ablation, multvae with and without",
                         "augmentation goal", "<h2>Closed loop: published lists against what users did next</h2>",
-                        "No closed-loop figures yet"] {
+                        "No closed-loop figures yet", "<h2>Live lists</h2>", "nothing live yet: model",
+                        "Candidates, validation ndcg@100 on the same 30 users"] {
             #expect(html.contains(section), "missing \(section)")
         }
         // Models' validation figures are shown as figures, not as the stored JSON.
