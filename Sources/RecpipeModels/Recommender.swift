@@ -49,14 +49,66 @@ extension Recommender {
 
 extension MultVAE: Recommender {}
 
+/// What a ranked list may not hold besides a row's own items, and how many items of one
+/// category it may hold: business rules applied while ranking, so the next best items fill
+/// the places of those left out.
+public struct RankingRules: Sendable {
+    /// By item: never ranked (empty: none blocked).
+    public var blocked: [Bool]
+    /// Per row of the fold-in matrix: items that row may not get (nil: none).
+    public var excluded: CSRMatrix?
+    /// By item: its category, −1 for none (empty: no categories).
+    public var category: [Int32]
+    /// At most this many items of one category in a list (items without one are not counted).
+    public var maxPerCategory: Int?
+
+    public init(blocked: [Bool] = [], excluded: CSRMatrix? = nil, category: [Int32] = [], maxPerCategory: Int? = nil) {
+        self.blocked = blocked
+        self.excluded = excluded
+        self.category = category
+        self.maxPerCategory = maxPerCategory
+    }
+
+    public static let none = RankingRules()
+
+    /// The best `k` items of `scores` (a row with its excluded items at −∞) holding at most
+    /// `maxPerCategory` of any category: the top of a longer list, walked in order, the list
+    /// lengthened until it fills k or holds every rankable item.
+    func capped(_ scores: UnsafeBufferPointer<Float>, k: Int) -> (items: [Int32], scores: [Float]) {
+        guard let cap = maxPerCategory, !category.isEmpty else { return topKWithScores(scores, k: k) }
+        var want = min(scores.count, max(4 * k, k + 64))
+        while true {
+            let (items, values) = topKWithScores(scores, k: want)
+            var counts: [Int32: Int] = [:]
+            var keptItems: [Int32] = [], keptScores: [Float] = []
+            for (item, value) in zip(items, values) {
+                let c = category[Int(item)]
+                if c >= 0 {
+                    guard counts[c, default: 0] < cap else { continue }
+                    counts[c, default: 0] += 1
+                }
+                keptItems.append(item)
+                keptScores.append(value)
+                if keptItems.count == k { break }
+            }
+            if keptItems.count == k || items.count < want || want >= scores.count { return (keptItems, keptScores) }
+            want = min(scores.count, want * 4)
+        }
+    }
+}
+
 extension Recommender {
-    /// The top k items of every row of `foldIn`, its own items excluded, with their scores.
-    /// Rows of a batch are ranked on all cores. `body(row, items, scores)` is called in row
-    /// order.
-    public func rankedLists(_ foldIn: CSRMatrix, k: Int, batchSize: Int = 500,
+    /// The top k items of every row of `foldIn`, its own items excluded (and what `rules`
+    /// leave out), with their scores. Rows of a batch are ranked on all cores.
+    /// `body(row, items, scores)` is called in row order.
+    public func rankedLists(_ foldIn: CSRMatrix, k: Int, batchSize: Int = 500, rules: RankingRules = .none,
                             body: (Int, [Int32], [Float]) throws -> Void) throws {
+        precondition(rules.blocked.isEmpty || rules.blocked.count == items, "one blocked flag per item")
+        precondition(rules.category.isEmpty || rules.category.count == items, "one category per item")
+        precondition(rules.excluded.map { $0.rows == foldIn.rows } ?? true, "one exclusion row per fold-in row")
         var failure: Error?
         let width = items
+        let blocked = rules.blocked.indices.filter { rules.blocked[$0] }
         scoreBatches(foldIn, batchSize: batchSize) { first, count, scores in
             guard failure == nil else { return }
             var ranked = [[Int32]](repeating: [], count: count)
@@ -67,7 +119,11 @@ extension Recommender {
                     parallelRows(count) { n in
                         let row = first + n, s = all + n * width
                         for j in foldIn.rowStart[row]..<foldIn.rowStart[row + 1] { s[Int(foldIn.columns[j])] = -.infinity }
-                        (ranked[n], values[n]) = topKWithScores(UnsafeBufferPointer(start: s, count: width), k: k)
+                        for item in blocked { s[item] = -.infinity }
+                        if let excluded = rules.excluded {
+                            for j in excluded.rowStart[row]..<excluded.rowStart[row + 1] { s[Int(excluded.columns[j])] = -.infinity }
+                        }
+                        (ranked[n], values[n]) = rules.capped(UnsafeBufferPointer(start: s, count: width), k: k)
                     }
                 }
             }

@@ -70,6 +70,8 @@ public enum Planner {
                 reasons.append("stale input: \(key.dropFirst(6)) ran since")
             } else if key == "code" {
                 reasons.append("recpipe changed")
+            } else if key == "rules" {
+                reasons.append("business rules changed (item_availability, user_exclusions or the categories)")
             } else {
                 let path = key.dropFirst(5)
                 switch (lastInputs[key], fingerprint.inputs[key]) {
@@ -88,9 +90,11 @@ public enum Planner {
 extension Planner {
     /// A stage's fingerprint now: its kind, parameters, the recpipe build, its source files and
     /// its upstream stages' outputs as `upstreamOutput` gives them.
-    public static func fingerprint(_ stage: PipelineStage, code: String, upstreamOutput: (String) -> String) -> Fingerprint {
+    public static func fingerprint(_ stage: PipelineStage, code: String, store: Store? = nil,
+                                   upstreamOutput: (String) -> String) throws -> Fingerprint {
         var inputs = Fingerprint.files(stage.inputPaths)
         inputs["code"] = code
+        if let store, let rules = try stage.kind.ruleDigest(stage.textParameters, store) { inputs["rules"] = rules }
         for need in stage.needs { inputs["stage:" + need] = upstreamOutput(need) }
         return Fingerprint(kind: stage.kind.name, parameters: stage.parameters, inputs: inputs)
     }
@@ -115,7 +119,7 @@ extension Planner {
             for need in stage.needs {
                 lastOutputs[need] = try history.lastSuccess(pipeline: pipeline.name, stage: need)?.output ?? "never"
             }
-            let current = fingerprint(stage, code: code) { lastOutputs[$0] ?? "never" }
+            let current = try fingerprint(stage, code: code, store: history.store) { lastOutputs[$0] ?? "never" }
             let decision = decide(current, last: try history.lastSuccess(pipeline: pipeline.name, stage: stage.name), forced: forced,
                                   pendingUpstream: stage.needs.filter(willRun.contains), missingOutputs: missingOutputs(stage))
             if decision.run { willRun.insert(stage.name) }

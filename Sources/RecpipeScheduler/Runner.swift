@@ -192,7 +192,7 @@ public final class Runner: @unchecked Sendable {
             decided = true
             var outputs: [String: String] = [:]
             for need in stage.needs { outputs[need] = try output(of: need) }
-            let current = Planner.fingerprint(stage, code: code) { outputs[$0] ?? "never" }
+            let current = try Planner.fingerprint(stage, code: code, store: history.store) { outputs[$0] ?? "never" }
             let last = try history.lastSuccess(pipeline: pipeline.name, stage: stage.name)
             let decision = Planner.decide(current, last: last, forced: options.force, missingOutputs: Planner.missingOutputs(stage))
             if decision.run {

@@ -19,6 +19,8 @@ public struct StageKind: Sendable, Equatable {
     /// parameters (`Job.inputs`, `Job.outputs`).
     public let inputs: @Sendable (_ parameters: [String: String]) -> [DataSet]
     public let outputs: @Sendable (_ parameters: [String: String]) -> [DataSet]
+    /// A digest of the hand-filled tables that decide the stage's result (`Job.ruleDigest`).
+    public let ruleDigest: @Sendable (_ parameters: [String: String], _ store: Store) throws -> String?
 
     public init(_ job: any Job.Type) {
         name = job.name
@@ -29,6 +31,7 @@ public struct StageKind: Sendable, Equatable {
         outputPaths = job.outputPaths
         inputs = { job.inputs($0).filter { $0.table != .stageRuns } }
         outputs = { job.outputs($0).filter { $0.table != .stageRuns } }
+        ruleDigest = { try job.ruleDigest($0, store: $1) }
     }
 
     /// Whether two stages may run at the same time: neither writes what the other reads or writes.

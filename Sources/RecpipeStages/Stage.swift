@@ -23,6 +23,10 @@ public protocol Job {
     static func inputs(_ parameters: [String: String]) -> [DataSet]
     /// The data the job changes with these parameters; `writes`, narrowed likewise.
     static func outputs(_ parameters: [String: String]) -> [DataSet]
+    /// A digest of the tables users fill by hand that decide what the job produces (the
+    /// business rules score applies); nil when there are none. Part of the scheduler's
+    /// fingerprint, so changing such a table makes the job stale.
+    static func ruleDigest(_ parameters: [String: String], store: Store) throws -> String?
 }
 
 extension Job {
@@ -30,6 +34,7 @@ extension Job {
     public static var outputPaths: [String] { [] }
     public static func inputs(_ parameters: [String: String]) -> [DataSet] { reads.map { DataSet($0) } }
     public static func outputs(_ parameters: [String: String]) -> [DataSet] { writes.map { DataSet($0) } }
+    public static func ruleDigest(_ parameters: [String: String], store: Store) throws -> String? { nil }
 }
 
 /// A table, or the part of one that holds one kind of model (the model tables hold every

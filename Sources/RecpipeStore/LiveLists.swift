@@ -93,12 +93,13 @@ extension LiveLists {
 extension LiveLists {
     /// Records a scoring run before its rows are written (published_at stays NULL).
     /// `reason` and `choice` (JSON) say why the model was chosen (nil: it was named).
+    /// `rulesDigest` and `rules` (JSON) say which business rules it applies.
     public static func begin(run: Int64, model: Int64, k: Int, users: Int, reason: String? = nil, choice: String? = nil,
-                             in db: Database) throws {
+                             rulesDigest: String? = nil, rules: String? = nil, in db: Database) throws {
         try db.execute(sql: """
-            INSERT INTO \(TableName.scoreRuns) (run_id, model_id, k, users, rows, created_at, choice_reason, choice)
-            VALUES (?, ?, ?, ?, 0, ?, ?, ?)
-            """, arguments: [run, model, k, users, Clock.isoNow(), reason, choice])
+            INSERT INTO \(TableName.scoreRuns) (run_id, model_id, k, users, rows, created_at, choice_reason, choice, rules_digest, rules)
+            VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
+            """, arguments: [run, model, k, users, Clock.isoNow(), reason, choice, rulesDigest, rules])
     }
 
     /// Writes one batch of a run's rows, `count` of them, `row(k)` giving each.

@@ -29,6 +29,10 @@ public struct TableName: Hashable, Sendable, CustomStringConvertible, Expressibl
     public static let augmentRuns: TableName = "augment_runs"
     public static let augmentedInteractions: TableName = "augmented_interactions"
     public static let ganTrainingLog: TableName = "gan_training_log"
+    public static let itemMetadata: TableName = "item_metadata"
+    /// Business rules users fill with SQL.
+    public static let itemAvailability: TableName = "item_availability"
+    public static let userExclusions: TableName = "user_exclusions"
     /// The scheduler's history.
     public static let pipelineRuns: TableName = "pipeline_runs"
     public static let pipelineStageRuns: TableName = "pipeline_stage_runs"

@@ -14,7 +14,9 @@ struct Score: ParsableCommand {
             in one transaction, keeping the set it replaces for recpipe rollback. A failed run \
             leaves the live set untouched. Nothing is published (exit 1) from a model with a \
             non-finite weight, nor a set that is empty or covers fewer users than \
-            --min-users-fraction of the live set's.
+            --min-users-fraction of the live set's. Items hidden or out of their window in \
+            item_availability, and a user's items in user_exclusions, never appear; the \
+            model's next best items take their places.
             """)
 
     @OptionGroup var options: DatabaseOptions
@@ -32,6 +34,8 @@ struct Score: ParsableCommand {
     var championMetric = "ndcg@100"
     @Option(name: .customLong("publish-margin"), help: "A champion replaces a live model trained on an earlier split only if it reaches (1 − margin) × its figure on the same users (0–1).")
     var publishMargin = 0.02
+    @Option(name: .customLong("max-per-category"), help: "At most this many items of one item_metadata.category in a list; the next best items fill the places.")
+    var maxPerCategory: Int?
     @Option(help: ArgumentHelp("""
         Score only shard I of N (users split into N contiguous ranges) into the file --shard-out; \
         the live set is not touched. A shard only reads the database (no writer lock): shards \
@@ -65,6 +69,7 @@ struct Score: ParsableCommand {
             if let threads { BLAS.threads = max(1, threads) }
             config.championMetric = championMetric
             config.publishMargin = publishMargin
+            config.maxPerCategory = maxPerCategory
             if let model {
                 if let id = Int64(model) {
                     config.modelID = id

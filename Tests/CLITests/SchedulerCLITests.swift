@@ -186,6 +186,14 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         #expect(rowsOfRun.filter { $0["kind"] as? String == "train" }.allSatisfy { ($0["peakRSSMB"] as? Double ?? 0) > 1 })
         let table = try recpipe(["history", "--db", dir + "/recpipe.sqlite", "--run", "1"], in: dir)
         #expect(table.stdout.contains("peak_rss_mb"))
+
+        // A business rule filled in by hand makes score (and what follows it) stale.
+        try db.write { try $0.execute(sql: "INSERT INTO item_availability (item_key, hidden) VALUES ('i1', 1)") }
+        let ruled = try recpipe(["plan", manifest, "--json"] + changed, in: dir, environment: environment)
+        let steps = (try JSONSerialization.jsonObject(with: Data(ruled.stdout.utf8)) as? [[String: Any]] ?? [])
+        #expect(steps.filter { $0["action"] as? String == "run" }.map { $0["stage"] as? String } == ["score", "evaluate", "report"],
+                "\(ruled.stdout)")
+        #expect(ruled.stdout.contains("business rules changed"))
     }
 
     @Test func invalidManifestsAndSelectionsExitBeforeRunningAnything() throws {

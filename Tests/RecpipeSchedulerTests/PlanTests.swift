@@ -39,7 +39,7 @@ import RecpipeStore
                 let stage = try #require(pipeline.stage(name))
                 var outputs: [String: String] = [:]
                 for need in stage.needs { outputs[need] = try history.lastSuccess(pipeline: pipeline.name, stage: need)?.output ?? "never" }
-                let print = Planner.fingerprint(stage, code: code) { outputs[$0]! }
+                let print = try Planner.fingerprint(stage, code: code, store: history.store) { outputs[$0]! }
                 let id = try history.startAttempt(run: run, stage: stage, attempt: 1, reason: "test", fingerprint: print)
                 try history.finishAttempt(id, kind: stage.kind.name, stageRunsAfter: 0, succeeded: true, seconds: 0.1,
                                           exitStatus: 0, signal: nil, error: nil)
@@ -65,6 +65,18 @@ import RecpipeStore
         #expect(try f.plan(["score", "report"], forced: true) == [
             "ingest": "-", "clean": "-", "train": "-", "score": "run: forced", "report": "run: forced",
         ])
+    }
+
+    /// A rule table filled in by hand is an input of score: changing it makes score stale.
+    @Test func changedBusinessRulesMakeScoreStale() throws {
+        let f = try Fixture()
+        try f.succeed(["ingest", "clean", "train", "score", "report"])
+        try "<html>".write(toFile: f.dir + "/report.html", atomically: true, encoding: .utf8)
+        #expect(try f.plan()["score"]?.hasPrefix("skip: up to date") == true)
+        try f.history.store.queue.write { try $0.execute(sql: "INSERT INTO user_exclusions (user_key, item_key) VALUES ('u', 'i')") }
+        let plan = try f.plan()
+        #expect(plan["score"] == "run: business rules changed (item_availability, user_exclusions or the categories)", "\(plan)")
+        #expect(plan["train"]?.hasPrefix("skip: up to date") == true)
     }
 
     @Test func whatMakesAStageRunAgain() throws {
@@ -131,7 +143,7 @@ import RecpipeStore
                                       codeVersion: "x")
         let stage = try #require(f.pipeline.stage("ingest"))
         _ = try f.history.startAttempt(run: run, stage: stage, attempt: 1, reason: "never run",
-                                       fingerprint: Planner.fingerprint(stage, code: "x") { _ in "never" })
+                                       fingerprint: try Planner.fingerprint(stage, code: "x") { _ in "never" })
         #expect(try f.history.abandonStaleRuns().map(\.id) == [run])
         #expect(try f.history.run(run)?.status == "abandoned")
         #expect(try f.history.attempts(run: run).map(\.status) == ["failed"])
@@ -148,7 +160,7 @@ import RecpipeStore
             let run = try f.history.begin(pipeline: "plan", manifest: "p.yaml", selection: ["ingest"], forced: false, retryOf: nil,
                                           codeVersion: name)
             let attempt = try f.history.startAttempt(run: run, stage: stage, attempt: 1, reason: "never run",
-                                                     fingerprint: Planner.fingerprint(stage, code: name) { _ in "never" })
+                                                     fingerprint: try Planner.fingerprint(stage, code: name) { _ in "never" })
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/sleep")
             process.arguments = ["30"]

@@ -52,6 +52,8 @@ public struct ScoreStage: Stage {
         /// A champion displaces a live model trained on another split only if its figure
         /// reaches (1 − margin) × the live model's, measured on the same users (nil: always).
         public var publishMargin: Double? = 0.02
+        /// At most this many items of one `item_metadata.category` in a list (nil: no cap).
+        public var maxPerCategory: Int?
         /// Score only this shard's users into its own file; the live set is not touched.
         public var shard: Shard?
         /// Instead of scoring: publish the rows of these shard files, which must together
@@ -68,7 +70,8 @@ public struct ScoreStage: Stage {
     public static let name = "score"
     /// Users scored together in one batch by default.
     public static let batchUsers = 500
-    public static let reads: [TableName] = [.users, .items, .interactions, .cleanRuns, .models, .modelItems, .modelWeights]
+    public static let reads: [TableName] = [.users, .items, .interactions, .cleanRuns, .models, .modelItems, .modelWeights,
+                                           .itemAvailability, .userExclusions, .itemMetadata]
     public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
     /// The split's users and their items, and the model scored: the published one of
     /// `model`'s kind (a model given by id, or the champion: any kind; the champion is
@@ -84,6 +87,14 @@ public struct ScoreStage: Stage {
             models = Champion.costOrder.flatMap { DataSet.models($0.rawValue) }
         }
         return split + models.filter { $0.table != .trainingLog }
+            + [TableName.itemAvailability, .userExclusions].map { DataSet($0) }
+            + (parameters["max_per_category"] != nil ? [DataSet(.itemMetadata)] : [])
+    }
+
+    /// The business rules' tables (and the categories, with a cap).
+    public static func ruleDigest(_ parameters: [String: String], store: Store) throws -> String? {
+        guard parameters["merge"] == nil else { return nil }
+        return try store.queue.read { try BusinessRules.digest(categories: parameters["max_per_category"] != nil, in: $0) }
     }
     public let config: Config
 
@@ -100,6 +111,7 @@ public struct ScoreStage: Stage {
             throw StageError.badOption("--publish-margin must be between 0 and 1, got \(margin)")
         }
         _ = try Self.metric(config.championMetric)
+        if let cap = config.maxPerCategory, cap < 1 { throw StageError.badOption("--max-per-category must be at least 1, got \(cap)") }
         guard config.minUsersFraction >= 0, config.minUsersFraction <= 1 else {
             throw StageError.badOption("--min-users-fraction must be between 0 and 1, got \(config.minUsersFraction)")
         }
@@ -115,6 +127,14 @@ public struct ScoreStage: Stage {
         let (userKeys, history) = try Self.histories(store, model: record)
         let k = min(config.k, model.items)
         let users = config.shard?.users(of: userKeys.count, batch: config.batchUsers) ?? 0..<userKeys.count
+        let rules = try Self.rules(store, itemKeys: record.itemKeys, userKeys: userKeys, maxPerCategory: config.maxPerCategory,
+                                   now: Clock.isoNow())
+        if rules.unavailable > 0 || rules.exclusions > 0 || config.maxPerCategory != nil {
+            context.logger.info("business rules applied", metadata: [
+                "unavailable_items": "\(rules.unavailable)", "exclusions": "\(rules.exclusions)",
+                "max_per_category": "\(config.maxPerCategory.map(String.init) ?? "none")", "digest": "\(rules.digest.prefix(12))",
+            ])
+        }
         context.logger.info("scoring started", metadata: [
             "model": "\(record.modelID)", "kind": "\(record.kind.rawValue)", "users": "\(users.count)", "items": "\(model.items)",
             "k": "\(k)", "shard": "\(config.shard.map { "\($0.index)/\($0.count)" } ?? "none")",
@@ -123,7 +143,7 @@ public struct ScoreStage: Stage {
             try OutputGuard.check(shard.output, database: store.path, replaceable: .shard)
             let file = try ShardFile.create(at: shard.output, for: store)
             let written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
-                                         runID: context.runID, to: file, progress: reporter(context, total: users.count))
+                                         rules: rules.ranking, runID: context.runID, to: file, progress: reporter(context, total: users.count))
             // Written last: a shard file without it is incomplete and merge refuses it.
             try ShardFile.finish(file, ShardFile.Info(
                 modelID: record.modelID, k: k, shard: shard.index, shards: shard.count, firstUser: users.lowerBound,
@@ -139,13 +159,13 @@ public struct ScoreStage: Stage {
         }
         try store.queue.write {
             try LiveLists.begin(run: context.runID, model: record.modelID, k: k, users: userKeys.count, reason: choice?.reason,
-                                choice: choiceJSON, in: $0)
+                                choice: choiceJSON, rulesDigest: rules.digest, rules: rules.summary, in: $0)
         }
         let connection = try store.bulkConnection()
         let written: Int
         do {
             written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
-                                     runID: context.runID, to: connection, progress: reporter(context, total: users.count))
+                                     rules: rules.ranking, runID: context.runID, to: connection, progress: reporter(context, total: users.count))
         } catch {
             try? LiveLists.discard(run: context.runID, on: connection)
             throw error
@@ -165,7 +185,7 @@ public struct ScoreStage: Stage {
     /// through `connection`, in transactions of 5,000 users written on a thread of their own
     /// while the next users are scored. Returns the rows written.
     static func write(_ model: any StorableModel, _ history: CSRMatrix, users: Range<Int>, k: Int, batch: Int, userKeys: [String],
-                      itemKeys: [String], runID: Int64, to connection: RawConnection,
+                      itemKeys: [String], rules: RankingRules = .none, runID: Int64, to connection: RawConnection,
                       progress: @escaping (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
         precondition(users.lowerBound % batch == 0 || users.isEmpty, "scoring starts on a batch boundary")
         var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
@@ -190,8 +210,11 @@ public struct ScoreStage: Stage {
             }
         }
         do {
-            let subset = users == 0..<history.rows ? history : history.rows(Array(users)[...])
-            try model.rankedLists(subset, k: k, batchSize: batch) { row, ranked, scores in
+            let whole = users == 0..<history.rows
+            let subset = whole ? history : history.rows(Array(users)[...])
+            var rules = rules
+            if !whole { rules.excluded = rules.excluded?.rows(Array(users)[...]) }
+            try model.rankedLists(subset, k: k, batchSize: batch, rules: rules) { row, ranked, scores in
                 if let bad = scores.first(where: { !$0.isFinite }) {
                     throw StageError.refused("score: user \(userKeys[users.lowerBound + row]) got a score of \(bad) from the model; nothing published, the live lists are unchanged")
                 }

@@ -1,0 +1,61 @@
+import Foundation
+import RecpipeModels
+import RecpipeNumerics
+import RecpipeStore
+
+extension ScoreStage {
+    /// The business rules a scoring run applies, in the model's item positions, with the
+    /// digest and summary its `score_runs` row records.
+    struct AppliedRules {
+        var ranking: RankingRules
+        var digest: String
+        /// JSON: what was left out and the cap.
+        var summary: String
+        var unavailable: Int
+        var exclusions: Int
+    }
+
+    /// Reads the rules in force at `now` for the users `userKeys` (by user_idx) and the
+    /// model's items. Rules naming items the model does not know, or users who are not in
+    /// the split, have nothing to leave out.
+    static func rules(_ store: Store, itemKeys: [String], userKeys: [String], maxPerCategory: Int?, now: String) throws -> AppliedRules {
+        let position = Dictionary(uniqueKeysWithValues: itemKeys.enumerated().map { (ExactKey($1), $0) })
+        let row = Dictionary(uniqueKeysWithValues: userKeys.enumerated().map { (ExactKey($1), $0) })
+        return try store.queue.read { db in
+            var blocked = [Bool](repeating: false, count: itemKeys.count)
+            var unavailable = 0
+            for key in try BusinessRules.unavailableItems(at: now, in: db) {
+                if let p = position[ExactKey(key)], !blocked[p] {
+                    blocked[p] = true
+                    unavailable += 1
+                }
+            }
+            var byUser: [Int: [Int32]] = [:]
+            var exclusions = 0
+            try BusinessRules.forEachExclusion(at: now, in: db) { user, item in
+                guard let r = row[ExactKey(user)], let p = position[ExactKey(item)] else { return }
+                byUser[r, default: []].append(Int32(p))
+                exclusions += 1
+            }
+            let excluded = byUser.isEmpty ? nil
+                : CSRMatrix(cols: itemKeys.count, rowsOfColumns: userKeys.indices.map { byUser[$0]?.sorted() ?? [] })
+            var category: [Int32] = []
+            if maxPerCategory != nil {
+                category = [Int32](repeating: -1, count: itemKeys.count)
+                var ids: [ExactKey: Int32] = [:]
+                for (item, name) in try BusinessRules.categories(in: db) {
+                    guard let p = position[ExactKey(item)] else { continue }
+                    let key = ExactKey(name)
+                    if ids[key] == nil { ids[key] = Int32(ids.count) }
+                    category[p] = ids[key]!
+                }
+            }
+            let digest = try BusinessRules.digest(categories: maxPerCategory != nil, in: db)
+            let cap = maxPerCategory.map(String.init) ?? "null"
+            let summary = #"{"exclusions":\#(exclusions),"max_per_category":\#(cap),"unavailable_items":\#(unavailable),"users_with_exclusions":\#(byUser.count)}"#
+            return AppliedRules(ranking: RankingRules(blocked: unavailable > 0 ? blocked : [], excluded: excluded, category: category,
+                                                      maxPerCategory: maxPerCategory),
+                                digest: digest, summary: summary, unavailable: unavailable, exclusions: exclusions)
+        }
+    }
+}
