@@ -20,6 +20,11 @@ public enum PrometheusTextfile {
         let refused = try store.queue.read { try PipelineHistory.refusedByLatestIngest(in: $0) }
         metric("recpipe_ingest_refused_sources", "Sources the latest ingest run refused, or skipped because their content was refused before.",
                [(label, Double(refused))])
+        let coverage = try store.queue.read { try LiveLists.coverage(in: $0) }
+        metric("recpipe_live_lists_users", "Users with a live list, by where it comes from (model, fallback-item, fallback-popular).",
+               coverage.bySource.map { ("\(label),source=\"\(escape($0.source))\"", Double($0.users)) })
+        metric("recpipe_live_lists_coverage_ratio", "Share of the users in raw_interactions with a live list.",
+               [(label, Double(coverage.bySource.reduce(0) { $0 + $1.users }) / Double(max(coverage.rawUsers, 1)))])
         let attempts = try RunHistory(store: store).attempts(run: result.pipelineRunID)
         let stages = result.stages.filter { $0.status != "not selected" }
         func stageLabel(_ stage: StageOutcome) -> String { "\(label),stage=\"\(escape(stage.stage))\",kind=\"\(stage.kind)\"" }

@@ -7,6 +7,8 @@ public enum LiveLists {
         public var rank: Int
         public var item: String
         public var score: Double
+        /// `model`, `fallback-item` or `fallback-popular`.
+        public var source: String
     }
 
     public struct List: Sendable, Equatable {
@@ -23,13 +25,33 @@ public enum LiveLists {
     public static func list(for user: String, k: Int, in store: Store) throws -> List? {
         let (rows, published) = try store.queue.read { db in
             (try Row.fetchAll(db, sql: """
-                SELECT rank, item_key, score, model_id, run_id FROM \(TableName.recommendations)
+                SELECT rank, item_key, score, model_id, run_id, source FROM \(TableName.recommendations)
                 WHERE user_key = ? AND rank <= ? ORDER BY rank
                 """, arguments: [user, k]), try summary(in: db))
         }
         guard let first = rows.first else { return nil }
         return List(user: user, modelID: first["model_id"], runID: first["run_id"],
-                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"]) }, published: published)
+                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"], source: $0["source"]) },
+                    published: published)
+    }
+
+    /// For a key with no live list (never seen, or seen after the lists were published): the
+    /// split's most popular items (score: training interactions) that the business rules in
+    /// force `now` allow for it and its rows in `raw_interactions` do not hold.
+    public static func popular(for user: String, k: Int, now: String, in store: Store) throws -> [Item] {
+        try store.queue.read { db in
+            let unavailable = Set(try BusinessRules.unavailableItems(at: now, in: db).map(ExactKey.init))
+            let excluded = Set(try BusinessRules.exclusions(of: user, at: now, in: db).map(ExactKey.init))
+            let had = Set(try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.rawInteractions) WHERE user_key = ?",
+                                              arguments: [user]).map(ExactKey.init))
+            var items: [Item] = []
+            for (item, count) in try Split.itemsByPopularity(in: db) where items.count < k {
+                let key = ExactKey(item)
+                guard !unavailable.contains(key), !excluded.contains(key), !had.contains(key) else { continue }
+                items.append(Item(rank: items.count + 1, item: item, score: Double(count), source: Source.fallbackPopular.rawValue))
+            }
+            return items
+        }
     }
 }
 
@@ -102,10 +124,17 @@ extension LiveLists {
             """, arguments: [run, model, k, users, Clock.isoNow(), reason, choice, rulesDigest, rules])
     }
 
+    /// Where a list comes from (`recommendation_rows.source`).
+    public enum Source: String, Sendable, Codable, CaseIterable {
+        case model
+        case fallbackItem = "fallback-item"
+        case fallbackPopular = "fallback-popular"
+    }
+
     /// Writes one batch of a run's rows, `count` of them, `row(k)` giving each.
-    public static func write(run: Int64, count: Int, on connection: RawConnection,
+    public static func write(run: Int64, count: Int, source: Source = .model, on connection: RawConnection,
                              row: (Int) -> (user: String, rank: Int, item: String, score: Double)) throws {
-        try connection.insert(into: .recommendationRows, columns: ["run_id", "user_key", "rank", "item_key", "score"],
+        try connection.insert(into: .recommendationRows, columns: ["run_id", "user_key", "rank", "item_key", "score", "source"],
                               count: count) { binder, k in
             let (user, rank, item, score) = row(k)
             binder.bind(run)
@@ -113,23 +142,41 @@ extension LiveLists {
             binder.bind(rank)
             binder.bind(item)
             binder.bind(score)
+            binder.bind(source.rawValue)
         }
+    }
+
+    /// Records the item-based model behind a run's `fallback-item` lists.
+    public static func setFallbackModel(run: Int64, model: Int64, in db: Database) throws {
+        try db.execute(sql: "UPDATE \(TableName.scoreRuns) SET fallback_model_id = ? WHERE run_id = ?", arguments: [model, run])
+    }
+
+    /// The live set's users by source, and how many users `raw_interactions` holds.
+    public static func coverage(in db: Database) throws -> (bySource: [(source: String, users: Int)], rawUsers: Int) {
+        let bySource = try Row.fetchAll(db, sql: """
+            SELECT source, count(*) AS users FROM \(TableName.recommendations) WHERE rank = 1 GROUP BY source ORDER BY source
+            """).map { ($0["source"] as String, $0["users"] as Int) }
+        let raw = try Int.fetchOne(db, sql: "SELECT count(DISTINCT user_key) FROM \(TableName.rawInteractions)") ?? 0
+        return (bySource, raw)
     }
 
     /// Copies the rows of the shard file attached as `schema` under `run`; returns how many.
     public static func copyShard(attachedAs schema: String, run: Int64, on connection: RawConnection) throws -> Int {
         try connection.inTransaction {
             try connection.run("""
-                INSERT INTO main.\(TableName.recommendationRows) (run_id, user_key, rank, item_key, score)
-                SELECT ?, user_key, rank, item_key, score FROM \(schema).recommendation_rows ORDER BY user_key, rank
+                INSERT INTO main.\(TableName.recommendationRows) (run_id, user_key, rank, item_key, score, source)
+                SELECT ?, user_key, rank, item_key, score, source FROM \(schema).recommendation_rows ORDER BY user_key, rank
                 """, [.integer(run)])
         }
         return connection.changes
     }
 
     /// The users with a list in `run`.
-    public static func usersWithLists(run: Int64, in db: Database) throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM \(TableName.recommendationRows) WHERE run_id = ? AND rank = 1", arguments: [run]) ?? 0
+    /// The users with a list in `run`; of one source only when `source` is given.
+    public static func usersWithLists(run: Int64, source: Source? = nil, in db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: """
+            SELECT count(*) FROM \(TableName.recommendationRows) WHERE run_id = ?1 AND rank = 1 AND (?2 IS NULL OR source = ?2)
+            """, arguments: [run, source?.rawValue]) ?? 0
     }
 
     /// The live run and the rollback set's run; nil when nothing is published.

@@ -96,7 +96,11 @@ struct Score: ParsableCommand {
 struct Recommend: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print one user's live recommendations.",
-        discussion: "Exits with 65 when the user has no recommendations. Reads only: takes no lock.")
+        discussion: """
+            A key without a live list (never seen, or new since the lists were published) gets the \
+            most popular items it has not had that the business rules allow, marked \
+            fallback-popular. Reads only: takes no lock.
+            """)
 
     @OptionGroup var options: ReadOptions
     @Option(help: "The user's key, as in the source data.")
@@ -109,19 +113,28 @@ struct Recommend: ParsableCommand {
     func run() throws {
         let logger = options.logging.makeLogger()
         try runReporting(logger, database: options.db) {
-            guard let list = try LiveLists.list(for: user, k: k, in: try options.openStore()) else {
-                throw StageError.badData("user '\(user)' has no recommendations")
+            let store = try options.openStore()
+            struct Output: Encodable {
+                var user: String; var modelID: Int64?; var runID: Int64?; var items: [LiveLists.Item]; var live: LiveLists.Published?
+            }
+            let output: Output
+            if let list = try LiveLists.list(for: user, k: k, in: store) {
+                output = Output(user: list.user, modelID: list.modelID, runID: list.runID, items: list.items, live: list.published)
+            } else {
+                // A key without a live list: popular items, labelled so.
+                let items = try LiveLists.popular(for: user, k: k, now: Clock.isoNow(), in: store)
+                guard !items.isEmpty else { throw StageError.missingInput("\(options.db): no live lists and no items yet") }
+                logger.info("no live list for this user: popular items", metadata: ["user": "\(user)"])
+                output = Output(user: user, modelID: nil, runID: nil, items: items, live: nil)
             }
             if json {
-                struct Output: Encodable {
-                    var user: String; var modelID: Int64; var runID: Int64; var items: [LiveLists.Item]; var live: LiveLists.Published?
-                }
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
-                let output = Output(user: list.user, modelID: list.modelID, runID: list.runID, items: list.items, live: list.published)
                 print(String(decoding: try encoder.encode(output), as: UTF8.self))
             } else {
-                for item in list.items { print("\(item.rank)\t\(item.item)\t\(String(format: "%.4f", item.score))") }
+                for item in output.items {
+                    print("\(item.rank)\t\(item.item)\t\(String(format: "%.4f", item.score))" + (item.source == "model" ? "" : "\t\(item.source)"))
+                }
             }
         }
     }

@@ -133,6 +133,8 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         #expect(metrics.contains("recpipe_pipeline_last_run_exit_code{pipeline=\"demo\"} 0.0"))
         #expect(metrics.contains("recpipe_stage_last_run_status{pipeline=\"demo\",stage=\"train\",kind=\"train\",status=\"succeeded\"} 1.0"))
         #expect(metrics.contains("recpipe_evaluation_ndcg_at_100{pipeline=\"demo\",model=\"ease\"}"))
+        #expect(metrics.contains("recpipe_live_lists_coverage_ratio{pipeline=\"demo\"} 1.0"), "\(metrics)")
+        #expect(metrics.contains("recpipe_live_lists_users{pipeline=\"demo\",source=\"model\"}"))
 
         // Nothing changed: everything is skipped, and says why.
         let second = try recpipe(["run", manifest, "--json"] + small, in: dir, environment: environment)
@@ -142,6 +144,14 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         #expect(outcomes.map { $0["status"] as? String } == Array(repeating: "skipped", count: stages.count))
         #expect(outcomes.allSatisfy { ($0["reason"] as? String ?? "").hasPrefix("up to date (succeeded in pipeline run 1") })
         #expect(second.stderr.components(separatedBy: "stage skipped").count == stages.count + 1)
+
+        // A business rule filled in by hand makes score (and what follows it) stale.
+        try db.write { try $0.execute(sql: "INSERT INTO item_availability (item_key, hidden) VALUES ('i1', 1)") }
+        let ruled = try recpipe(["plan", manifest, "--json"] + small, in: dir, environment: environment)
+        let steps = (try JSONSerialization.jsonObject(with: Data(ruled.stdout.utf8)) as? [[String: Any]] ?? [])
+        #expect(steps.filter { $0["action"] as? String == "run" }.map { $0["stage"] as? String } == ["score", "evaluate", "report"],
+                "\(ruled.stdout)")
+        #expect(ruled.stdout.contains("business rules changed"))
 
         // A changed parameter: train and what depends on it run again, the rest is skipped.
         let changed = small + ["--set", "train.epochs=4"]
@@ -187,13 +197,6 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let table = try recpipe(["history", "--db", dir + "/recpipe.sqlite", "--run", "1"], in: dir)
         #expect(table.stdout.contains("peak_rss_mb"))
 
-        // A business rule filled in by hand makes score (and what follows it) stale.
-        try db.write { try $0.execute(sql: "INSERT INTO item_availability (item_key, hidden) VALUES ('i1', 1)") }
-        let ruled = try recpipe(["plan", manifest, "--json"] + changed, in: dir, environment: environment)
-        let steps = (try JSONSerialization.jsonObject(with: Data(ruled.stdout.utf8)) as? [[String: Any]] ?? [])
-        #expect(steps.filter { $0["action"] as? String == "run" }.map { $0["stage"] as? String } == ["score", "evaluate", "report"],
-                "\(ruled.stdout)")
-        #expect(ruled.stdout.contains("business rules changed"))
     }
 
     @Test func invalidManifestsAndSelectionsExitBeforeRunningAnything() throws {

@@ -127,7 +127,7 @@ import RecpipeStages
         #expect(overlap(train.outputs([:]), score.inputs([:])))
         // The champion is chosen among the published models of every kind.
         #expect(overlap(train.outputs(["model": "ease"]), score.inputs([:])))
-        #expect(!overlap(train.outputs(["model": "ease"]), score.inputs(["model": "multvae"])))
+        #expect(!overlap(train.outputs(["model": "ials"]), score.inputs(["model": "multvae"])))
         #expect(overlap(train.outputs(["model": "ease"]), score.inputs(["model": "ease"])))
         #expect(overlap(train.outputs(["model": "ease"]), score.inputs(["model": "17"])))
         #expect(!overlap(augment.outputs([:]), score.inputs([:])))

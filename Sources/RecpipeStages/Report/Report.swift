@@ -110,6 +110,13 @@ public enum Report {
         var html = "<h2>Live lists</h2>"
         guard let live = try LiveLists.summary(in: db) else { return html + "<p class=\"empty\">Nothing published yet.</p>" }
         html += "<p>Run \(live.run), model \(live.modelID) (\(SVG.escape(live.kind))), published \(SVG.escape(live.publishedAt)).</p>"
+        let coverage = try LiveLists.coverage(in: db)
+        let listed = coverage.bySource.reduce(0) { $0 + $1.users }
+        html += "<p>Coverage: \(listed) of the \(coverage.rawUsers) users in raw_interactions have a list"
+            + String(format: " (%.1f%%)", 100 * Double(listed) / Double(max(coverage.rawUsers, 1))) + ", by source:</p>"
+        html += table(["source", "users", "share of raw users"], coverage.bySource.map {
+            [$0.source, "\($0.users)", String(format: "%.1f%%", 100 * Double($0.users) / Double(max(coverage.rawUsers, 1)))]
+        }, numeric: [1, 2])
         guard let text = try LiveLists.choice(in: db),
               let choice = try? JSONDecoder().decode(Champion.Choice.self, from: Data(text.utf8)) else {
             return html + "<p>The model was named on the command line (<code>score --model</code>).</p>"

@@ -7,7 +7,7 @@ import RecpipeStore
 public struct ReportJob: Job {
     public static let name = "report"
     public static let reads: [TableName] = [
-        .cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights, .trainingLog,
+        .cleanRuns, .users, .items, .interactions, .rawInteractions, .models, .modelItems, .modelWeights, .trainingLog,
         .scoreRuns, .recommendationRows, .liveRecommendations, .recommendations, .evaluationRuns, .evaluation, .evaluationUsers,
         .evaluationHeadItems, .closedLoop, .augmentRuns, .ganTrainingLog,
     ]

@@ -70,17 +70,18 @@ public struct ScoreStage: Stage {
     public static let name = "score"
     /// Users scored together in one batch by default.
     public static let batchUsers = 500
-    public static let reads: [TableName] = [.users, .items, .interactions, .cleanRuns, .models, .modelItems, .modelWeights,
-                                           .itemAvailability, .userExclusions, .itemMetadata]
+    public static let reads: [TableName] = [.users, .items, .interactions, .cleanRuns, .rawInteractions, .models, .modelItems,
+                                           .modelWeights, .itemAvailability, .userExclusions, .itemMetadata]
     public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
     /// The split's users and their items, and the model scored: the published one of
     /// `model`'s kind (a model given by id, or the champion: any kind; the champion is
     /// judged on the validation users, so the whole split counts).
     public static func inputs(_ parameters: [String: String]) -> [DataSet] {
-        let split = [TableName.users, .items, .interactions, .cleanRuns].map { DataSet($0) }
+        let split = [TableName.users, .items, .interactions, .cleanRuns, .rawInteractions].map { DataSet($0) }
         let models: [DataSet]
         if let name = parameters["model"], let kind = ModelKind(rawValue: name) {
-            models = DataSet.models(kind.rawValue)
+            // And the item-based models behind the fallback lists.
+            models = Set([kind, .ease, .itemknn]).sorted { $0.rawValue < $1.rawValue }.flatMap { DataSet.models($0.rawValue) }
         } else if parameters["model"] != nil {
             models = DataSet.models(nil)  // a model id: any kind
         } else {
@@ -142,8 +143,12 @@ public struct ScoreStage: Stage {
         if let shard = config.shard {
             try OutputGuard.check(shard.output, database: store.path, replaceable: .shard)
             let file = try ShardFile.create(at: shard.output, for: store)
-            let written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
+            var written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
                                          rules: rules.ranking, runID: context.runID, to: file, progress: reporter(context, total: users.count))
+            // The users outside the split go with the last shard.
+            if shard.index == shard.count - 1 {
+                written += try writeFallbacks(context, k: config.k, maxPerCategory: config.maxPerCategory, runID: context.runID, to: file).rows
+            }
             // Written last: a shard file without it is incomplete and merge refuses it.
             try ShardFile.finish(file, ShardFile.Info(
                 modelID: record.modelID, k: k, shard: shard.index, shards: shard.count, firstUser: users.lowerBound,
@@ -163,17 +168,26 @@ public struct ScoreStage: Stage {
         }
         let connection = try store.bulkConnection()
         let written: Int
+        let fallbacks: Fallbacks
         do {
-            written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
-                                     rules: rules.ranking, runID: context.runID, to: connection, progress: reporter(context, total: users.count))
+            let scored = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
+                                        rules: rules.ranking, runID: context.runID, to: connection, progress: reporter(context, total: users.count))
+            fallbacks = try writeFallbacks(context, k: config.k, maxPerCategory: config.maxPerCategory, runID: context.runID, to: connection)
+            if let item = fallbacks.itemModel {
+                try store.queue.write { try LiveLists.setFallbackModel(run: context.runID, model: item, in: $0) }
+            }
+            written = scored + fallbacks.rows
         } catch {
             try? LiveLists.discard(run: context.runID, on: connection)
             throw error
         }
         try publish(context, connection: connection, rows: written, started: started, what: "model \(record.modelID) (\(record.kind.rawValue))")
-        return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: [
-            "\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)",
-        ])
+        var summary = ["\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)"]
+        if fallbacks.itemUsers + fallbacks.popularUsers > 0 {
+            summary.append("fallback lists for \(fallbacks.itemUsers + fallbacks.popularUsers) users outside the split: \(fallbacks.itemUsers) from their items through model \(fallbacks.itemModel.map(String.init) ?? "-"), \(fallbacks.popularUsers) of popular items")
+        }
+        if let choice { summary.append("model chosen: \(choice.reason)") }
+        return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: summary)
     }
 
     /// Reports users scored so far, for the scheduler's status line.
@@ -184,8 +198,9 @@ public struct ScoreStage: Stage {
     /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`
     /// through `connection`, in transactions of 5,000 users written on a thread of their own
     /// while the next users are scored. Returns the rows written.
-    static func write(_ model: any StorableModel, _ history: CSRMatrix, users: Range<Int>, k: Int, batch: Int, userKeys: [String],
-                      itemKeys: [String], rules: RankingRules = .none, runID: Int64, to connection: RawConnection,
+    static func write(_ model: any Recommender, _ history: CSRMatrix, users: Range<Int>, k: Int, batch: Int, userKeys: [String],
+                      itemKeys: [String], rules: RankingRules = .none, source: LiveLists.Source = .model, runID: Int64,
+                      to connection: RawConnection,
                       progress: @escaping (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
         precondition(users.lowerBound % batch == 0 || users.isEmpty, "scoring starts on a batch boundary")
         var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
@@ -199,7 +214,7 @@ public struct ScoreStage: Stage {
             try writer.submit {
                 let rows = batch.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
                 try connection.inTransaction {
-                    try LiveLists.write(run: runID, count: rows.count, on: connection) { n in
+                    try LiveLists.write(run: runID, count: rows.count, source: source, on: connection) { n in
                         let (user, rank, entry) = rows[n]
                         return (userKeys[user], rank + 1, itemKeys[Int(entry.ranked[rank])], Double(entry.scores[rank]))
                     }
@@ -247,10 +262,13 @@ public struct ScoreStage: Stage {
                 guard rows > 0, covered > 0 else {
                     throw StageError.refused("score: \(what) gave no recommendations (no users, or no item a user does not have); nothing published, the live lists are unchanged")
                 }
+                // Judged on the model's own lists: fallback lists for users a broken split lost
+                // would hide the loss.
                 if let live = try LiveLists.live(in: db)?.run {
-                    let liveUsers = try LiveLists.usersWithLists(run: live, in: db)
-                    if Double(covered) < config.minUsersFraction * Double(liveUsers) {
-                        throw StageError.refused("score: \(what) has lists for \(covered) users, the live set (run \(live)) for \(liveUsers); below --min-users-fraction \(config.minUsersFraction), nothing published, the live lists are unchanged")
+                    let modelUsers = try LiveLists.usersWithLists(run: runID, source: .model, in: db)
+                    let liveUsers = try LiveLists.usersWithLists(run: live, source: .model, in: db)
+                    if Double(modelUsers) < config.minUsersFraction * Double(liveUsers) {
+                        throw StageError.refused("score: \(what) has lists for \(modelUsers) users, the live set (run \(live)) for \(liveUsers); below --min-users-fraction \(config.minUsersFraction), nothing published, the live lists are unchanged")
                     }
                 }
                 try LiveLists.switchTo(run: runID, rows: rows, seconds: Clock.monotonic() - started, in: db)

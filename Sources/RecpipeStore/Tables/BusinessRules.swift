@@ -20,6 +20,12 @@ public enum BusinessRules {
         }
     }
 
+    /// One user's exclusions in force at `now`.
+    public static func exclusions(of user: String, at now: String, in db: Database) throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT item_key FROM \(TableName.userExclusions) WHERE user_key = ? AND (until IS NULL OR until > ?)",
+                            arguments: [user, now])
+    }
+
     /// Every item's category, where it has one.
     public static func categories(in db: Database) throws -> [(item: String, category: String)] {
         try Row.fetchAll(db, sql: "SELECT item_key, category FROM \(TableName.itemMetadata) WHERE category IS NOT NULL")

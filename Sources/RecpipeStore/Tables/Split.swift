@@ -50,6 +50,19 @@ public enum Split {
         }
     }
 
+    /// Users of `raw_interactions` who are not in the split (left out by its filters, or
+    /// ingested since), each with the items of their rows, by user key in byte order.
+    public static func usersOutsideTheSplit(in db: Database) throws -> [(user: String, items: [String])] {
+        var items: [ExactKey: [String]] = [:]
+        try db.forEachRow("""
+            SELECT r.user_key, r.item_key FROM \(TableName.rawInteractions) AS r
+            WHERE NOT EXISTS (SELECT 1 FROM \(TableName.users) AS u WHERE u.user_key = r.user_key)
+            """) { row in
+            items[ExactKey(row.string(0)), default: []].append(row.string(1))
+        }
+        return items.keys.sorted().map { ($0.text, items[$0]!) }
+    }
+
     /// Every raw row, in the order it was ingested: `body(user, item, rating, ts)`.
     public static func forEachRawRow(in db: Database, _ body: (String, String, Double?, Int64?) throws -> Void) throws {
         try db.forEachRow("SELECT user_key, item_key, rating, ts FROM \(TableName.rawInteractions) ORDER BY rowid") { row in

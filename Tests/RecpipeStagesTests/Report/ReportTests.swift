@@ -22,7 +22,7 @@ import Testing
                         "Generator training losses", "Output spread across users", "Ablation, multvae with and without",
                         "augmentation goal", "<h2>Closed loop: published lists against what users did next</h2>",
                         "No closed-loop figures yet", "<h2>Live lists</h2>", "nothing live yet: model",
-                        "Candidates, validation ndcg@100 on the same 30 users"] {
+                        "Candidates, validation ndcg@100 on the same 30 users", "Coverage: 300 of the 300 users"] {
             #expect(html.contains(section), "missing \(section)")
         }
         // Models' validation figures are shown as figures, not as the stored JSON.

@@ -56,7 +56,7 @@ import Testing
             let killed = db.lastInsertedRowID
             try db.execute(sql: "INSERT INTO score_runs (run_id, model_id, k, users, rows, created_at) VALUES (?, 1, 5, 1, 1, 'x')",
                            arguments: [killed])
-            try db.execute(sql: "INSERT INTO recommendation_rows VALUES (?, 'ghost', 1, 'nothing', 9)", arguments: [killed])
+            try db.execute(sql: "INSERT INTO recommendation_rows (run_id, user_key, rank, item_key, score) VALUES (?, 'ghost', 1, 'nothing', 9)", arguments: [killed])
         }
         try store.queue.read { db throws in
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendations WHERE user_key = 'ghost'") == 0)
