@@ -9,6 +9,8 @@ public enum LiveLists {
         public var score: Double
         /// `model`, `fallback-item` or `fallback-popular`.
         public var source: String
+        /// The history item behind it (nil for popular items).
+        public var because: String? = nil
     }
 
     public struct List: Sendable, Equatable {
@@ -25,13 +27,14 @@ public enum LiveLists {
     public static func list(for user: String, k: Int, in store: Store) throws -> List? {
         let (rows, published) = try store.queue.read { db in
             (try Row.fetchAll(db, sql: """
-                SELECT rank, item_key, score, model_id, run_id, source FROM \(TableName.recommendations)
+                SELECT rank, item_key, score, model_id, run_id, source, because_item_key FROM \(TableName.recommendations)
                 WHERE user_key = ? AND rank <= ? ORDER BY rank
                 """, arguments: [user, k]), try summary(in: db))
         }
         guard let first = rows.first else { return nil }
         return List(user: user, modelID: first["model_id"], runID: first["run_id"],
-                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"], source: $0["source"]) },
+                    items: rows.map { Item(rank: $0["rank"], item: $0["item_key"], score: $0["score"], source: $0["source"],
+                                           because: $0["because_item_key"]) },
                     published: published)
     }
 
@@ -133,16 +136,18 @@ extension LiveLists {
 
     /// Writes one batch of a run's rows, `count` of them, `row(k)` giving each.
     public static func write(run: Int64, count: Int, source: Source = .model, on connection: RawConnection,
-                             row: (Int) -> (user: String, rank: Int, item: String, score: Double)) throws {
-        try connection.insert(into: .recommendationRows, columns: ["run_id", "user_key", "rank", "item_key", "score", "source"],
+                             row: (Int) -> (user: String, rank: Int, item: String, score: Double, because: String?)) throws {
+        try connection.insert(into: .recommendationRows,
+                              columns: ["run_id", "user_key", "rank", "item_key", "score", "source", "because_item_key"],
                               count: count) { binder, k in
-            let (user, rank, item, score) = row(k)
+            let (user, rank, item, score, because) = row(k)
             binder.bind(run)
             binder.bind(user)
             binder.bind(rank)
             binder.bind(item)
             binder.bind(score)
             binder.bind(source.rawValue)
+            if let because { binder.bind(because) } else { binder.bindNull() }
         }
     }
 
@@ -164,8 +169,8 @@ extension LiveLists {
     public static func copyShard(attachedAs schema: String, run: Int64, on connection: RawConnection) throws -> Int {
         try connection.inTransaction {
             try connection.run("""
-                INSERT INTO main.\(TableName.recommendationRows) (run_id, user_key, rank, item_key, score, source)
-                SELECT ?, user_key, rank, item_key, score, source FROM \(schema).recommendation_rows ORDER BY user_key, rank
+                INSERT INTO main.\(TableName.recommendationRows) (run_id, user_key, rank, item_key, score, source, because_item_key)
+                SELECT ?, user_key, rank, item_key, score, source, because_item_key FROM \(schema).recommendation_rows ORDER BY user_key, rank
                 """, [.integer(run)])
         }
         return connection.changes

@@ -121,6 +121,7 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
         let json = try recpipe(["recommend", "--db", "recs.sqlite", "--user", user, "--json"], in: dir)
         let decoded = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         #expect((decoded?["items"] as? [Any])?.count == 10 && decoded?["user"] as? String == user)
+        #expect((decoded?["items"] as? [[String: Any]])?.allSatisfy { $0["because"] is String && $0["source"] as? String == "model" } == true)
         // Scored without --model: the champion, the only published model here, and why.
         let live = decoded?["live"] as? [String: Any]
         #expect(live?["kind"] as? String == "multvae" && (live?["reason"] as? String)?.contains("nothing live yet") == true,

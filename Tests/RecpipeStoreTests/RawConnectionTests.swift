@@ -20,7 +20,7 @@ import Testing
         }
         let database = try store.bulkConnection()
         #expect(try layout(file, "main") == (try layout(database, "main")))
-        #expect(try layout(file, "main").count == 6)
+        #expect(try layout(file, "main").count == 7)
         #expect(try ShardFile.info(attachedAs: "main", on: file) == nil)
         let info = ShardFile.Info(modelID: 7, k: 10, shard: 1, shards: 2, firstUser: 100, endUser: 200, rows: 1000, batchUsers: 100)
         try ShardFile.finish(file, info)

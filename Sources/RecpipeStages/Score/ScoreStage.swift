@@ -144,7 +144,8 @@ public struct ScoreStage: Stage {
             try OutputGuard.check(shard.output, database: store.path, replaceable: .shard)
             let file = try ShardFile.create(at: shard.output, for: store)
             var written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
-                                         rules: rules.ranking, runID: context.runID, to: file, progress: reporter(context, total: users.count))
+                                         rules: rules.ranking, explainer: Explanations.explainer(for: model), runID: context.runID, to: file,
+                                         progress: reporter(context, total: users.count))
             // The users outside the split go with the last shard.
             if shard.index == shard.count - 1 {
                 written += try writeFallbacks(context, k: config.k, maxPerCategory: config.maxPerCategory, runID: context.runID, to: file).rows
@@ -171,7 +172,8 @@ public struct ScoreStage: Stage {
         let fallbacks: Fallbacks
         do {
             let scored = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
-                                        rules: rules.ranking, runID: context.runID, to: connection, progress: reporter(context, total: users.count))
+                                        rules: rules.ranking, explainer: Explanations.explainer(for: model), runID: context.runID,
+                                        to: connection, progress: reporter(context, total: users.count))
             fallbacks = try writeFallbacks(context, k: config.k, maxPerCategory: config.maxPerCategory, runID: context.runID, to: connection)
             if let item = fallbacks.itemModel {
                 try store.queue.write { try LiveLists.setFallbackModel(run: context.runID, model: item, in: $0) }
@@ -199,11 +201,11 @@ public struct ScoreStage: Stage {
     /// through `connection`, in transactions of 5,000 users written on a thread of their own
     /// while the next users are scored. Returns the rows written.
     static func write(_ model: any Recommender, _ history: CSRMatrix, users: Range<Int>, k: Int, batch: Int, userKeys: [String],
-                      itemKeys: [String], rules: RankingRules = .none, source: LiveLists.Source = .model, runID: Int64,
-                      to connection: RawConnection,
+                      itemKeys: [String], rules: RankingRules = .none, source: LiveLists.Source = .model,
+                      explainer: (any Explaining)? = nil, runID: Int64, to connection: RawConnection,
                       progress: @escaping (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
         precondition(users.lowerBound % batch == 0 || users.isEmpty, "scoring starts on a batch boundary")
-        var pending: [(user: Int, ranked: [Int32], scores: [Float])] = []
+        var pending: [(user: Int, ranked: [Int32], scores: [Float], because: [Int32?])] = []
         // Touched only by the writer's jobs until `finish` returns.
         var written = 0, usersDone = 0
         let writer = SerialWorker(capacity: 2)
@@ -216,7 +218,8 @@ public struct ScoreStage: Stage {
                 try connection.inTransaction {
                     try LiveLists.write(run: runID, count: rows.count, source: source, on: connection) { n in
                         let (user, rank, entry) = rows[n]
-                        return (userKeys[user], rank + 1, itemKeys[Int(entry.ranked[rank])], Double(entry.scores[rank]))
+                        let because = rank < entry.because.count ? entry.because[rank].map { itemKeys[Int($0)] } : nil
+                        return (userKeys[user], rank + 1, itemKeys[Int(entry.ranked[rank])], Double(entry.scores[rank]), because)
                     }
                 }
                 written += rows.count
@@ -233,7 +236,8 @@ public struct ScoreStage: Stage {
                 if let bad = scores.first(where: { !$0.isFinite }) {
                     throw StageError.refused("score: user \(userKeys[users.lowerBound + row]) got a score of \(bad) from the model; nothing published, the live lists are unchanged")
                 }
-                pending.append((users.lowerBound + row, ranked, scores))
+                let because = explainer?.because(ranked, history: subset.columns[subset.rowStart[row]..<subset.rowStart[row + 1]]) ?? []
+                pending.append((users.lowerBound + row, ranked, scores, because))
                 if pending.count >= 5000 { try flush() }
             }
             try flush()

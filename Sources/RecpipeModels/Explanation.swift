@@ -1,0 +1,115 @@
+import RecpipeNumerics
+
+/// Why an item is in a list: the item of the user's history that most supports it.
+///
+/// For the item-to-item models the support of item i from history item j is the model's own
+/// term in i's score: B[j, i] for EASE, the similarity S[j, i] for ItemKNN. For the models
+/// with item vectors (the Mult-VAE's and Mult-DAE's decoder columns, iALS's item factors) it
+/// is the cosine of the two vectors. Ties go to the history item listed first.
+public protocol Explaining: Sendable {
+    /// For each of `ranked`, the item of `history` with the largest support (nil: empty history).
+    func because(_ ranked: [Int32], history: ArraySlice<Int32>) -> [Int32?]
+}
+
+public enum Explanations {
+    /// The explainer of a model; nil for one that has no item-to-item view (popularity).
+    public static func explainer(for model: any Recommender) -> (any Explaining)? {
+        switch model {
+        case let ease as EASE: return DenseWeights(items: ease.items, weights: ease.weights)
+        case let knn as ItemKNN: return SparseWeights(similarity: knn.similarity)
+        case let vae as MultVAE:
+            guard let decoder = vae.tensor("decoder.1.weight") else { return nil }
+            // (hidden, items): column i is item i's vector.
+            let (hidden, items) = (decoder.shape[0], decoder.shape[1])
+            var vectors = [Float](repeating: 0, count: items * hidden)
+            for h in 0..<hidden { for i in 0..<items { vectors[i * hidden + h] = vae.parameters[decoder.offset + h * items + i] } }
+            return Cosine(items: items, width: hidden, vectors: vectors)
+        case let ials as IALS:
+            return Cosine(items: ials.items, width: ials.itemFactors.count / max(ials.items, 1), vectors: ials.itemFactors)
+        default: return nil
+        }
+    }
+
+    /// The item of `history` whose `support(j)` is largest (first on ties).
+    static func argmax(_ history: ArraySlice<Int32>, _ support: (Int32) -> Float) -> Int32? {
+        var best: Int32?, bestValue = -Float.infinity
+        for j in history {
+            let v = support(j)
+            if best == nil || v > bestValue { (best, bestValue) = (j, v) }
+        }
+        return best
+    }
+
+    /// B (items × items, row-major): the support of i from j is B[j, i].
+    public struct DenseWeights: Explaining {
+        let items: Int
+        let weights: [Float]
+        public func because(_ ranked: [Int32], history: ArraySlice<Int32>) -> [Int32?] {
+            weights.withUnsafeBufferPointer { b in
+                ranked.map { i in argmax(history) { j in b[Int(j) * items + Int(i)] } }
+            }
+        }
+    }
+
+    /// S (row j: j's neighbours): the support of i from j is S[j, i], 0 where i is not a
+    /// neighbour of j.
+    public struct SparseWeights: Explaining {
+        let similarity: CSRMatrix
+        public func because(_ ranked: [Int32], history: ArraySlice<Int32>) -> [Int32?] {
+            // Each history item's row once: the best supporter of every item it reaches.
+            var best: [Int32: (item: Int32, value: Float)] = [:]
+            let wanted = Set(ranked)
+            for j in history {
+                for a in similarity.rowStart[Int(j)]..<similarity.rowStart[Int(j) + 1] {
+                    let i = similarity.columns[a], v = similarity.values[a]
+                    guard wanted.contains(i) else { continue }
+                    if let current = best[i], current.value >= v { continue }
+                    best[i] = (j, v)
+                }
+            }
+            // An item no history item reaches has support 0 from all: the first one.
+            return ranked.map { best[$0]?.item ?? history.first }
+        }
+    }
+
+    /// Item vectors (items × width, row-major), compared by cosine.
+    public struct Cosine: Explaining {
+        let items: Int
+        let width: Int
+        /// Unit-length rows (a zero vector stays zero).
+        let unit: [Float]
+
+        public init(items: Int, width: Int, vectors: [Float]) {
+            precondition(vectors.count == items * width, "one vector per item")
+            self.items = items
+            self.width = width
+            var unit = vectors
+            for i in 0..<items {
+                var norm: Float = 0
+                for c in 0..<width { norm += unit[i * width + c] * unit[i * width + c] }
+                let scale = norm > 0 ? 1 / norm.squareRoot() : 0
+                for c in 0..<width { unit[i * width + c] *= scale }
+            }
+            self.unit = unit
+        }
+
+        public func because(_ ranked: [Int32], history: ArraySlice<Int32>) -> [Int32?] {
+            guard !history.isEmpty, !ranked.isEmpty else { return ranked.map { _ in history.first } }
+            let h = history.count, k = ranked.count
+            var a = [Float](repeating: 0, count: h * width), b = [Float](repeating: 0, count: k * width)
+            unit.withUnsafeBufferPointer { u in
+                for (n, j) in history.enumerated() { for c in 0..<width { a[n * width + c] = u[Int(j) * width + c] } }
+                for (n, i) in ranked.enumerated() { for c in 0..<width { b[n * width + c] = u[Int(i) * width + c] } }
+            }
+            // Cosines, history × ranked: one product per list.
+            var cosines = [Float](repeating: 0, count: h * k)
+            BLAS.gemm(m: h, n: k, k: width, a, transposeA: false, b, transposeB: true, &cosines)
+            let items = Array(history)
+            return (0..<k).map { col in
+                var best = 0
+                for row in 1..<h where cosines[row * k + col] > cosines[best * k + col] { best = row }
+                return items[best]
+            }
+        }
+    }
+}
