@@ -95,20 +95,31 @@ public enum Explanations {
 
         public func because(_ ranked: [Int32], history: ArraySlice<Int32>) -> [Int32?] {
             guard !history.isEmpty, !ranked.isEmpty else { return ranked.map { _ in history.first } }
-            let h = history.count, k = ranked.count
-            var a = [Float](repeating: 0, count: h * width), b = [Float](repeating: 0, count: k * width)
-            unit.withUnsafeBufferPointer { u in
-                for (n, j) in history.enumerated() { for c in 0..<width { a[n * width + c] = u[Int(j) * width + c] } }
-                for (n, i) in ranked.enumerated() { for c in 0..<width { b[n * width + c] = u[Int(i) * width + c] } }
-            }
-            // Cosines, history × ranked: one product per list.
-            var cosines = [Float](repeating: 0, count: h * k)
-            BLAS.gemm(m: h, n: k, k: width, a, transposeA: false, b, transposeB: true, &cosines)
+            let h = history.count, k = ranked.count, width = width
             let items = Array(history)
-            return (0..<k).map { col in
-                var best = 0
-                for row in 1..<h where cosines[row * k + col] > cosines[best * k + col] { best = row }
-                return items[best]
+            var cosines = [Float](repeating: 0, count: h * k)
+            var rows = [Float](repeating: 0, count: (h + k) * width)
+            unit.withUnsafeBufferPointer { u in
+                rows.withUnsafeMutableBufferPointer { r in
+                    let base = r.baseAddress!
+                    for (n, j) in items.enumerated() {
+                        (base + n * width).update(from: u.baseAddress! + Int(j) * width, count: width)
+                    }
+                    for (n, i) in ranked.enumerated() {
+                        (base + (h + n) * width).update(from: u.baseAddress! + Int(i) * width, count: width)
+                    }
+                    // Cosines, history × ranked: one product per list.
+                    cosines.withUnsafeMutableBufferPointer { c in
+                        BLAS.gemm(m: h, n: k, k: width, base, transposeA: false, base + h * width, transposeB: true, c.baseAddress!)
+                    }
+                }
+            }
+            return cosines.withUnsafeBufferPointer { c in
+                (0..<k).map { col -> Int32? in
+                    var best = 0, bestValue = c[col]
+                    for row in 1..<h where c[row * k + col] > bestValue { (best, bestValue) = (row, c[row * k + col]) }
+                    return items[best]
+                }
             }
         }
     }

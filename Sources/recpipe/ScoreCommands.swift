@@ -36,6 +36,8 @@ struct Score: ParsableCommand {
     var publishMargin = 0.02
     @Option(name: .customLong("max-per-category"), help: "At most this many items of one item_metadata.category in a list; the next best items fill the places.")
     var maxPerCategory: Int?
+    @Flag(name: .customLong("no-reasons"), help: "Leave because_item_key NULL (naming the history item behind each item costs up to 3× the scoring time with the Mult-VAE, Mult-DAE or iALS).")
+    var noReasons = false
     @Option(help: ArgumentHelp("""
         Score only shard I of N (users split into N contiguous ranges) into the file --shard-out; \
         the live set is not touched. A shard only reads the database (no writer lock): shards \
@@ -70,6 +72,7 @@ struct Score: ParsableCommand {
             config.championMetric = championMetric
             config.publishMargin = publishMargin
             config.maxPerCategory = maxPerCategory
+            config.reasons = !noReasons
             if let model {
                 if let id = Int64(model) {
                     config.modelID = id

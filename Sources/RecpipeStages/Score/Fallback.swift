@@ -42,7 +42,7 @@ extension ScoreStage {
                 let history = CSRMatrix(cols: record.itemKeys.count, rowsOfColumns: chosen.map { known[$0] })
                 result.rows += try Self.write(model, history, users: 0..<keys.count, k: min(k, model.items), batch: config.batchUsers,
                                               userKeys: keys, itemKeys: record.itemKeys, rules: rules.ranking, source: .fallbackItem,
-                                              explainer: Explanations.explainer(for: model),
+                                              explainer: config.reasons ? Explanations.explainer(for: model) : nil,
                                               runID: runID, to: connection)
                 result.itemUsers = keys.count
                 result.itemModel = record.modelID

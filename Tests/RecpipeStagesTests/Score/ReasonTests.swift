@@ -42,6 +42,12 @@ import Testing
             checked += 1
         }
         #expect(checked == 300 * 10)
+        // Without reasons, the column stays NULL.
+        config.reasons = false
+        try StageRunner.run(try ScoreStage(config: config), store: store, logger: quietLogger)
+        #expect(try store.queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM recommendations WHERE because_item_key IS NOT NULL") } == 0)
+        config.reasons = true
+        try StageRunner.run(try ScoreStage(config: config), store: store, logger: quietLogger)
         // The view with titles.
         try store.queue.write { try $0.execute(sql: "INSERT INTO item_metadata (item_key, title) SELECT item_key, 'T' || item_key FROM items") }
         let explained = try store.queue.read { try Row.fetchOne($0, sql: "SELECT title, because_title, item_key, because_item_key FROM recommendations_explained WHERE source = 'model' LIMIT 1")! }
