@@ -52,11 +52,12 @@ extension ScoreStage {
         if let live = liveModel {
             if candidates.contains(where: { $0.modelID == live }) {
                 incumbentOnSplit = true
-            } else if let liveKind = try? store.queue.read({ try ModelStore.record(live, in: $0) }).kind,
-                      let successor = candidates.first(where: { $0.kind == liveKind }) {
-                incumbentID = successor.modelID
-                incumbentOnSplit = true
-            } else if (try? store.queue.read({ try ModelStore.record(live, in: $0) })) == nil {
+            } else if let liveRecord = try? store.queue.read({ try ModelStore.record(live, in: $0) }) {
+                if let successor = candidates.first(where: { $0.kind == liveRecord.kind }) {
+                    incumbentID = successor.modelID
+                    incumbentOnSplit = true
+                }
+            } else {
                 incumbentID = nil  // pruned or gone: nothing to defend
             }
         }

@@ -8,7 +8,8 @@ extension ScoreStage {
     /// digest and summary its `score_runs` row records.
     struct AppliedRules {
         var ranking: RankingRules
-        var digest: String
+        /// nil where it was not asked for (the fallback lists apply the run's rules again).
+        var digest: String?
         /// JSON: what was left out and the cap.
         var summary: String
         var unavailable: Int
@@ -18,7 +19,10 @@ extension ScoreStage {
     /// Reads the rules in force at `now` for the users `userKeys` (by user_idx) and the
     /// model's items. Rules naming items the model does not know, or users who are not in
     /// the split, have nothing to leave out.
-    static func rules(_ store: Store, itemKeys: [String], userKeys: [String], maxPerCategory: Int?, now: String) throws -> AppliedRules {
+    /// `digest`: also hash the rule tables, in the same transaction (once per run: at ML-20M
+    /// size the exclusions are millions of rows).
+    static func rules(_ store: Store, itemKeys: [String], userKeys: [String], maxPerCategory: Int?, now: String,
+                      digest wantsDigest: Bool = false) throws -> AppliedRules {
         let position = Dictionary(uniqueKeysWithValues: itemKeys.enumerated().map { (ExactKey($1), $0) })
         let row = Dictionary(uniqueKeysWithValues: userKeys.enumerated().map { (ExactKey($1), $0) })
         return try store.queue.read { db in
@@ -50,7 +54,7 @@ extension ScoreStage {
                     category[p] = ids[key]!
                 }
             }
-            let digest = try BusinessRules.digest(categories: maxPerCategory != nil, in: db)
+            let digest = wantsDigest ? try BusinessRules.digest(categories: maxPerCategory != nil, in: db) : nil
             let cap = maxPerCategory.map(String.init) ?? "null"
             let summary = #"{"exclusions":\#(exclusions),"max_per_category":\#(cap),"unavailable_items":\#(unavailable),"users_with_exclusions":\#(byUser.count)}"#
             return AppliedRules(ranking: RankingRules(blocked: unavailable > 0 ? blocked : [], excluded: excluded, category: category,

@@ -132,11 +132,11 @@ public struct ScoreStage: Stage {
         let k = min(config.k, model.items)
         let users = config.shard?.users(of: userKeys.count, batch: config.batchUsers) ?? 0..<userKeys.count
         let rules = try Self.rules(store, itemKeys: record.itemKeys, userKeys: userKeys, maxPerCategory: config.maxPerCategory,
-                                   now: Clock.isoNow())
+                                   now: Clock.isoNow(), digest: true)
         if rules.unavailable > 0 || rules.exclusions > 0 || config.maxPerCategory != nil {
             context.logger.info("business rules applied", metadata: [
                 "unavailable_items": "\(rules.unavailable)", "exclusions": "\(rules.exclusions)",
-                "max_per_category": "\(config.maxPerCategory.map(String.init) ?? "none")", "digest": "\(rules.digest.prefix(12))",
+                "max_per_category": "\(config.maxPerCategory.map(String.init) ?? "none")", "digest": "\(rules.digest?.prefix(12) ?? "")",
             ])
         }
         context.logger.info("scoring started", metadata: [
