@@ -2,7 +2,8 @@ import Foundation
 import PackagePlugin
 
 /// Generates `EmbeddedMigrations.swift` from the package's `migrations/NNNN_name.sql` files
-/// and the scoring shard file's schema, `migrations/shard/*.sql`.
+/// the scoring shard file's schema, `migrations/shard/*.sql`, and the serving snapshot's,
+/// `migrations/serving/*.sql`.
 @main
 struct EmbedMigrations: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
@@ -14,13 +15,15 @@ struct EmbedMigrations: BuildToolPlugin {
         }
         let directory = context.package.directoryURL.appending(path: "migrations")
         let migrations = try sqlFiles(directory), shard = try sqlFiles(directory.appending(path: "shard"))
-        let inputs = migrations + shard
+        let serving = try sqlFiles(directory.appending(path: "serving"))
+        let inputs = migrations + shard + serving
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedMigrations.swift")
         return [
             .buildCommand(
                 displayName: "Embedding \(inputs.count) migrations",
                 executable: try context.tool(named: "EmbedMigrationsTool").url,
-                arguments: [output.path()] + migrations.map { $0.path() } + ["--shard"] + shard.map { $0.path() },
+                arguments: [output.path()] + migrations.map { $0.path() } + ["--shard"] + shard.map { $0.path() }
+                    + ["--serving"] + serving.map { $0.path() },
                 inputFiles: inputs,
                 outputFiles: [output])
         ]

@@ -1,9 +1,9 @@
 import Foundation
 
-// usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql... [--shard SCHEMA.sql...]
-// Writes a Swift file declaring `embeddedMigrationFiles` (the database's migrations) and
-// `embeddedShardSchemaFiles` (a scoring shard file's schema): (file name, SQL text) pairs in
-// order of name.
+// usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql... --shard SCHEMA.sql... --serving SCHEMA.sql...
+// Writes a Swift file declaring `embeddedMigrationFiles` (the database's migrations),
+// `embeddedShardSchemaFiles` (a scoring shard file's schema) and `embeddedServingSchemaFiles`
+// (a serving snapshot's schema): (file name, SQL text) pairs in order of name.
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let output = arguments.first else {
@@ -19,9 +19,17 @@ func delimiter(for text: String) -> String {
 }
 
 let files = Array(arguments.dropFirst())
-let marker = files.firstIndex(of: "--shard") ?? files.endIndex
-var swift = "// Generated from migrations/*.sql and migrations/shard/*.sql at build time. Do not edit.\n"
-for (name, paths) in [("embeddedMigrationFiles", files[..<marker]), ("embeddedShardSchemaFiles", files[marker...].dropFirst())] {
+let shardMarker = files.firstIndex(of: "--shard") ?? files.endIndex
+let servingMarker = files.firstIndex(of: "--serving") ?? files.endIndex
+guard shardMarker <= servingMarker else {
+    FileHandle.standardError.write(Data("usage: --shard comes before --serving\n".utf8))
+    exit(64)
+}
+let groups = [("embeddedMigrationFiles", files[..<shardMarker]),
+              ("embeddedShardSchemaFiles", files[shardMarker..<servingMarker].dropFirst()),
+              ("embeddedServingSchemaFiles", files[servingMarker...].dropFirst())]
+var swift = "// Generated from migrations/*.sql, migrations/shard/*.sql and migrations/serving/*.sql at build time. Do not edit.\n"
+for (name, paths) in groups {
     swift += "let \(name): [(name: String, sql: String)] = [\n"
     for path in paths.sorted(by: { ($0 as NSString).lastPathComponent < ($1 as NSString).lastPathComponent }) {
         let url = URL(fileURLWithPath: path)

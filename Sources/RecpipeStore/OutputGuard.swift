@@ -11,6 +11,8 @@ public enum OutputGuard {
         case notDatabase
         /// Only a scoring shard written by recpipe.
         case shard
+        /// Only a serving snapshot written by recpipe.
+        case servingSnapshot
     }
 
     /// Throws `outputOverInput` when `output` is `database` or one of its -wal, -shm or
@@ -34,6 +36,10 @@ public enum OutputGuard {
         case .shard:
             guard isShard(output) else {
                 throw StoreError.outputOverInput(path: output, reason: "it exists and is not a recpipe scoring shard")
+            }
+        case .servingSnapshot:
+            guard ServingSnapshot.isSnapshot(output) else {
+                throw StoreError.outputOverInput(path: output, reason: "it exists and is not a recpipe serving snapshot")
             }
         }
     }

@@ -21,6 +21,10 @@ public final class RawConnection {
         case create
         /// Another application's SQLite file, read only (an ingest source).
         case readOnly
+        /// A file written whole under a temporary name and then renamed into place (a
+        /// serving snapshot): created, without a journal or foreign-key checks (a failed
+        /// write discards the file), accepting URI file names (to attach a database read only).
+        case snapshot
     }
 
     public init(path: String, mode: Mode = .database) throws {
@@ -31,6 +35,7 @@ public final class RawConnection {
         case .database: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         case .create: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_CREATE
         case .readOnly: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
+        case .snapshot: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI
         }
         let status = sqlite3_open_v2(path, &db, flags, nil)
         guard status == SQLITE_OK, let db else {
@@ -42,7 +47,9 @@ public final class RawConnection {
         sqlite3_busy_timeout(db, Int32(Store.busyTimeout * 1000))
         // No authorizer of its own; set so that table accesses can be recorded (TableAccess).
         sqlite3_set_authorizer(db, nil, nil)
-        if mode != .readOnly {
+        if mode == .snapshot {
+            try execute("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA foreign_keys = OFF;")
+        } else if mode != .readOnly {
             try execute("\(mode == .create ? "PRAGMA journal_mode = WAL; " : "")PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = \(Store.walLimitBytes);")
         }
     }

@@ -27,6 +27,8 @@ public enum StoreError: Error, LocalizedError, Equatable, Sendable {
     case outputOverInput(path: String, reason: String)
     /// A file other than the database could not be written (`reason` from the system).
     case writeFailed(path: String, reason: String, errno: Int32)
+    /// The database has no live lists (nothing was ever published) for a command that needs them.
+    case noLiveLists(path: String)
 
     public var errorDescription: String? {
         switch self {
@@ -58,6 +60,8 @@ public enum StoreError: Error, LocalizedError, Equatable, Sendable {
             return "\(path): refusing to write there: \(reason); nothing written"
         case let .writeFailed(path, reason, _):
             return "\(path): cannot write: \(reason)"
+        case let .noLiveLists(path):
+            return "\(path): no live lists yet (run recpipe score first); nothing written"
         case let .badMigrationName(name):
             return "\(name): migration files must be named NNNN_name.sql"
         }

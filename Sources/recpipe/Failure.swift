@@ -42,7 +42,7 @@ enum Failure {
             switch error {
             case .cannotOpen: return noInput
             case .outputOverInput: return usage
-            case .notADatabase, .foreignDatabase: return dataError
+            case .notADatabase, .foreignDatabase, .noLiveLists: return dataError
             case .lockHeld: return tempFail
             case .lockFailed, .badMigrationName: return software
             case .migrationChanged, .schemaTooNew, .schemaBehind, .unknownAppliedMigration: return config

@@ -17,7 +17,7 @@ struct Recpipe: ParsableCommand {
             error; 75 another command holds the database's writer lock; 78 the database schema \
             does not match this recpipe.
             """,
-        subcommands: [Migrate.self, Ingest.self, Clean.self, Augment.self, Train.self, Score.self, Rollback.self, Prune.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, SynthCommand.self, Bench.self,
+        subcommands: [Migrate.self, Ingest.self, Clean.self, Augment.self, Train.self, Score.self, Rollback.self, Prune.self, Recommend.self, Evaluate.self, Feedback.self, ReportCommand.self, Export.self, SynthCommand.self, Bench.self,
                       Run.self, Plan.self, Retry.self, Status.self, History.self, Cron.self])
 
     static func main() {
