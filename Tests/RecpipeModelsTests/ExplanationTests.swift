@@ -33,19 +33,23 @@ import Testing
         #expect(explainer.because([3], history: [1]) == [1])
     }
 
-    /// Cosine of item vectors, by BLAS against a naive double-precision loop.
-    @Test func cosineMatchesANaiveReference() {
+    /// Cosine of item vectors, by BLAS against a naive double-precision loop: from the table
+    /// of every pair, and from one product per list (a catalogue over the table's limit).
+    @Test(arguments: [Explanations.Cosine.tableLimitBytes, 0])
+    func cosineMatchesANaiveReference(tableLimitBytes: Int) {
         var rng = SeededRandom(seed: 9)
         let items = 60, width = 13
-        let vectors = (0..<(items * width)).map { _ in Float.random(in: -1...1, using: &rng) }
-        let explainer = Explanations.Cosine(items: items, width: width, vectors: vectors)
+        var vectors = (0..<(items * width)).map { _ in Float.random(in: -1...1, using: &rng) }
+        for c in 0..<width { vectors[7 * width + c] = 0 }  // a zero vector: cosine 0 with all
+        let explainer = Explanations.Cosine(items: items, width: width, vectors: vectors, tableLimitBytes: tableLimitBytes)
+        #expect(explainer.tabulated == (tableLimitBytes > 0))
         func cosine(_ a: Int, _ b: Int) -> Double {
             var dot = 0.0, na = 0.0, nb = 0.0
             for c in 0..<width {
                 let x = Double(vectors[a * width + c]), y = Double(vectors[b * width + c])
                 dot += x * y; na += x * x; nb += y * y
             }
-            return dot / (na.squareRoot() * nb.squareRoot())
+            return na == 0 || nb == 0 ? 0 : dot / (na.squareRoot() * nb.squareRoot())
         }
         for trial in 0..<20 {
             let history = Array(Set((0..<(1 + trial % 9)).map { _ in Int32.random(in: 0..<Int32(items), using: &rng) })).sorted()
