@@ -157,7 +157,7 @@ public enum Benchmarks {
     }
 
     /// Users/s of Mult-VAE scoring with top-K selection for every user, next to the sgemm ceiling measured in the same run.
-    public static func score(data: BenchData, k: Int, say: (String) -> Void) throws -> BenchResult {
+    public static func score(data: BenchData, k: Int, rounds: Int = 3, say: (String) -> Void) throws -> BenchResult {
         let (users, items) = (data.users, data.items)
         let history = try data.matrix(users: users)
         var model = MultVAE(items: items, config: MultVAE.Config())
@@ -170,23 +170,45 @@ public enum Benchmarks {
         var sink: Float = 0
         model.scoreBatches(history, batchSize: 500) { _, _, scores in sink += scores[0] }
         let forward = Clock.monotonic() - started
-        started = Clock.monotonic()
-        var checksum = 0
-        try model.rankedLists(history, k: k) { _, items, _ in checksum &+= Int(items[0]) }
-        let seconds = Clock.monotonic() - started
-        // With business rules, as score applies them: 10% of the items unavailable and 20
-        // exclusions per user.
+        // Plain scoring, with business rules as score applies them (10% of the items
+        // unavailable, 20 exclusions per user), and with a reason for every item (the
+        // Mult-VAE's: the history item closest by cosine of decoder columns, the explainer's
+        // set-up included), in turn, `rounds` times: each ratio is taken within a round and
+        // the median over rounds reported (the machine's speed drifts over minutes).
         var blocked = [Bool](repeating: false, count: items)
         for item in stride(from: 0, to: items, by: 10) { blocked[item] = true }
         let excluded = CSRMatrix(cols: items, rowsOfColumns: (0..<users).map { _ in
             Array(Set((0..<20).map { _ in Int32(Int.random(in: 0..<items, using: &rng)) })).sorted()
         })
-        started = Clock.monotonic()
-        var ruledChecksum = 0
-        try model.rankedLists(history, k: k, rules: RankingRules(blocked: blocked, excluded: excluded)) { _, items, _ in
-            ruledChecksum &+= Int(items[0])
+        var plainRuns: [Double] = [], ruledRuns: [Double] = [], explainedRuns: [Double] = [], setUps: [Double] = []
+        var checksum = 0, ruledChecksum = 0, reasons = 0
+        for _ in 0..<max(1, rounds) {
+            started = Clock.monotonic()
+            var plainChecksum = 0
+            try model.rankedLists(history, k: k) { _, items, _, _ in plainChecksum &+= Int(items[0]) }
+            plainRuns.append(Clock.monotonic() - started)
+            precondition(checksum == 0 || plainChecksum == checksum, "plain scoring is deterministic")
+            checksum = plainChecksum
+            started = Clock.monotonic()
+            ruledChecksum = 0
+            try model.rankedLists(history, k: k, rules: RankingRules(blocked: blocked, excluded: excluded)) { _, items, _, _ in
+                ruledChecksum &+= Int(items[0])
+            }
+            ruledRuns.append(Clock.monotonic() - started)
+            started = Clock.monotonic()
+            let explainer = Explanations.explainer(for: model)!
+            setUps.append(Clock.monotonic() - started)
+            reasons = 0
+            try model.rankedLists(history, k: k, explainer: explainer) { _, _, _, because in
+                reasons &+= Int(because.first.flatMap { $0 } ?? 0)
+            }
+            explainedRuns.append(Clock.monotonic() - started)
         }
-        let ruled = Clock.monotonic() - started
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+        let seconds = median(plainRuns)
         // Reading those rules from a database's tables and hashing them, as score does before
         // it ranks (the tables filled first, not timed).
         let directory = NSTemporaryDirectory() + "recpipe-bench-rules-\(getpid())"
@@ -208,25 +230,10 @@ public enum Benchmarks {
                                            digest: true)
         let reading = Clock.monotonic() - started
         precondition(applied.exclusions == exclusions.count, "every exclusion read")
-        // With a reason for every item (the Mult-VAE's: the history item closest by cosine of
-        // decoder columns), as score writes them.
-        // The explainer's set-up (the table of cosines) is part of the cost.
-        started = Clock.monotonic()
-        let explainer = Explanations.explainer(for: model)!
-        var reasons = 0
-        try model.rankedLists(history, k: k) { row, items, _ in
-            let because = explainer.because(items, history: history.columns[history.rowStart[row]..<history.rowStart[row + 1]])
-            reasons &+= Int(because.first.flatMap { $0 } ?? 0)
-        }
-        let explained = Clock.monotonic() - started
-        // Plain scoring again: the ratios are taken against the mean of the two plain runs,
-        // which bracket the others (the machine's speed drifts over minutes).
-        started = Clock.monotonic()
-        var checksumAgain = 0
-        try model.rankedLists(history, k: k) { _, items, _ in checksumAgain &+= Int(items[0]) }
-        let again = Clock.monotonic() - started
-        precondition(checksumAgain == checksum, "plain scoring is deterministic")
-        let plain = (seconds + again) / 2
+        let ruledRatio = median(zip(ruledRuns, plainRuns).map { $0 / $1 })
+        let rulesInAll = median(zip(ruledRuns, plainRuns).map { ($0 + reading) / $1 })
+        let explainedRatio = median(zip(explainedRuns, plainRuns).map { $0 / $1 })
+        func runs(_ values: [Double]) -> String { values.map { String(format: "%.1f", $0) }.joined(separator: ", ") }
         // The output layer's product dominates: 2·users·hidden·items.
         let flops = 2 * Double(users) * Double(model.config.hidden) * Double(items)
         say("Mult-VAE scoring: \(users) users × \(items) items, top-\(k), seen items excluded (checksum \(checksum), \(sink.isFinite))")
@@ -235,13 +242,13 @@ public enum Benchmarks {
         say(String(format: "with top-%d selection: %.1f s, %.0f users/s; GFLOPS %.1f (%.0f%% of the ceiling); selection adds %.1f s",
                      k, seconds, Double(users) / seconds, flops / seconds / 1e9, 100 * flops / seconds / 1e9 / peak,
                      seconds - forward))
-        say(String(format: "plain scoring again after the cases below: %.1f s; the ratios below are to the mean of the two, %.1f s", again, plain))
-        say(String(format: "with business rules (10%% of items unavailable, 20 exclusions per user): %.1f s, %.2f× the time without (goal: at most 1.2×; checksum %d)",
-                     ruled, ruled / plain, ruledChecksum))
+        say("in turn, \(plainRuns.count) rounds: plain \(runs(plainRuns)) s; with rules \(runs(ruledRuns)) s; with reasons \(runs(explainedRuns)) s (of which the explainer's set-up \(runs(setUps)) s); each ratio below is the median over rounds of the ratio within a round")
+        say(String(format: "with business rules (10%% of items unavailable, 20 exclusions per user): %.2f× the time without (goal: at most 1.2×; checksum %d)",
+                     ruledRatio, ruledChecksum))
         say(String(format: "reading those rules (%d exclusions) from SQLite and hashing them: %.1f s; rules in all: %.2f× the time without (goal: at most 1.2×)",
-                     applied.exclusions, reading, (ruled + reading) / plain))
-        say(String(format: "with a reason for every item (cosine of decoder columns): %.1f s, %.2f× the time without (goal: at most 1.3×; checksum %d)",
-                     explained, explained / plain, reasons))
+                     applied.exclusions, reading, rulesInAll))
+        say(String(format: "with a reason for every item (cosine of decoder columns): %.2f× the time without (goal: at most 1.3×; checksum %d)",
+                     explainedRatio, reasons))
         say(String(format: "peak RSS: %.0f MB", peakResidentMB()))
         return BenchResult(stage: "score (top-\(k))", unit: "users", rows: users, seconds: seconds,
                            rowsPerSecond: Double(users) / seconds, gflops: flops / seconds / 1e9, reference: "sgemm GFLOPS",

@@ -62,23 +62,34 @@ public struct RankingRules: Sendable {
     /// At most this many items of one category in a list (items without one are not counted).
     public var maxPerCategory: Int?
 
-    public init(blocked: [Bool] = [], excluded: CSRMatrix? = nil, category: [Int32] = [], maxPerCategory: Int? = nil) {
+    public init(blocked: [Bool] = [], excluded: CSRMatrix? = nil, category: [Int32] = [], maxPerCategory: Int? = nil,
+                rerank: Reranking? = nil) {
         self.blocked = blocked
         self.excluded = excluded
         self.category = category
         self.maxPerCategory = maxPerCategory
+        self.rerank = rerank
     }
 
     public static let none = RankingRules()
 
-    /// The best `k` items of `scores` (a row with its excluded items at −∞) holding at most
-    /// `maxPerCategory` of any category: the top of a longer list, walked in order, the list
-    /// lengthened until it fills k or holds every rankable item.
-    func capped(_ scores: UnsafeBufferPointer<Float>, k: Int) -> (items: [Int32], scores: [Float]) {
-        guard let cap = maxPerCategory, !category.isEmpty else { return topKWithScores(scores, k: k) }
-        var want = min(scores.count, max(4 * k, k + 64))
+    /// With a re-ranking, the model's best candidates are re-ordered before the cap applies
+    /// (nil: the model's order).
+    public var rerank: Reranking?
+
+    /// The best `k` items of `scores` (a row with its excluded items at −∞), re-ranked with
+    /// `rerank` given the row's own items `history`, holding at most `maxPerCategory` of any
+    /// category: the top of a longer list, walked in order, the list lengthened until it
+    /// fills k or holds every rankable item.
+    func selected(_ scores: UnsafeBufferPointer<Float>, k: Int, history: ArraySlice<Int32>) -> (items: [Int32], scores: [Float]) {
+        let cap = category.isEmpty ? nil : maxPerCategory
+        guard cap != nil || rerank != nil else { return topKWithScores(scores, k: k) }
+        var want = min(scores.count, rerank != nil ? Reranking.candidateFactor * k : max(4 * k, k + 64))
         while true {
-            let (items, values) = topKWithScores(scores, k: want)
+            var (items, values) = topKWithScores(scores, k: want)
+            let found = items.count
+            if let rerank { (items, values) = rerank.order(items, values, history: history) }
+            guard let cap else { return (Array(items.prefix(k)), Array(values.prefix(k))) }
             var counts: [Int32: Int] = [:]
             var keptItems: [Int32] = [], keptScores: [Float] = []
             for (item, value) in zip(items, values) {
@@ -91,7 +102,7 @@ public struct RankingRules: Sendable {
                 keptScores.append(value)
                 if keptItems.count == k { break }
             }
-            if keptItems.count == k || items.count < want || want >= scores.count { return (keptItems, keptScores) }
+            if keptItems.count == k || found < want || want >= scores.count { return (keptItems, keptScores) }
             want = min(scores.count, want * 4)
         }
     }
@@ -99,10 +110,12 @@ public struct RankingRules: Sendable {
 
 extension Recommender {
     /// The top k items of every row of `foldIn`, its own items excluded (and what `rules`
-    /// leave out), with their scores. Rows of a batch are ranked on all cores.
-    /// `body(row, items, scores)` is called in row order.
+    /// leave out), with their scores and, with an `explainer`, each item's reason from the
+    /// row's items (empty without). Rows of a batch are ranked and explained on all cores.
+    /// `body(row, items, scores, because)` is called in row order.
     public func rankedLists(_ foldIn: CSRMatrix, k: Int, batchSize: Int = 500, rules: RankingRules = .none,
-                            body: (Int, [Int32], [Float]) throws -> Void) throws {
+                            explainer: (any Explaining)? = nil,
+                            body: (Int, [Int32], [Float], [Int32?]) throws -> Void) throws {
         precondition(rules.blocked.isEmpty || rules.blocked.count == items, "one blocked flag per item")
         precondition(rules.category.isEmpty || rules.category.count == items, "one category per item")
         precondition(rules.excluded.map { $0.rows == foldIn.rows } ?? true, "one exclusion row per fold-in row")
@@ -113,9 +126,11 @@ extension Recommender {
             guard failure == nil else { return }
             var ranked = [[Int32]](repeating: [], count: count)
             var values = [[Float]](repeating: [], count: count)
+            var because = [[Int32?]](repeating: [], count: count)
             ranked.withUnsafeMutableBufferPointer { ranked in
                 values.withUnsafeMutableBufferPointer { values in
-                    let (ranked, values, all) = (ranked.baseAddress!, values.baseAddress!, scores.baseAddress!)
+                  because.withUnsafeMutableBufferPointer { because in
+                    let (ranked, values, because, all) = (ranked.baseAddress!, values.baseAddress!, because.baseAddress!, scores.baseAddress!)
                     parallelRows(count) { n in
                         let row = first + n, s = all + n * width
                         for j in foldIn.rowStart[row]..<foldIn.rowStart[row + 1] { s[Int(foldIn.columns[j])] = -.infinity }
@@ -123,12 +138,17 @@ extension Recommender {
                         if let excluded = rules.excluded {
                             for j in excluded.rowStart[row]..<excluded.rowStart[row + 1] { s[Int(excluded.columns[j])] = -.infinity }
                         }
-                        (ranked[n], values[n]) = rules.capped(UnsafeBufferPointer(start: s, count: width), k: k)
+                        let own = foldIn.columns[foldIn.rowStart[row]..<foldIn.rowStart[row + 1]]
+                        (ranked[n], values[n]) = rules.selected(UnsafeBufferPointer(start: s, count: width), k: k, history: own)
+                        if let explainer {
+                            because[n] = explainer.because(ranked[n], history: own)
+                        }
                     }
+                  }
                 }
             }
             do {
-                for n in 0..<count { try body(first + n, ranked[n], values[n]) }
+                for n in 0..<count { try body(first + n, ranked[n], values[n], because[n]) }
             } catch {
                 failure = error
             }

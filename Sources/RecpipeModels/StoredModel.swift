@@ -3,12 +3,12 @@ import RecpipeNumerics
 
 /// Every kind of recommender recpipe trains, stores and scores with.
 public enum ModelKind: String, Codable, Sendable, CaseIterable {
-    case multvae, multdae, ease, itemknn, ials, popularity
+    case multvae, multdae, ease, edlae, itemknn, ials, popularity
     /// The augment stage's generative model (trained by `recpipe augment`).
     case cfgan
 
     /// The baselines the neural models are compared against.
-    public var isBaseline: Bool { [.ease, .itemknn, .ials, .popularity].contains(self) }
+    public var isBaseline: Bool { [.ease, .edlae, .itemknn, .ials, .popularity].contains(self) }
 }
 
 /// The element type of a stored tensor.
@@ -125,7 +125,12 @@ public enum StoredModels {
                 throw ModelError.shapeMismatch("hyperparameters say \(model.kind.rawValue), the model row says \(kind.rawValue)")
             }
             return model
-        case .ease: return try EASE.decode(items: items, json: json, from: reader)
+        case .ease, .edlae:
+            let model = try EASE.decode(items: items, json: json, from: reader)
+            guard model.kind == kind else {
+                throw ModelError.shapeMismatch("hyperparameters say \(model.kind.rawValue), the model row says \(kind.rawValue)")
+            }
+            return model
         case .itemknn: return try ItemKNN.decode(items: items, json: json, from: reader)
         case .ials: return try IALS.decode(items: items, json: json, from: reader)
         case .popularity: return try Popularity.decode(items: items, json: json, from: reader)
@@ -166,11 +171,16 @@ extension MultVAE: StorableModel {
 extension EASE: StorableModel {
     public struct Hyperparameters: Codable, Sendable, Equatable {
         public var lambda: Float
-        public init(lambda: Float) { self.lambda = lambda }
+        /// EDLAE's dropout probability p (absent for EASE).
+        public var dropout: Float?
+        public init(lambda: Float, dropout: Float? = nil) {
+            self.lambda = lambda
+            self.dropout = dropout
+        }
     }
 
-    public var kind: ModelKind { .ease }
-    public var hyperparameters: Hyperparameters { Hyperparameters(lambda: lambda) }
+    public var kind: ModelKind { dropout == nil ? .ease : .edlae }
+    public var hyperparameters: Hyperparameters { Hyperparameters(lambda: lambda, dropout: dropout) }
     public var tensorInfos: [TensorInfo] { [TensorInfo("weights", [items, items])] }
 
     public func forEachTensor(_ body: (TensorInfo, UnsafeRawBufferPointer) throws -> Void) rethrows {
@@ -178,7 +188,8 @@ extension EASE: StorableModel {
     }
 
     public static func restore(items: Int, hyperparameters: Hyperparameters, from reader: TensorReader) throws -> EASE {
-        EASE(items: items, lambda: hyperparameters.lambda, weights: try reader.floats("weights", shape: [items, items]))
+        EASE(items: items, lambda: hyperparameters.lambda, dropout: hyperparameters.dropout,
+             weights: try reader.floats("weights", shape: [items, items]))
     }
 }
 

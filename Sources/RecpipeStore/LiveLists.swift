@@ -85,6 +85,14 @@ extension LiveLists {
                                  reason: $0["choice_reason"]) }
     }
 
+    /// The re-ranking the live run applied, as `score_runs.rerank` records it (JSON); nil for
+    /// none or nothing live.
+    public static func rerank(in db: Database) throws -> String? {
+        try String.fetchOne(db, sql: """
+            SELECT s.rerank FROM \(TableName.liveRecommendations) l JOIN \(TableName.scoreRuns) s USING (run_id)
+            """)
+    }
+
     /// Why the live run's model was chosen, as JSON (`score_runs.choice`); nil when it was
     /// named or nothing is live.
     public static func choice(in db: Database) throws -> String? {
@@ -120,11 +128,11 @@ extension LiveLists {
     /// `reason` and `choice` (JSON) say why the model was chosen (nil: it was named).
     /// `rulesDigest` and `rules` (JSON) say which business rules it applies.
     public static func begin(run: Int64, model: Int64, k: Int, users: Int, reason: String? = nil, choice: String? = nil,
-                             rulesDigest: String? = nil, rules: String? = nil, in db: Database) throws {
+                             rulesDigest: String? = nil, rules: String? = nil, rerank: String? = nil, in db: Database) throws {
         try db.execute(sql: """
-            INSERT INTO \(TableName.scoreRuns) (run_id, model_id, k, users, rows, created_at, choice_reason, choice, rules_digest, rules)
-            VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)
-            """, arguments: [run, model, k, users, Clock.isoNow(), reason, choice, rulesDigest, rules])
+            INSERT INTO \(TableName.scoreRuns) (run_id, model_id, k, users, rows, created_at, choice_reason, choice, rules_digest, rules, rerank)
+            VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
+            """, arguments: [run, model, k, users, Clock.isoNow(), reason, choice, rulesDigest, rules, rerank])
     }
 
     /// Where a list comes from (`recommendation_rows.source`).

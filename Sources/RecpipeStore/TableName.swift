@@ -25,6 +25,7 @@ public struct TableName: Hashable, Sendable, CustomStringConvertible, Expressibl
     public static let evaluation: TableName = "evaluation"
     public static let evaluationUsers: TableName = "evaluation_users"
     public static let evaluationHeadItems: TableName = "evaluation_head_items"
+    public static let tradeoffPoints: TableName = "tradeoff_points"
     public static let closedLoop: TableName = "closed_loop"
     public static let augmentRuns: TableName = "augment_runs"
     public static let augmentedInteractions: TableName = "augmented_interactions"

@@ -153,10 +153,16 @@ struct BenchScore: ParsableCommand {
 
     @OptionGroup var data: SyntheticData
     @Option var k = 100
+    @Option(help: "Rounds of plain scoring, scoring with business rules and scoring with reasons, in turn (each ratio is the median over rounds).")
+    var rounds = 3
     @OptionGroup var output: BenchOutputOptions
 
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
+    }
+
     func run() throws {
-        try output.run { _, say in try Benchmarks.score(data: data.data, k: k, say: say) }
+        try output.run { _, say in try Benchmarks.score(data: data.data, k: k, rounds: rounds, say: say) }
     }
 }
 

@@ -36,7 +36,16 @@ struct Score: ParsableCommand {
     var publishMargin = 0.02
     @Option(name: .customLong("max-per-category"), help: "At most this many items of one item_metadata.category in a list; the next best items fill the places.")
     var maxPerCategory: Int?
-    @Flag(name: .customLong("no-reasons"), help: "Leave because_item_key NULL (naming the history item behind each item costs up to 3× the scoring time with the Mult-VAE, Mult-DAE or iALS).")
+    @Option(help: """
+        Re-ranking for the long tail: auto (the operating point the newest evaluation of the current \
+        split chose for the model scored; none if it has not judged it), none, xquad (personalised \
+        head/tail xQuAD) or popularity (scores penalised by log popularity), the last two with \
+        --tail-weight. The best 5×K candidates are re-ordered; rules and fallbacks are unchanged.
+        """)
+    var rerank: ScoreStage.RerankChoice = .auto
+    @Option(name: .customLong("tail-weight"), help: "λ of --rerank xquad or popularity (0: the model's order; 0–1).")
+    var tailWeight: Double?
+    @Flag(name: .customLong("no-reasons"), help: "Leave because_item_key NULL (naming the history item behind each item costs up to 1.4× the scoring time with the Mult-VAE, Mult-DAE or iALS).")
     var noReasons = false
     @Option(help: ArgumentHelp("""
         Score only shard I of N (users split into N contiguous ranges) into the file --shard-out; \
@@ -73,6 +82,8 @@ struct Score: ParsableCommand {
             config.publishMargin = publishMargin
             config.maxPerCategory = maxPerCategory
             config.reasons = !noReasons
+            config.rerank = rerank
+            config.tailWeight = tailWeight
             if let model {
                 if let id = Int64(model) {
                     config.modelID = id
@@ -144,6 +155,7 @@ struct Recommend: ParsableCommand {
 }
 
 extension EvaluateStage.Part: ExpressibleByArgument {}
+extension ScoreStage.RerankChoice: ExpressibleByArgument {}
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -156,7 +168,12 @@ struct Evaluate: ParsableCommand {
             users in the same run: Recall@20/50, NDCG@100, Precision@10, HitRate@10, MRR, \
             APLT@20, novelty@20 (mean and standard error over users), coverage@20 and \
             Gini@20. Results go to evaluation and evaluation_users; the popular head APLT \
-            counts against goes to evaluation_head_items.
+            counts against goes to evaluation_head_items. The accuracy / long-tail trade-off \
+            goes to tradeoff_points, on the validation and the test users: every model's lists \
+            re-ranked by xquad and popularity at each weight of a grid, and the Mult-VAEs \
+            trained with synthetic interactions at each weight; each model's operating point \
+            (the largest validation APLT@20 with NDCG@100 within --max-ndcg-loss of its own \
+            lists') is what score --rerank auto applies.
             """)
 
     @OptionGroup var options: DatabaseOptions
@@ -164,6 +181,8 @@ struct Evaluate: ParsableCommand {
     var part: EvaluateStage.Part = .test
     @Option(name: .customLong("keep-evaluations"), help: "Evaluation runs that keep their per-user rows (older ones keep only their aggregates).")
     var keepEvaluations = Retention.Policy().keepEvaluations
+    @Option(name: .customLong("max-ndcg-loss"), help: "The share of NDCG@100 the operating point may lose against the model's own lists, on the validation users (0–1).")
+    var maxNDCGLoss = Tradeoff.defaultMaxNDCGLoss
 
     func run() throws {
         let logger = options.logging.makeLogger()
@@ -171,6 +190,7 @@ struct Evaluate: ParsableCommand {
             var config = EvaluateStage.Config()
             config.part = part
             config.retention.keepEvaluations = keepEvaluations
+            config.maxNDCGLoss = maxNDCGLoss
             try runStage(try EvaluateStage(config: config), options: options, logger: logger)
         }
     }

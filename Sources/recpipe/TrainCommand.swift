@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
             multvae, multdae: trains on the training users, keeps the epoch with the best \
             validation NDCG@100 and stores the model, its weights and its training log \
             (models, model_items, model_weights, training_log). \
-            ease, itemknn, ials, popularity: the baselines; where an option below lists \
+            ease, edlae, itemknn, ials, popularity: the baselines; where an option below lists \
             several values, every setting is fitted and the one with the best validation \
             NDCG@100 is stored (the settings tried go into the model's hyperparameters). \
             The new model is published (and the previous one of its kind retired) if it \
@@ -32,12 +32,18 @@ struct Train: ParsableCommand {
 
     @OptionGroup var options: DatabaseOptions
 
-    @Option(help: "multvae, multdae, ease, itemknn, ials or popularity.")
+    @Option(help: "multvae, multdae, ease, edlae, itemknn, ials or popularity.")
     var model: ModelKind = .multvae
     @Option(help: "Most epochs to train.")
     var epochs = MultVAE.Config().epochs
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("EASE: L2 regularization λ, one or more values.", valueName: "λ"))
-    var lambda: [Float] = EASE.defaultLambdas
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("""
+        EASE, EDLAE: L2 regularization λ, one or more values (default: \(EASE.defaultLambdas.map { "\(Int($0))" }.joined(separator: " ")) \
+        for EASE, \(EASE.defaultEDLAELambdas.map { "\(Int($0))" }.joined(separator: " ")) for EDLAE).
+        """, valueName: "λ"))
+    var lambda: [Float] = []
+    @Option(name: .customLong("edlae-dropout"), parsing: .upToNextOption, help: ArgumentHelp(
+        "EDLAE: dropout probability p, in [0, 1), one or more values (every λ is tried with every p).", valueName: "p"))
+    var edlaeDropout: [Float] = EASE.defaultDropouts
     @Option(parsing: .upToNextOption, help: "ItemKNN: neighbours kept per item, one or more values.")
     var neighbours: [Int] = ItemKNN.defaultNeighbours
     @Option(parsing: .upToNextOption, help: "ItemKNN: shrinkage of the cosine similarity, one or more values.")
@@ -90,7 +96,11 @@ struct Train: ParsableCommand {
         try runReporting(logger, database: options.db) {
             var config = TrainStage.Config()
             config.kind = model
-            config.ease.lambdas = lambda
+            if !lambda.isEmpty {
+                config.ease.lambdas = lambda
+                config.edlae.lambdas = lambda
+            }
+            config.edlae.dropouts = edlaeDropout
             config.itemKNN.neighbours = neighbours
             config.itemKNN.shrinks = shrink
             config.ials.factors = factors

@@ -164,7 +164,7 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
             #expect(evaluate.stdout.contains("\n" + model + " "), "\(model)")
         }
         #expect(evaluate.stdout.contains("augmentation ablation (multvae with vs without"))
-        #expect(evaluate.stdout.contains("not evaluated (no model trained on this split): itemknn, ials"))
+        #expect(evaluate.stdout.contains("not evaluated (no model trained on this split): edlae, itemknn, ials"))
         #expect(evaluate.stderr.contains("baselines missing"))
     }
 

@@ -89,12 +89,13 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let small = ["--set", "synth.users=400", "--set", "synth.items=300", "--set", "synth.interactions=15000",
                      "--set", "train.epochs=3", "--set", "ials.factors=8", "--set", "ials.regularization=1", "--set", "ials.alpha=1",
                      "--set", "ials.iterations=3", "--set", "itemknn.neighbours=20", "--set", "itemknn.shrink=10", "--set", "ease.lambda=100",
+                     "--set", "edlae.lambda=100", "--set", "edlae.edlae_dropout=0.2",
                      "--set", "augment.epochs=2", "--set", "augment.generator_hidden=32", "--set", "augment.discriminator_hidden=16",
                      "--set", "train_augmented.epochs=3"]
         let environment = ["RECPIPE_DEMO_DIR": dir]
         let manifest = pipelinesDirectory + "/demo.yaml"
-        let stages = ["synth", "ingest", "clean", "train", "augment", "train_augmented", "popularity", "ease", "itemknn", "ials",
-                      "feedback", "score", "evaluate", "report"]
+        let stages = ["synth", "ingest", "clean", "train", "augment", "train_augmented", "popularity", "ease", "edlae", "itemknn",
+                      "ials", "feedback", "evaluate", "score", "report"]
 
         let plan = try recpipe(["plan", manifest] + small, in: dir, environment: environment)
         #expect(plan.status == 0, "\(plan.stderr)")
@@ -145,11 +146,12 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         #expect(outcomes.allSatisfy { ($0["reason"] as? String ?? "").hasPrefix("up to date (succeeded in pipeline run 1") })
         #expect(second.stderr.components(separatedBy: "stage skipped").count == stages.count + 1)
 
-        // A business rule filled in by hand makes score (and what follows it) stale.
+        // A business rule filled in by hand makes score (and what follows it) stale; the
+        // evaluation, which judges the models and not the live lists, stays.
         try db.write { try $0.execute(sql: "INSERT INTO item_availability (item_key, hidden) VALUES ('i1', 1)") }
         let ruled = try recpipe(["plan", manifest, "--json"] + small, in: dir, environment: environment)
         let steps = (try JSONSerialization.jsonObject(with: Data(ruled.stdout.utf8)) as? [[String: Any]] ?? [])
-        #expect(steps.filter { $0["action"] as? String == "run" }.map { $0["stage"] as? String } == ["score", "evaluate", "report"],
+        #expect(steps.filter { $0["action"] as? String == "run" }.map { $0["stage"] as? String } == ["score", "report"],
                 "\(ruled.stdout)")
         #expect(ruled.stdout.contains("business rules changed"))
 
@@ -159,14 +161,14 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let actions = (try JSONSerialization.jsonObject(with: Data(planned.stdout.utf8)) as? [[String: Any]] ?? [])
             .map { "\($0["stage"]!):\($0["action"]!)" }
         #expect(actions == ["synth:skip", "ingest:skip", "clean:skip", "train:run", "augment:skip", "train_augmented:skip",
-                            "popularity:skip", "ease:skip", "itemknn:skip", "ials:skip", "feedback:skip", "score:run", "evaluate:run",
+                            "popularity:skip", "ease:skip", "edlae:skip", "itemknn:skip", "ials:skip", "feedback:skip", "evaluate:run", "score:run",
                             "report:run"])
         #expect(planned.stdout.contains("changed parameter: epochs 3 → 4"))
         let third = try recpipe(["run", manifest] + changed, in: dir, environment: environment)
         #expect(third.status == 0, "\(third.stderr)")
         try db.read { db throws in
             #expect(try String.fetchAll(db, sql: "SELECT stage FROM pipeline_stage_runs WHERE pipeline_run_id = 3 AND status = 'succeeded' ORDER BY id")
-                    == ["train", "score", "evaluate", "report"])
+                    == ["train", "evaluate", "score", "report"])
         }
         // --force with --only reruns exactly that.
         let forced = try recpipe(["run", manifest, "--only", "clean", "--force", "--json"] + changed, in: dir, environment: environment)
@@ -224,7 +226,7 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         #expect(errors == [
             "bad.yaml:4: stage ingest: unknown parameter 'formt' for ingest (did you mean 'format'?)",
             "bad.yaml:5: stage gan: unknown parameter 'long_tial' for augment (did you mean 'long_tail'?)",
-            "bad.yaml:9: stage train: parameter 'model': 'vae' is not one of multvae, multdae, ease, itemknn, ials, popularity",
+            "bad.yaml:9: stage train: parameter 'model': 'vae' is not one of multvae, multdae, ease, edlae, itemknn, ials, popularity",
             "bad.yaml:10: stage clean: parameter 'split': 'temporl' is not one of strong, temporal, predefined (did you mean 'temporal'?)",
         ])
         try "name: ok\ndatabase: recs.sqlite\nstages:\n  t: { uses: train, with: { epochs: lots } }\n"

@@ -37,4 +37,41 @@ import Testing
         #expect(ease.lambda == 200)
         #expect(abs(test - 0.425) < 0.005)
     }
+
+    /// EDLAE solves min ‖X − XB‖² + ‖Λ^½B‖² with diag(B) = 0, Λ = λI + p/(1−p)·diag(XᵀX):
+    /// checked by its optimality conditions in double precision (off the diagonal,
+    /// (XᵀX + Λ)B = XᵀX), against a naive double-precision inverse, and p = 0 is EASE.
+    @Test func edlaeMeetsItsOptimalityConditions() throws {
+        var rng = SeededRandom(seed: 4)
+        let n = 12
+        let rows = (0..<40).map { _ in Array(Set((0..<5).map { _ in Int32.random(in: 0..<Int32(n), using: &rng) })).sorted() }
+        let x = CSRMatrix(cols: n, rowsOfColumns: rows)
+        let (lambda, dropout): (Float, Float) = (3, 0.25)
+        let model = try EASE.fit(train: x, lambda: lambda, dropout: dropout)
+        #expect(model.kind == .edlae && model.hyperparameters == EASE.Hyperparameters(lambda: 3, dropout: 0.25))
+        let g = EASE.gram(x).map(Double.init)
+        let b = model.weights.map(Double.init)
+        let diagonal = (0..<n).map { Double(lambda) + Double(dropout) / (1 - Double(dropout)) * g[$0 * n + $0] }
+        for i in 0..<n {
+            #expect(b[i * n + i] == 0)
+            for j in 0..<n where j != i {
+                // Row i of (XᵀX + Λ)B − XᵀX.
+                var r = diagonal[i] * b[i * n + j] - g[i * n + j]
+                for k in 0..<n { r += g[i * n + k] * b[k * n + j] }
+                #expect(abs(r) < 1e-3 * (1 + abs(g[i * n + j])), "(\(i), \(j)): \(r)")
+            }
+        }
+        // The naive inverse: B_ij = −P_ij / P_jj.
+        var p = (0..<(n * n)).map { Float(g[$0]) + ($0 % (n + 1) == 0 ? Float(diagonal[$0 / n]) : 0) }
+        #expect(BLAS.invertPositiveDefiniteNaive(&p, n: n))
+        for i in 0..<n {
+            for j in 0..<n where i != j {
+                #expect(abs(b[i * n + j] + Double(p[i * n + j]) / Double(p[j * n + j])) < 1e-4)
+            }
+        }
+        // Without dropout it is EASE.
+        let plain = try EASE.fit(train: x, lambda: lambda, dropout: 0), ease = try EASE.fit(train: x, lambda: lambda)
+        #expect(ease.kind == .ease && plain.kind == .edlae)
+        #expect(zip(plain.weights, ease.weights).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
 }

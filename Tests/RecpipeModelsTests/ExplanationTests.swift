@@ -34,14 +34,16 @@ import Testing
     }
 
     /// Cosine of item vectors, by BLAS against a naive double-precision loop: from the table
-    /// of every pair, and from one product per list (a catalogue over the table's limit).
-    @Test(arguments: [Explanations.Cosine.tableLimitBytes, 0])
-    func cosineMatchesANaiveReference(tableLimitBytes: Int) {
+    /// of every pair (its upper triangle in one product, or in blocks of 16 rows and a short
+    /// last one), and from one product per list (a catalogue over the table's limit).
+    @Test(arguments: [(Explanations.Cosine.tableLimitBytes, 2048), (Explanations.Cosine.tableLimitBytes, 16), (0, 2048)])
+    func cosineMatchesANaiveReference(tableLimitBytes: Int, blockRows: Int) {
         var rng = SeededRandom(seed: 9)
         let items = 60, width = 13
         var vectors = (0..<(items * width)).map { _ in Float.random(in: -1...1, using: &rng) }
         for c in 0..<width { vectors[7 * width + c] = 0 }  // a zero vector: cosine 0 with all
-        let explainer = Explanations.Cosine(items: items, width: width, vectors: vectors, tableLimitBytes: tableLimitBytes)
+        let explainer = Explanations.Cosine(items: items, width: width, vectors: vectors, tableLimitBytes: tableLimitBytes,
+                                            blockRows: blockRows)
         #expect(explainer.tabulated == (tableLimitBytes > 0))
         func cosine(_ a: Int, _ b: Int) -> Double {
             var dot = 0.0, na = 0.0, nb = 0.0
@@ -51,7 +53,7 @@ import Testing
             }
             return na == 0 || nb == 0 ? 0 : dot / (na.squareRoot() * nb.squareRoot())
         }
-        for trial in 0..<20 {
+        for trial in 0..<40 {
             let history = Array(Set((0..<(1 + trial % 9)).map { _ in Int32.random(in: 0..<Int32(items), using: &rng) })).sorted()
             let ranked = (0..<10).map { _ in Int32.random(in: 0..<Int32(items), using: &rng) }
             let got = explainer.because(ranked, history: history[...])

@@ -29,6 +29,7 @@ import Testing
             config.patience = nil
             return try MultVAE.fit(train: train, validation: nil, config: config).model
         case .ease: return try EASE.fit(train: train, lambda: 20)
+        case .edlae: return try EASE.fit(train: train, lambda: 10, dropout: 0.25)
         case .itemknn: return ItemKNN.fit(train: train, neighbours: 9, shrink: 1)
         case .ials:
             var config = IALS.Config()
@@ -55,7 +56,7 @@ import Testing
         // New users holding three items of one community each.
         let foldIn = CSRMatrix(cols: 20, rowsOfColumns: [[0, 1, 2], [13, 15, 17]])
         var lists: [[Int32]] = []
-        try model.rankedLists(foldIn, k: 7) { _, items, _ in lists.append(items) }
+        try model.rankedLists(foldIn, k: 7) { _, items, _, _ in lists.append(items) }
         #expect(lists[0].allSatisfy { $0 < 10 && ![0, 1, 2].contains($0) }, "\(kind): \(lists[0])")
         #expect(lists[1].allSatisfy { $0 >= 10 && ![13, 15, 17].contains($0) }, "\(kind): \(lists[1])")
     }
@@ -63,7 +64,7 @@ import Testing
     @Test func popularityRanksByTrainingUsers() throws {
         let train = CSRMatrix(cols: 4, rowsOfColumns: [[0, 2], [2], [2, 3], [3]])
         var lists: [[Int32]] = []
-        try Popularity(train: train).rankedLists(CSRMatrix(cols: 4, rowsOfColumns: [[3]]), k: 3) { _, items, _ in lists.append(items) }
+        try Popularity(train: train).rankedLists(CSRMatrix(cols: 4, rowsOfColumns: [[3]]), k: 3) { _, items, _, _ in lists.append(items) }
         #expect(lists == [[2, 0, 1]])
     }
 

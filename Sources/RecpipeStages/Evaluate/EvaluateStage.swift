@@ -16,19 +16,25 @@ public struct EvaluateStage: Stage {
         public var part: Part = .test
         /// How many evaluation runs keep their per-user rows.
         public var retention = Retention.Policy()
+        /// The trade-off's operating point may lose at most this share of the base point's
+        /// NDCG@100 on the validation users (`Tradeoff.choose`).
+        public var maxNDCGLoss = Tradeoff.defaultMaxNDCGLoss
         public init() {}
     }
 
     /// The order of the side-by-side table: baselines first.
-    static let order: [ModelKind] = [.popularity, .ease, .itemknn, .ials, .multvae, .multdae, .cfgan]
+    static let order: [ModelKind] = [.popularity, .ease, .edlae, .itemknn, .ials, .multvae, .multdae, .cfgan]
 
     public static let name = "evaluate"
     public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights]
-    public static let writes: [TableName] = [.evaluationRuns, .evaluation, .evaluationUsers, .evaluationHeadItems]
+    public static let writes: [TableName] = [.evaluationRuns, .evaluation, .evaluationUsers, .evaluationHeadItems, .tradeoffPoints]
     public let config: Config
 
     public init(config: Config) throws {
         try config.retention.validate()
+        guard (0...1).contains(config.maxNDCGLoss) else {
+            throw StageError.badOption("--max-ndcg-loss must be between 0 and 1, got \(config.maxNDCGLoss)")
+        }
         self.config = config
     }
 
@@ -81,19 +87,49 @@ public struct EvaluateStage: Stage {
         let head = isHead.filter { $0 }.count
         var summary: [String] = []
         var results: [(name: String, id: Int64?, metrics: [Evaluation.Metric], users: [Int])] = []
+        // The trade-off on both parts: every model's own lists and their re-rankings, and the
+        // augmented Mult-VAEs at each weight of synthetic rows (loaded below).
+        let reranking = Reranking(lever: .xquad, weight: 0, counts: popularity.counts)
+        let parts = Part.allCases.map { ($0, $0 == .test ? data.test : data.validation) }.filter { $0.1.foldIn.rows > 0 }
+        var curves: [(name: String, id: Int64?, part: Part, points: [Tradeoff.Point])] = []
         for candidate in chosen {
             let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, in: $0).0 } }
                 ?? popularity
-            let (users, lists) = Evaluation.topLists(recommender, on: heldOut)
-            let metrics = Evaluation.evaluate(lists: lists, users: users, on: heldOut, trainCounts: popularity.counts,
-                                              trainUsers: data.train.rows, isHead: isHead)
-            let name = candidate.name
-            results.append((name, candidate.id, metrics, users))
-            context.logger.info("model evaluated", metadata: [
-                "model": "\(name)", "model_id": "\(candidate.id.map(String.init) ?? "none")", "users": "\(users.count)",
-                "ndcg100": "\(String(format: "%.4f", metrics.first { $0.name == "ndcg" }?.value ?? 0))",
-            ])
+            let augmented = candidate.name.hasSuffix(Self.augmentedSuffix)
+            for (part, held) in parts {
+                let candidates = Tradeoff.candidates(recommender, on: held)
+                if part == config.part {
+                    let metrics = Evaluation.evaluate(lists: candidates.lists, users: candidates.users, on: heldOut,
+                                                      trainCounts: popularity.counts, trainUsers: data.train.rows, isHead: isHead)
+                    results.append((candidate.name, candidate.id, metrics, candidates.users))
+                    context.logger.info("model evaluated", metadata: [
+                        "model": "\(candidate.name)", "model_id": "\(candidate.id.map(String.init) ?? "none")",
+                        "users": "\(candidates.users.count)",
+                        "ndcg100": "\(String(format: "%.4f", metrics.first { $0.name == "ndcg" }?.value ?? 0))",
+                    ])
+                }
+                // Augmented models are points of their own lever (their weights below).
+                guard !augmented else { continue }
+                curves.append((candidate.name, candidate.id, part, Tradeoff.curve(
+                    candidates, on: held, reranking: reranking, trainCounts: popularity.counts, trainUsers: data.train.rows,
+                    isHead: isHead)))
+            }
         }
+        let augmentedModels = try store.queue.read { db in
+            try [ModelKind.multvae, .multdae].flatMap { kind in
+                try Evaluations.augmentedModels(kind: kind.rawValue, dataFingerprint: data.fingerprint, in: db).map { (kind, $0.id, $0.weight) }
+            }
+        }
+        for (kind, id, weight) in augmentedModels {
+            let model = try store.queue.read { try ModelStore.load(id, in: $0).0 }
+            for (part, held) in parts {
+                let candidates = Tradeoff.candidates(model, on: held)
+                curves.append((kind.rawValue + Self.augmentedSuffix, id, part, [Tradeoff.point(
+                    .augmentation, weight, lists: candidates.lists, users: candidates.users, on: held,
+                    trainCounts: popularity.counts, trainUsers: data.train.rows, isHead: isHead)]))
+            }
+        }
+        let tradeoff = Self.tradeoffPoints(curves, maxNDCGLoss: config.maxNDCGLoss)
         let headItems = isHead.indices.filter { isHead[$0] }.map { (data.itemKeys[$0], Int(popularity.counts[$0])) }
         let figures = results.map { result in
             Evaluations.ModelFigures(
@@ -103,8 +139,10 @@ public struct EvaluateStage: Stage {
                 })
         }
         let rows = try store.queue.write { db in
-            try Evaluations.record(run: context.runID, cleanRun: data.cleanRunID, part: config.part.rawValue,
-                                   users: results.first?.users.count ?? 0, headItems: headItems, models: figures, in: db)
+            let rows = try Evaluations.record(run: context.runID, cleanRun: data.cleanRunID, part: config.part.rawValue,
+                                              users: results.first?.users.count ?? 0, headItems: headItems, models: figures, in: db)
+            try Tradeoffs.record(run: context.runID, points: tradeoff, in: db)
+            return rows
         }
         // A side-by-side table: one row per model, value (± standard error) per metric.
         if let first = results.first {
@@ -144,6 +182,7 @@ public struct EvaluateStage: Stage {
                 ])
             }
         }
+        summary.append(contentsOf: Self.tradeoffLines(tradeoff, maxNDCGLoss: config.maxNDCGLoss))
         let pruned = try Retention.prune(config.retention, scope: .evaluations, store: store, logger: context.logger)
         if !pruned.evaluations.isEmpty {
             summary.append("pruned the per-user rows of \(pruned.evaluations.count) evaluation run(s) older than the newest \(config.retention.keepEvaluations)")

@@ -17,6 +17,7 @@ public enum Report {
             body += try liveSection(db)
             body += try evaluationSection(db)
             body += try augmentationSection(db)
+            body += try tradeoffSection(db)
             body += try popularitySection(db)
             body += try closedLoopSection(db)
             body += try historySection(db)
@@ -31,6 +32,7 @@ public enum Report {
                 .meta, .empty { color: #666; } svg { margin: 6px 12px 6px 0; }
                 svg .title { font-weight: 600; font-size: 13px; } svg .tick, svg .axis, svg .legend { font-size: 11px; }
                 svg .frame { fill: #fcfcfc; stroke: #bbb; } svg .mark { stroke: #c33; stroke-dasharray: 4 3; }
+                svg .chosen { fill: none; stroke: #c33; stroke-width: 2; }
                 .failed { color: #b00; }
                 </style></head><body>
                 \(body)
@@ -117,6 +119,7 @@ public enum Report {
         html += table(["source", "users", "share of raw users"], coverage.bySource.map {
             [$0.source, "\($0.users)", String(format: "%.1f%%", 100 * Double($0.users) / Double(max(coverage.rawUsers, 1)))]
         }, numeric: [1, 2])
+        html += "<p>Re-ranking: " + SVG.escape(try LiveLists.rerank(in: db) ?? "none") + ".</p>"
         guard let text = try LiveLists.choice(in: db),
               let choice = try? JSONDecoder().decode(Champion.Choice.self, from: Data(text.utf8)) else {
             return html + "<p>The model was named on the command line (<code>score --model</code>).</p>"
@@ -271,5 +274,59 @@ public enum Report {
              ($0["rows_in"] as Int?).map(String.init) ?? "", ($0["rows_out"] as Int?).map(String.init) ?? "",
              ($0["error"] as String?) ?? ""]
         }, numeric: [0, 4, 5, 6])
+    }
+}
+
+extension Report {
+    /// The accuracy / long-tail trade-off of the newest evaluation: NDCG@100 against APLT@20
+    /// and against coverage@20, one curve per re-ranking lever, the augmented models as
+    /// points, validation and test side by side, the operating point circled.
+    static func tradeoffSection(_ db: Database) throws -> String {
+        var html = "<h2>Long tail: accuracy against tail exposure</h2>"
+        guard let run = try Tradeoffs.latestRun(in: db) else {
+            return html + "<p class=\"empty\">No trade-off yet: recpipe evaluate records it.</p>"
+        }
+        let points = try Tradeoffs.points(run: run, in: db)
+        let live = try LiveLists.summary(in: db)?.modelID
+        guard let champion = EvaluateStage.tradeoffChampion(points, preferred: live) else {
+            return html + "<p class=\"empty\">Evaluation run \(run) has no model with re-ranked points.</p>"
+        }
+        let isLive = points.contains { $0.model == champion && $0.modelID == live && live != nil }
+        html += "<p>Evaluation run \(run), the lists of \(SVG.escape(champion)) (\(isLive ? "the model behind the live lists" : "the best validation NDCG@100"))"
+            + " re-ranked from its best \(Reranking.candidateFactor)×K candidates by each lever at each weight λ (the curves start at λ = 0, its own lists);"
+            + " the models trained with synthetic interactions as dots. Circled: the operating point, chosen on the validation users"
+            + " (the largest APLT@20 whose NDCG@100 is within the allowed loss of λ = 0's), which <code>score --rerank auto</code> applies.</p>"
+        let colors = ["xquad": "#1f77b4", "popularity": "#ff7f0e", "augmentation": "#2ca02c"]
+        for (label, x) in [("APLT@20", \Tradeoffs.Point.aplt), ("coverage@20", \Tradeoffs.Point.coverage)] {
+            for part in ["validation", "test"] {
+                let mine = points.filter { $0.part == part && $0.model == champion }
+                guard let base = mine.first(where: { $0.lever == "none" }) else { continue }
+                var series = ["xquad", "popularity"].map { lever in
+                    SVG.Series(name: lever, points: [(base[keyPath: x], base.ndcg)]
+                        + mine.filter { $0.lever == lever }.sorted { $0.setting < $1.setting }.map { ($0[keyPath: x], $0.ndcg) },
+                               color: colors[lever]!)
+                }
+                let augmented = points.filter { $0.part == part && $0.lever == "augmentation" }.sorted { $0.setting < $1.setting }
+                if !augmented.isEmpty {
+                    series.append(SVG.Series(name: "augmentation (weights " + augmented.map { EvaluateStage.format($0.setting) }.joined(separator: ", ") + ")",
+                                             points: augmented.map { ($0[keyPath: x], $0.ndcg) }, color: colors["augmentation"]!, dotsOnly: true))
+                }
+                let chosen = mine.first { $0.chosen }.map { [($0[keyPath: x], $0.ndcg, "chosen: \($0.lever) λ \(EvaluateStage.format($0.setting))")] } ?? []
+                html += SVG.lineChart(title: "\(part) users: NDCG@100 against \(label)", xLabel: label, yLabel: "NDCG@100", series: series,
+                                      width: 520, circled: chosen)
+            }
+        }
+        let rows = points.filter { $0.part == "validation" && ($0.model == champion || $0.lever == "augmentation") }.map { v -> [String] in
+            let t = points.first { $0.part == "test" && $0.model == v.model && $0.lever == v.lever && $0.setting == v.setting }
+            func f(_ value: Double?, _ digits: Int) -> String { value.map { String(format: "%.\(digits)f", $0) } ?? "" }
+            return [v.model, v.lever, EvaluateStage.format(v.setting), f(v.ndcg, 4), f(v.aplt, 3), f(v.coverage, 3), f(t?.ndcg, 4),
+                    f(t?.ndcgChangeSE, 4), f(t?.aplt, 3), f(t?.apltChangeSE, 3), f(t?.coverage, 3), v.chosen ? "yes" : ""]
+        }
+        html += table(["model", "lever", "λ / weight", "val NDCG@100", "val APLT@20", "val cov@20", "test NDCG@100", "± paired s.e.",
+                       "test APLT@20", "± paired s.e.", "test cov@20", "chosen"], rows, numeric: Set(2...10))
+        if let sentence = EvaluateStage.tradeoffSentence(points, champion: champion) {
+            html += "<p><b>\(SVG.escape(sentence.prefix(1).uppercased() + sentence.dropFirst())).</b></p>"
+        }
+        return html
     }
 }

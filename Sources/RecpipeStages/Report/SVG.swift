@@ -6,6 +6,8 @@ enum SVG {
         var name: String
         var points: [(x: Double, y: Double)]
         var color: String
+        /// Points as dots, without a line between them.
+        var dotsOnly = false
     }
 
     static func escape(_ text: String) -> String {
@@ -22,7 +24,8 @@ enum SVG {
 
     /// A line chart with axes, ticks at the ends and a legend. `logY` plots log10(y).
     static func lineChart(title: String, xLabel: String, yLabel: String, series: [Series], width: Double = 560,
-                          height: Double = 260, logY: Bool = false, verticalMarks: [(x: Double, label: String)] = []) -> String {
+                          height: Double = 260, logY: Bool = false, verticalMarks: [(x: Double, label: String)] = [],
+                          circled: [(x: Double, y: Double, label: String)] = []) -> String {
         let left = 64.0, right = 16.0, top = 28.0, bottom = 40.0
         let plotW = width - left - right, plotH = height - top - bottom
         let transform: (Double) -> Double = logY ? { log10(max($0, 1e-12)) } : { $0 }
@@ -49,12 +52,20 @@ enum SVG {
             svg += "<text x=\"\(x + 4)\" y=\"\(top + 12)\" class=\"tick\">\(escape(mark.label))</text>"
         }
         for (n, s) in series.enumerated() {
-            let points = s.points.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
-            svg += "<polyline points=\"\(points)\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.6\"/>"
-            if s.points.count == 1 {
-                svg += "<circle cx=\"\(px(s.points[0].x))\" cy=\"\(py(s.points[0].y))\" r=\"3\" fill=\"\(s.color)\"/>"
+            if !s.dotsOnly {
+                let points = s.points.map { String(format: "%.1f,%.1f", px($0.x), py($0.y)) }.joined(separator: " ")
+                svg += "<polyline points=\"\(points)\" fill=\"none\" stroke=\"\(s.color)\" stroke-width=\"1.6\"/>"
+            }
+            if s.points.count == 1 || s.dotsOnly {
+                for p in s.points {
+                    svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>", px(p.x), py(p.y), s.color)
+                }
             }
             svg += "<text x=\"\(left + plotW - 8)\" y=\"\(top + 14 + Double(n) * 14)\" class=\"legend\" text-anchor=\"end\" fill=\"\(s.color)\">\(escape(s.name))</text>"
+        }
+        for mark in circled {
+            svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"6\" class=\"chosen\"/>", px(mark.x), py(mark.y))
+            svg += String(format: "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">%@</text>", px(mark.x) + 8, py(mark.y) - 6, escape(mark.label))
         }
         return svg + "</svg>"
     }

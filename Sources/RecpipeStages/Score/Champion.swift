@@ -16,7 +16,7 @@ import RecpipeModels
 ///   standard error of it is preferred (cost order: `costOrder`).
 public enum Champion {
     /// From cheapest to dearest to train and score.
-    public static let costOrder: [ModelKind] = [.popularity, .itemknn, .ease, .ials, .multdae, .multvae]
+    public static let costOrder: [ModelKind] = [.popularity, .itemknn, .ease, .edlae, .ials, .multdae, .multvae]
 
     /// A model and its figure for each validation user (the same users, in the same order,
     /// for every contender).

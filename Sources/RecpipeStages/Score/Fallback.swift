@@ -15,7 +15,7 @@ extension ScoreStage {
 
     /// Lists for the users of `raw_interactions` the split does not hold (left out by the
     /// k-core filter, or new since the last clean), in the same set: from their known items
-    /// through the published EASE (else ItemKNN) model where it knows any of them
+    /// through the published EASE (else EDLAE, else ItemKNN) model where it knows any of them
     /// (`fallback-item`), else the most popular items of the split they have not had
     /// (`fallback-popular`). The business rules apply as to every list.
     func writeFallbacks(_ context: StageContext, k: Int, maxPerCategory: Int?, runID: Int64,
@@ -25,7 +25,7 @@ extension ScoreStage {
         var result = Fallbacks()
         guard !outside.isEmpty else { return result }
         let itemModel = try store.queue.read { db -> (any StorableModel, ModelStore.Record)? in
-            for kind in [ModelKind.ease, .itemknn] {
+            for kind in [ModelKind.ease, .edlae, .itemknn] {
                 if let id = try ModelStore.published(kind: kind, in: db) { return try ModelStore.load(id, in: db) }
             }
             return nil

@@ -54,6 +54,12 @@ public struct ScoreStage: Stage {
         public var publishMargin: Double? = 0.02
         /// At most this many items of one `item_metadata.category` in a list (nil: no cap).
         public var maxPerCategory: Int?
+        /// Re-ranking for the long tail (`Reranking`): `auto` applies the operating point the
+        /// newest evaluation of this split chose for the model scored (none when it chose the
+        /// model's own order, or has not judged the model); `xquad` and `popularity` take
+        /// `tailWeight` as λ.
+        public var rerank: RerankChoice = .auto
+        public var tailWeight: Double?
         /// Name the history item behind every item (`because_item_key`); for the models with
         /// item vectors it costs about 2.6–3× the scoring time at ML-20M size.
         public var reasons = true
@@ -70,11 +76,16 @@ public struct ScoreStage: Stage {
         public init() {}
     }
 
+    public enum RerankChoice: String, Codable, Sendable, CaseIterable {
+        case auto, none, xquad, popularity
+    }
+
     public static let name = "score"
     /// Users scored together in one batch by default.
     public static let batchUsers = 500
     public static let reads: [TableName] = [.users, .items, .interactions, .cleanRuns, .rawInteractions, .models, .modelItems,
-                                           .modelWeights, .itemAvailability, .userExclusions, .itemMetadata]
+                                           .modelWeights, .itemAvailability, .userExclusions, .itemMetadata, .evaluationRuns,
+                                           .tradeoffPoints]
     public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
     /// The split's users and their items, and the model scored: the published one of
     /// `model`'s kind (a model given by id, or the champion: any kind; the champion is
@@ -84,13 +95,16 @@ public struct ScoreStage: Stage {
         let models: [DataSet]
         if let name = parameters["model"], let kind = ModelKind(rawValue: name) {
             // And the item-based models behind the fallback lists.
-            models = Set([kind, .ease, .itemknn]).sorted { $0.rawValue < $1.rawValue }.flatMap { DataSet.models($0.rawValue) }
+            models = Set([kind, .ease, .edlae, .itemknn]).sorted { $0.rawValue < $1.rawValue }.flatMap { DataSet.models($0.rawValue) }
         } else if parameters["model"] != nil {
             models = DataSet.models(nil)  // a model id: any kind
         } else {
             models = Champion.costOrder.flatMap { DataSet.models($0.rawValue) }
         }
-        return split + models.filter { $0.table != .trainingLog }
+        // The evaluations' operating points, which `--rerank auto` applies.
+        let rerank = (parameters["rerank"] ?? RerankChoice.auto.rawValue) == RerankChoice.auto.rawValue
+            ? [TableName.evaluationRuns, .tradeoffPoints].map { DataSet($0) } : []
+        return split + models.filter { $0.table != .trainingLog } + rerank
             + [TableName.itemAvailability, .userExclusions].map { DataSet($0) }
             + (parameters["max_per_category"] != nil ? [DataSet(.itemMetadata)] : [])
     }
@@ -116,6 +130,15 @@ public struct ScoreStage: Stage {
         }
         _ = try Self.metric(config.championMetric)
         if let cap = config.maxPerCategory, cap < 1 { throw StageError.badOption("--max-per-category must be at least 1, got \(cap)") }
+        switch (config.rerank, config.tailWeight) {
+        case (.xquad, let weight?), (.popularity, let weight?):
+            guard (0...1).contains(weight) else { throw StageError.badOption("--tail-weight must be between 0 and 1, got \(weight)") }
+        case (.xquad, nil), (.popularity, nil):
+            throw StageError.badOption("--rerank \(config.rerank.rawValue) needs --tail-weight λ (0–1)")
+        case (_, .some):
+            throw StageError.badOption("--tail-weight needs --rerank xquad or popularity (with --rerank \(config.rerank.rawValue) it has no use)")
+        case (_, nil): break
+        }
         guard config.minUsersFraction >= 0, config.minUsersFraction <= 1 else {
             throw StageError.badOption("--min-users-fraction must be between 0 and 1, got \(config.minUsersFraction)")
         }
@@ -133,6 +156,9 @@ public struct ScoreStage: Stage {
         let users = config.shard?.users(of: userKeys.count, batch: config.batchUsers) ?? 0..<userKeys.count
         let rules = try Self.rules(store, itemKeys: record.itemKeys, userKeys: userKeys, maxPerCategory: config.maxPerCategory,
                                    now: Clock.isoNow(), digest: true)
+        var ranking = rules.ranking
+        let rerank = try reranking(context, record: record)
+        ranking.rerank = rerank.reranking
         if rules.unavailable > 0 || rules.exclusions > 0 || config.maxPerCategory != nil {
             context.logger.info("business rules applied", metadata: [
                 "unavailable_items": "\(rules.unavailable)", "exclusions": "\(rules.exclusions)",
@@ -147,7 +173,7 @@ public struct ScoreStage: Stage {
             try OutputGuard.check(shard.output, database: store.path, replaceable: .shard)
             let file = try ShardFile.create(at: shard.output, for: store)
             var written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
-                                         rules: rules.ranking, explainer: config.reasons ? Explanations.explainer(for: model) : nil, runID: context.runID, to: file,
+                                         rules: ranking, explainer: config.reasons ? Explanations.explainer(for: model) : nil, runID: context.runID, to: file,
                                          progress: reporter(context, total: users.count))
             // The users outside the split go with the last shard.
             if shard.index == shard.count - 1 {
@@ -168,14 +194,14 @@ public struct ScoreStage: Stage {
         }
         try store.queue.write {
             try LiveLists.begin(run: context.runID, model: record.modelID, k: k, users: userKeys.count, reason: choice?.reason,
-                                choice: choiceJSON, rulesDigest: rules.digest, rules: rules.summary, in: $0)
+                                choice: choiceJSON, rulesDigest: rules.digest, rules: rules.summary, rerank: rerank.json, in: $0)
         }
         let connection = try store.bulkConnection()
         let written: Int
         let fallbacks: Fallbacks
         do {
             let scored = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
-                                        rules: rules.ranking, explainer: config.reasons ? Explanations.explainer(for: model) : nil, runID: context.runID,
+                                        rules: ranking, explainer: config.reasons ? Explanations.explainer(for: model) : nil, runID: context.runID,
                                         to: connection, progress: reporter(context, total: users.count))
             fallbacks = try writeFallbacks(context, k: config.k, maxPerCategory: config.maxPerCategory, runID: context.runID, to: connection)
             if let item = fallbacks.itemModel {
@@ -192,6 +218,7 @@ public struct ScoreStage: Stage {
             summary.append("fallback lists for \(fallbacks.itemUsers + fallbacks.popularUsers) users outside the split: \(fallbacks.itemUsers) from their items through model \(fallbacks.itemModel.map(String.init) ?? "-"), \(fallbacks.popularUsers) of popular items")
         }
         if let choice { summary.append("model chosen: \(choice.reason)") }
+        summary.append(rerank.reranking == nil ? rerank.description : "re-ranked: \(rerank.description)")
         return StageReport(rowsIn: history.nonZeros, rowsOut: written, summary: summary)
     }
 
@@ -235,11 +262,10 @@ public struct ScoreStage: Stage {
             let subset = whole ? history : history.rows(Array(users)[...])
             var rules = rules
             if !whole { rules.excluded = rules.excluded?.rows(Array(users)[...]) }
-            try model.rankedLists(subset, k: k, batchSize: batch, rules: rules) { row, ranked, scores in
+            try model.rankedLists(subset, k: k, batchSize: batch, rules: rules, explainer: explainer) { row, ranked, scores, because in
                 if let bad = scores.first(where: { !$0.isFinite }) {
                     throw StageError.refused("score: user \(userKeys[users.lowerBound + row]) got a score of \(bad) from the model; nothing published, the live lists are unchanged")
                 }
-                let because = explainer?.because(ranked, history: subset.columns[subset.rowStart[row]..<subset.rowStart[row + 1]]) ?? []
                 pending.append((users.lowerBound + row, ranked, scores, because))
                 if pending.count >= 5000 { try flush() }
             }

@@ -16,6 +16,13 @@ public struct TrainStage: Stage {
         public init() {}
     }
 
+    /// EDLAE's λ and dropout probability p: every combination is tried.
+    public struct EDLAESettings: Codable, Sendable, Equatable {
+        public var lambdas: [Float] = EASE.defaultEDLAELambdas
+        public var dropouts: [Float] = EASE.defaultDropouts
+        public init() {}
+    }
+
     /// ItemKNN's neighbours per item and shrinkage: every combination is tried.
     public struct ItemKNNSettings: Codable, Sendable, Equatable {
         public var neighbours: [Int] = ItemKNN.defaultNeighbours
@@ -38,6 +45,7 @@ public struct TrainStage: Stage {
         /// Mult-VAE / Mult-DAE settings (its `kind` follows `kind`).
         public var model: MultVAE.Config = MultVAE.Config()
         public var ease = EASESettings()
+        public var edlae = EDLAESettings()
         public var itemKNN = ItemKNNSettings()
         public var ials = IALSSettings()
         /// Start from the published model of the same kind (items matched by key; new items
@@ -92,11 +100,16 @@ public struct TrainStage: Stage {
         case .multdae: config.model.kind = .dae
         case .cfgan:
             throw StageError.badOption("cfgan is the augment stage's model: run recpipe augment")
-        case .ease, .itemknn, .ials, .popularity:
+        case .ease, .edlae, .itemknn, .ials, .popularity:
             if config.warmStart { throw StageError.badOption("--warm-start applies to multvae and multdae only") }
         }
         guard !config.ease.lambdas.isEmpty, config.ease.lambdas.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw StageError.badOption("--lambda needs one or more positive values")
+        }
+        guard !config.edlae.lambdas.isEmpty, config.edlae.lambdas.allSatisfy({ $0 >= 0 && $0.isFinite }),
+              !config.edlae.dropouts.isEmpty, config.edlae.dropouts.allSatisfy({ $0 >= 0 && $0 < 1 }),
+              config.edlae.lambdas.allSatisfy({ $0 > 0 }) || config.edlae.dropouts.allSatisfy({ $0 > 0 }) else {
+            throw StageError.badOption("edlae: --lambda values not negative, --edlae-dropout values in [0, 1), and not both 0")
         }
         guard !config.itemKNN.neighbours.isEmpty, config.itemKNN.neighbours.allSatisfy({ $0 > 0 }),
               !config.itemKNN.shrinks.isEmpty, config.itemKNN.shrinks.allSatisfy({ $0 >= 0 && $0.isFinite }) else {
@@ -254,6 +267,22 @@ public struct TrainStage: Stage {
                 (model, ndcg) = (ease, chosen?.ndcg ?? validation.map { Evaluation.meanNDCG(ease, $0, k: 100) })
             } catch let error as EASE.Failure {
                 throw StageError.trainingFailed("train: \(error.localizedDescription); raise --lambda")
+            }
+        case .edlae:
+            // EASE's memory plan: the Gram matrix, one fit of the grid at a time, then the
+            // chosen setting fitted from the Gram matrix itself.
+            var gram: [Float]? = EASE.gram(data.train)
+            let items = data.itemKeys.count
+            let grid = config.edlae.lambdas.flatMap { l in config.edlae.dropouts.map { EASE.Hyperparameters(lambda: l, dropout: $0) } }
+            do {
+                let chosen = try Tuning.bestParameters(grid, validation: grid.count > 1 ? validation : nil,
+                                                       fit: { try EASE.fit(gram: gram!, items: items, lambda: $0.lambda, dropout: $0.dropout) },
+                                                       trial: { tried(json($0), $1) })
+                let setting = chosen?.parameters ?? grid[0]
+                let edlae = try EASE.fit(gram: gram.take()!, items: items, lambda: setting.lambda, dropout: setting.dropout)
+                (model, ndcg) = (edlae, chosen?.ndcg ?? validation.map { Evaluation.meanNDCG(edlae, $0, k: 100) })
+            } catch let error as EASE.Failure {
+                throw StageError.trainingFailed("train: EDLAE: \(error.localizedDescription); raise --lambda")
             }
         case .itemknn:
             let s = config.itemKNN

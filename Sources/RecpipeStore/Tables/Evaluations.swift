@@ -15,6 +15,19 @@ public enum Evaluations {
             """, arguments: [kind, dataFingerprint])
     }
 
+    /// The models of `kind` trained with synthetic interactions on the split with this
+    /// fingerprint and not pruned: the newest for each weight of the synthetic rows, by weight.
+    public static func augmentedModels(kind: String, dataFingerprint: String, in db: Database) throws -> [(id: Int64, weight: Double)] {
+        try Row.fetchAll(db, sql: """
+            SELECT max(model_id) AS id, json_extract(hyperparameters, '$.augmentation.weight') AS weight FROM \(TableName.models)
+            WHERE kind = ? AND data_fingerprint = ? AND pruned_at IS NULL AND json_extract(hyperparameters, '$.augmentation') IS NOT NULL
+            GROUP BY weight ORDER BY weight
+            """, arguments: [kind, dataFingerprint]).compactMap { row in
+            guard let weight: Double = row["weight"] else { return nil }
+            return (row["id"], weight)
+        }
+    }
+
     /// One metric of one model.
     public struct Figure: Sendable {
         public var metric: String

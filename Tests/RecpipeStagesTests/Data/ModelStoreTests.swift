@@ -7,7 +7,7 @@ import Testing
 @testable import RecpipeStore
 
 @Suite(.tags(.medium)) struct ModelStoreTests {
-    @Test(arguments: [ModelKind.ease, .itemknn, .ials, .popularity, .multdae, .cfgan])
+    @Test(arguments: [ModelKind.ease, .edlae, .itemknn, .ials, .popularity, .multdae, .cfgan])
     func everyKindRoundTripsThroughChunkedTensors(kind: ModelKind) throws {
         let (scratch, store) = try TrainStageTests().prepared()
         _ = scratch
@@ -15,6 +15,7 @@ import Testing
         let model: any StorableModel
         switch kind {
         case .ease: model = try EASE.fit(train: data.train, lambda: 50)
+        case .edlae: model = try EASE.fit(train: data.train, lambda: 20, dropout: 0.3)
         case .itemknn: model = ItemKNN.fit(train: data.train, neighbours: 10, shrink: 5)
         case .ials:
             var config = IALS.Config()

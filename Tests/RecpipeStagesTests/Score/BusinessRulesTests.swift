@@ -121,7 +121,7 @@ import Testing
         let counts = (0..<items).map { _ in Float(Int.random(in: 0..<1000, using: &rng)) }
         let model = Popularity(counts: counts)
         var checked = 0
-        try model.rankedLists(foldIn, k: 15, batchSize: 16, rules: rules) { row, ranked, _ in
+        try model.rankedLists(foldIn, k: 15, batchSize: 16, rules: rules) { row, ranked, _, _ in
             let known = Set(foldIn.columns[foldIn.rowStart[row]..<foldIn.rowStart[row + 1]])
                 .union(excluded.columns[excluded.rowStart[row]..<excluded.rowStart[row + 1]])
             let order = (0..<items).filter { !known.contains(Int32($0)) && !blocked[$0] }

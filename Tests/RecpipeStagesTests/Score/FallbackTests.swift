@@ -52,7 +52,7 @@ import Testing
         blocked[Int(record.positions(of: [hidden])[0]!)] = true
         var expected: [String] = []
         try ease.rankedLists(CSRMatrix(cols: record.itemKeys.count, rowsOfColumns: [positions]), k: 10,
-                             rules: RankingRules(blocked: blocked)) { _, ranked, _ in expected = ranked.map { record.itemKeys[Int($0)] } }
+                             rules: RankingRules(blocked: blocked)) { _, ranked, _, _ in expected = ranked.map { record.itemKeys[Int($0)] } }
         #expect(newcomer.map(\.item) == expected)
         #expect(Set(known).isDisjoint(with: newcomer.map(\.item)), "never an item the user has")
 
