@@ -249,11 +249,70 @@ public enum Benchmarks {
                      applied.exclusions, reading, rulesInAll))
         say(String(format: "with a reason for every item (cosine of decoder columns): %.2f× the time without (goal: at most 1.3×; checksum %d)",
                      explainedRatio, reasons))
+        say(String(format: "fastest round of each against the fastest plain one: rules %.2f×, reasons %.2f×",
+                     ruledRuns.min()! / plainRuns.min()!, explainedRuns.min()! / plainRuns.min()!))
         say(String(format: "peak RSS: %.0f MB", peakResidentMB()))
         return BenchResult(stage: "score (top-\(k))", unit: "users", rows: users, seconds: seconds,
                            rowsPerSecond: Double(users) / seconds, gflops: flops / seconds / 1e9, reference: "sgemm GFLOPS",
                            referenceValue: peak, ratio: flops / seconds / 1e9 / peak,
                            peakMB: peakResidentMB())
+    }
+
+    /// What the accuracy / long-tail trade-off adds to evaluate, per model: one model's
+    /// evaluation of the test users as it was before the trade-off (top 100, metrics), against
+    /// what evaluate now does for it (the best 500 candidates on the validation and the test
+    /// users, the test figures from them, and every lever at every weight on both parts).
+    /// The held-out users are the last 2 × `heldout` of the synthetic data, every fifth of
+    /// their items a target; the model a randomly initialised Mult-VAE (the cost does not
+    /// depend on the weights).
+    public static func tradeoff(data: BenchData, heldout: Int, say: (String) -> Void) throws -> BenchResult {
+        let history = try data.matrix(users: data.users)
+        let trainRows = max(1, data.users - 2 * heldout)
+        func part(_ rows: Range<Int>) -> ValidationSet {
+            var foldIn: [[Int32]] = [], targets: [Set<Int32>] = []
+            for r in rows {
+                let items = Array(history.columns[history.rowStart[r]..<history.rowStart[r + 1]])
+                foldIn.append(items.indices.filter { $0 % 5 != 4 }.map { items[$0] })
+                targets.append(Set(items.indices.filter { $0 % 5 == 4 }.map { items[$0] }))
+            }
+            return ValidationSet(foldIn: CSRMatrix(cols: data.items, rowsOfColumns: foldIn), targets: targets)
+        }
+        let train = history.rows(Array(0..<trainRows)[...])
+        let validation = part(trainRows..<min(data.users, trainRows + heldout)), test = part(min(data.users, trainRows + heldout)..<data.users)
+        let popularity = Popularity(train: train)
+        let isHead = Evaluation.head(counts: popularity.counts)
+        var model = MultVAE(items: data.items, config: MultVAE.Config())
+        var rng = SeededRandom(seed: 3)
+        model.initialize(rng: &rng)
+        var started = Clock.monotonic()
+        let (users, lists) = Evaluation.topLists(model, on: test)
+        let before = Evaluation.evaluate(lists: lists, users: users, on: test, trainCounts: popularity.counts, trainUsers: train.rows,
+                                         isHead: isHead)
+        let plain = Clock.monotonic() - started
+        started = Clock.monotonic()
+        let reranking = Reranking(lever: .xquad, weight: 0, counts: popularity.counts)
+        var points = 0
+        var scoring = 0.0
+        for (held, isTest) in [(validation, false), (test, true)] {
+            let scored = Clock.monotonic()
+            let candidates = Tradeoff.candidates(model, on: held)
+            scoring += Clock.monotonic() - scored
+            if isTest {
+                let after = Evaluation.evaluate(lists: candidates.lists, users: candidates.users, on: held, trainCounts: popularity.counts,
+                                                trainUsers: train.rows, isHead: isHead)
+                precondition(after.map(\.value) == before.map(\.value), "the candidates' first 100 are the lists evaluated before")
+            }
+            points += Tradeoff.curve(candidates, on: held, reranking: reranking, trainCounts: popularity.counts, trainUsers: train.rows,
+                                     isHead: isHead).count
+        }
+        let withCurve = Clock.monotonic() - started
+        say("trade-off: \(validation.foldIn.rows) validation and \(test.foldIn.rows) test users, \(data.items) items, a Mult-VAE; \(points) points (\(Tradeoff.grid.map(\.weights.count).reduce(1, +)) per part)")
+        say(String(format: "evaluate per model: %.1f s before (test users, top 100); %.1f s with the trade-off on both parts (of which scoring the candidates %.1f s): +%.1f s per model",
+                     plain, withCurve, scoring, withCurve - plain))
+        say(String(format: "peak RSS: %.0f MB", peakResidentMB()))
+        return BenchResult(stage: "evaluate trade-off (one model)", unit: "users", rows: validation.foldIn.rows + test.foldIn.rows,
+                           seconds: withCurve, rowsPerSecond: Double(validation.foldIn.rows + test.foldIn.rows) / withCurve, gflops: nil,
+                           reference: "evaluate without it (s)", referenceValue: plain, ratio: withCurve / plain, peakMB: peakResidentMB())
     }
 
     /// Seconds per CFGAN epoch, and a Mult-VAE epoch on the same data in the same run.

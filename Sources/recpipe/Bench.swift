@@ -7,7 +7,7 @@ import RecpipeModels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
-        subcommands: [BenchSuite.self, BenchIngest.self, BenchHostile.self, BenchClean.self, BenchTrain.self, BenchEASE.self,
+        subcommands: [BenchSuite.self, BenchIngest.self, BenchHostile.self, BenchClean.self, BenchTrain.self, BenchEASE.self, BenchTradeoff.self,
                       BenchScore.self, BenchAugment.self])
 }
 
@@ -163,6 +163,21 @@ struct BenchScore: ParsableCommand {
 
     func run() throws {
         try output.run { _, say in try Benchmarks.score(data: data.data, k: k, rounds: rounds, say: say) }
+    }
+}
+
+struct BenchTradeoff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tradeoff",
+        abstract: "Seconds the accuracy / long-tail trade-off adds to evaluate per model, on synthetic data.")
+
+    @OptionGroup var data: SyntheticData
+    @Option(help: "Held-out users for validation and for test (each), as the strong split would.")
+    var heldout = 10_000
+    @OptionGroup var output: BenchOutputOptions
+
+    func run() throws {
+        try output.run { _, say in try Benchmarks.tradeoff(data: data.data, heldout: heldout, say: say) }
     }
 }
 

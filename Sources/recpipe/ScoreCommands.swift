@@ -23,7 +23,7 @@ struct Score: ParsableCommand {
     @Option(help: "Recommendations per user.")
     var k = 100
     @Option(help: """
-        A model id (models.model_id), or a kind (multvae, multdae, ease, itemknn, ials, popularity) \
+        A model id (models.model_id), or a kind (multvae, multdae, ease, edlae, itemknn, ials, popularity) \
         for the published model of that kind: the newest that passed the quality gate. Without it: \
         the champion, the published model trained on the current split with the best validation \
         figure (see --champion-metric), the live one staying unless beaten by more than one paired \
@@ -161,7 +161,7 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate every model trained on the current split, side by side, on its held-out users.",
         discussion: """
-            Of each kind (multvae, multdae and the baselines ease, itemknn, ials, popularity; \
+            Of each kind (multvae, multdae and the baselines ease, edlae, itemknn, ials, popularity; \
             train them with recpipe train --model KIND) the published model is evaluated when \
             it was trained on the current split, else the newest one that was; popularity is \
             computed on the spot when none was trained. Every model is evaluated on the same \

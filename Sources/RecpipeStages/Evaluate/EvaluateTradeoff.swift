@@ -73,13 +73,26 @@ extension EvaluateStage {
             let apltChange = plain.aplt > 0 ? (best.aplt - plain.aplt) / plain.aplt : (best.aplt > 0 ? Double.infinity : 0)
             let goal = apltChange >= AugmentationAblation.apltGoal && ndcgChange >= -AugmentationAblation.ndcgTolerance
             text += "; the augmentation (\(best.model), weight \(format(best.setting))) against \(plain.model): " + change(best, plain)
-                + "; " + (rerankGain > augmentGain ? "re-ranking" : "the augmentation") + " gives the larger APLT@20 gain"
+                + "; " + verdict(rerankGain, chosen.apltChangeSE ?? 0, augmentGain, best.apltChangeSE ?? 0)
                 + String(format: "; the augmentation goal (APLT@20 ≥ +%.0f%%, NDCG@100 ≥ −%.0f%%) is %@", 100 * AugmentationAblation.apltGoal,
                          100 * AugmentationAblation.ndcgTolerance, goal ? "met" : "not met")
         } else {
             text += "; no augmented model on this split to compare with"
         }
         return text
+    }
+
+    /// Which lever gains more APLT@20, said only where the gains differ by more than their
+    /// combined standard error (the two are measured against different bases, so their
+    /// per-user differences are not paired with each other).
+    static func verdict(_ rerank: Double, _ rerankSE: Double, _ augment: Double, _ augmentSE: Double) -> String {
+        let se = (rerankSE * rerankSE + augmentSE * augmentSE).squareRoot()
+        guard abs(rerank - augment) > se else {
+            return String(format: "neither lever gives a clearly larger APLT@20 gain (%+.3f against %+.3f, within their combined standard error %.3f)",
+                          rerank, augment, se)
+        }
+        return (rerank > augment ? "re-ranking" : "the augmentation") + String(format: " gives the larger APLT@20 gain (%+.3f against %+.3f, ± %.3f)",
+                                                                           max(rerank, augment), min(rerank, augment), se)
     }
 
     /// The table `evaluate` prints: the champion's points on both parts, side by side.

@@ -61,7 +61,7 @@ public struct ScoreStage: Stage {
         public var rerank: RerankChoice = .auto
         public var tailWeight: Double?
         /// Name the history item behind every item (`because_item_key`); for the models with
-        /// item vectors it costs about 2.6–3× the scoring time at ML-20M size.
+        /// item vectors it costs about 1.35× the scoring time at ML-20M size (`recpipe bench score`).
         public var reasons = true
         /// Score only this shard's users into its own file; the live set is not touched.
         public var shard: Shard?
