@@ -20,6 +20,9 @@ public struct Manifest: Sendable {
     /// The database, absolute.
     public var database: String
     public var defaults: StagePolicy
+    /// When an orchestrator should run it (`schedule:`, five cron fields or an @-shortcut);
+    /// `recpipe export airflow` writes it into the DAG. Nil: on demand.
+    public var schedule: String?
     /// In file order.
     public var stages: [StageSpec]
     /// Problems found while reading; `Validator` reports them with its own.
@@ -109,7 +112,7 @@ public struct ManifestParser {
         self.environment = environment
     }
 
-    static let topLevelKeys = ["name", "description", "database", "defaults", "stages"]
+    static let topLevelKeys = ["name", "description", "database", "schedule", "defaults", "stages"]
     static let stageKeys = ["uses", "needs", "with", "retries", "retry_backoff", "timeout", "description"]
     static let policyKeys = ["retries", "retry_backoff", "timeout"]
 
@@ -143,7 +146,7 @@ public struct ManifestParser {
             throw SchedulerError.invalidManifest([ManifestProblem(file, line: line(root), "expected a mapping with name, database and stages")])
         }
 
-        var name: String?, database: String?
+        var name: String?, database: String?, schedule: String?
         var defaults = PolicyFields()
         var stages: [StageSpec] = []
         var sawStages = false
@@ -156,6 +159,11 @@ public struct ManifestParser {
                 break
             case "database":
                 database = scalar(value, "database", &problems, file: file)
+            case "schedule":
+                schedule = scalar(value, "schedule", &problems, file: file)
+                if let text = schedule, !CronLine.isSchedule(text) {
+                    problem(line(value), "schedule: expected five cron fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or @daily; got '\(text)'")
+                }
             case "defaults":
                 guard let mapping = value.mapping else { problem(line(value), "defaults: expected a mapping"); continue }
                 for (policyKey, policyValue) in mapping {
@@ -190,6 +198,7 @@ public struct ManifestParser {
         for override in overrides { applyOverride(override, to: &stages, &problems) }
         var manifest = Manifest(file: file, directory: directory, name: name ?? "", database: "", defaults: base, stages: stages)
         manifest.database = database.map(manifest.resolve) ?? ""
+        manifest.schedule = schedule
         manifest.problems = problems
         return manifest
     }

@@ -110,13 +110,18 @@ public enum PrometheusTextfile {
 /// A crontab line for a pipeline.
 public enum CronLine {
     /// - Throws: `badSelection` when the schedule is not five cron fields (or an @-shortcut).
-    public static func render(schedule: String, executable: String, manifest: String, log: String, metrics: String?) throws -> String {
+    /// Five cron fields, or an @-shortcut.
+    public static func isSchedule(_ schedule: String) -> Bool {
         let fields = schedule.split(separator: " ", omittingEmptySubsequences: true)
         let shortcuts = ["@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually", "@reboot"]
         let allowed = Set("0123456789*,-/abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-        guard (fields.count == 1 && shortcuts.contains(String(fields[0])))
-                || (fields.count == 5 && fields.allSatisfy { $0.allSatisfy(allowed.contains) })
-        else {
+        return (fields.count == 1 && shortcuts.contains(String(fields[0])))
+            || (fields.count == 5 && fields.allSatisfy { $0.allSatisfy(allowed.contains) })
+    }
+
+    public static func render(schedule: String, executable: String, manifest: String, log: String, metrics: String?) throws -> String {
+        let fields = schedule.split(separator: " ", omittingEmptySubsequences: true)
+        guard isSchedule(schedule) else {
             throw SchedulerError.badSelection("--at '\(schedule)': expected five cron fields (minute hour day-of-month month day-of-week), e.g. \"0 3 * * *\", or @daily")
         }
         var command = "\(quote(executable)) run \(quote(manifest))"

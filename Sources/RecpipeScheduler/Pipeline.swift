@@ -13,6 +13,13 @@ public struct Pipeline: Sendable {
 
     public func stage(_ name: String) -> PipelineStage? { stages.first { $0.name == name } }
 
+    /// Where `run --only STAGE --shard I/N` writes shard I of a score stage's N, and
+    /// `run --merge-shards N` reads them: beside the database, one folder per pipeline and stage.
+    public func shardFile(stage: String, index: Int, count: Int) -> String {
+        let directory = (database as NSString).deletingLastPathComponent
+        return "\(directory)/\(name)-\(stage)-shards/shard-\(index)-of-\(count).sqlite"
+    }
+
     /// The stages that (transitively) need `name`, and `name` itself.
     public func downstream(of name: String) -> Set<String> {
         var found: Set<String> = [name]

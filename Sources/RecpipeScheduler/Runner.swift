@@ -15,6 +15,9 @@ public struct RunOptions: Sendable {
     public var executable: String
     /// Options every child gets (`--quiet`, `--verbose`).
     public var childOptions: [String] = []
+    /// Arguments appended to one stage's command line (`run --merge-shards`: score's
+    /// `--merge FILES`); not part of its fingerprint.
+    public var extraArguments: [String: [String]] = [:]
     /// Seconds between SIGTERM and SIGKILL for a stage past its timeout.
     public var killGrace: Double = 10
     /// Where each of a child's stderr lines (already log lines) goes, with the pipeline run
@@ -337,6 +340,7 @@ public final class Runner: @unchecked Sendable {
         let process = child.process
         process.executableURL = URL(fileURLWithPath: options.executable)
         process.arguments = stage.commandLine(database: pipeline.database, options: options.childOptions)
+            + (options.extraArguments[stage.name] ?? [])
         var environment = ProcessInfo.processInfo.environment
         environment["RECPIPE_DATABASE"] = pipeline.database
         environment["RECPIPE_PIPELINE"] = pipeline.name

@@ -27,6 +27,9 @@ enum Failure {
     static let ioError: Int32 = 74
     static let tempFail: Int32 = 75
     static let config: Int32 = 78
+    /// `run --skipped-exit`: every selected stage was up to date and nothing ran (what Apache
+    /// Airflow's BashOperator takes for a skipped task).
+    static let allSkipped = Int32(AirflowDAG.skippedExitCode)
 
     /// The exit code for `error`.
     static func exitCode(_ error: Error) -> Int32 {

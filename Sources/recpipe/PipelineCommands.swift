@@ -78,6 +78,8 @@ struct ExecutionOptions: ParsableArguments {
     var metrics: String?
     @Flag(help: "Print the run's outcome as JSON.")
     var json = false
+    @Flag(name: .customLong("skipped-exit"), help: "Exit 99 instead of 0 when every selected stage was up to date and nothing ran (Apache Airflow's BashOperator shows that as skipped).")
+    var skippedExit = false
 
     var jobCount: Int { max(1, jobs ?? min(4, max(1, ProcessInfo.processInfo.activeProcessorCount / 2))) }
 
@@ -110,12 +112,14 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 /// Runs a pipeline session with this command line's options and prints the outcome; shared by
 /// `run` and `retry`.
 func executePipeline(_ pipeline: Pipeline, selection: PipelineSession.Selection, execution: ExecutionOptions,
-                     logging: LoggingOptions, logger: Logger, metricsWritten: inout Bool) throws {
+                     logging: LoggingOptions, logger: Logger, extraArguments: [String: [String]] = [:],
+                     metricsWritten: inout Bool) throws {
     // On a terminal, a status line stays under the log lines.
     let status = isatty(STDERR_FILENO) == 1 ? TerminalStatus(RunProgress(total: 0, epochs: plannedEpochs(pipeline))) : nil
     defer { status?.stop() }
     let logger = status.map { status in logging.makeLogger(sink: { status.write($0) }) } ?? logger
     var options = RunOptions(selection: [], executable: recpipeExecutable)
+    options.extraArguments = extraArguments
     options.jobs = execution.jobCount
     options.childOptions = logging.quiet ? ["--quiet"] : logging.verbose ? ["--verbose"] : []
     options.relayLog = { line, run, stage in
@@ -154,6 +158,8 @@ func executePipeline(_ pipeline: Pipeline, selection: PipelineSession.Selection,
     }
     if let signal = result.interruptedBy { throw ExitCode(128 + signal) }
     if !result.succeeded { throw ExitCode(1) }
+    let selected = result.stages.filter { $0.status != "not selected" }
+    if execution.skippedExit && !selected.isEmpty && selected.allSatisfy({ $0.status == "skipped" }) { throw ExitCode(Failure.allSkipped) }
 }
 
 /// `PipelineSession.recordingOutcome` with this binary's exit codes.
@@ -239,6 +245,14 @@ struct Run: ParsableCommand {
     @OptionGroup var manifest: ManifestOptions
     @OptionGroup var select: SelectionOptions
     @OptionGroup var execution: ExecutionOptions
+    @Option(help: ArgumentHelp("""
+        With --only and one score stage: score shard I of N into a file beside the database \
+        (reading only, no lock, nothing recorded; shards may run at the same time), unless the \
+        stage is up to date. --merge-shards N publishes them.
+        """, valueName: "I/N"))
+    var shard: String?
+    @Option(name: .customLong("merge-shards"), help: ArgumentHelp("With --only and one score stage: run it as a merge of the N shard files --shard wrote (recorded as the stage's run).", valueName: "N"))
+    var mergeShards: Int?
 
     func run() throws {
         let logger = manifest.logging.makeLogger()
@@ -246,10 +260,52 @@ struct Run: ParsableCommand {
             try withOutcomeMetrics(execution.metrics, manifest: manifest.manifest) { name, written in
                 let pipeline = try manifest.load()
                 name = pipeline.name
-                try executePipeline(pipeline, selection: .stages(try select.selection.stages(in: pipeline), force: select.force),
-                                    execution: execution, logging: manifest.logging, logger: logger, metricsWritten: &written)
+                let stages = try select.selection.stages(in: pipeline)
+                var extra: [String: [String]] = [:]
+                if shard != nil || mergeShards != nil {
+                    guard shard == nil || mergeShards == nil else { throw SchedulerError.badSelection("--shard and --merge-shards exclude each other") }
+                    guard select.only.count == 1, select.from == nil, select.until == nil, let stage = pipeline.stage(select.only[0]),
+                          stage.kind.name == "score" else {
+                        throw SchedulerError.badSelection("--shard and --merge-shards need --only with one stage of kind score")
+                    }
+                    if let shard {
+                        written = true  // a shard records nothing, metrics included
+                        return try runShard(pipeline, stage: stage, shard: shard, logger: logger)
+                    }
+                    let count = mergeShards!
+                    guard count >= 1 else { throw SchedulerError.badSelection("--merge-shards must be at least 1, got \(count)") }
+                    extra[stage.name] = ["--merge"] + (0..<count).map { pipeline.shardFile(stage: stage.name, index: $0, count: count) }
+                }
+                try executePipeline(pipeline, selection: .stages(stages, force: select.force), execution: execution,
+                                    logging: manifest.logging, logger: logger, extraArguments: extra, metricsWritten: &written)
             }
         }
+    }
+
+    /// One score shard, as the stage's command with `--shard I/N --shard-out FILE`, unless the
+    /// stage is up to date (then exit 0, or 99 with --skipped-exit).
+    func runShard(_ pipeline: Pipeline, stage: PipelineStage, shard: String, logger: Logger) throws {
+        let parts = shard.split(separator: "/")
+        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (0..<count).contains(index) else {
+            throw SchedulerError.badSelection("--shard must be I/N with 0 ≤ I < N, got '\(shard)'")
+        }
+        let (_, _, plan) = try manifest.plan(selection: select.selection, forced: select.force, logger: logger)
+        if let decision = plan.first(where: { $0.stage.name == stage.name })?.decision, !decision.run {
+            print("\(stage.name) shard \(index)/\(count): skipped, \(decision.reason)")
+            if execution.skippedExit { throw ExitCode(Failure.allSkipped) }
+            return
+        }
+        let file = pipeline.shardFile(stage: stage.name, index: index, count: count)
+        try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: recpipeExecutable)
+        process.arguments = stage.commandLine(database: pipeline.database, options: manifest.logging.quiet ? ["--quiet"] : [])
+            + ["--shard", "\(index)/\(count)", "--shard-out", file]
+        logger.info("score shard started", metadata: ["stage": "\(stage.name)", "shard": "\(index)/\(count)", "out": "\(file)"])
+        try process.run()
+        process.waitUntilExit()
+        if process.terminationReason == .uncaughtSignal { throw ExitCode(128 + process.terminationStatus) }
+        if process.terminationStatus != 0 { throw ExitCode(process.terminationStatus) }
     }
 }
 

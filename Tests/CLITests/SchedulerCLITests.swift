@@ -146,6 +146,34 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         #expect(outcomes.allSatisfy { ($0["reason"] as? String ?? "").hasPrefix("up to date (succeeded in pipeline run 1") })
         #expect(second.stderr.components(separatedBy: "stage skipped").count == stages.count + 1)
 
+        // As an orchestrator's task runs a stage: alone, and exit 99 when it is up to date.
+        let upToDate = try recpipe(["run", manifest, "--only", "clean", "--skipped-exit"] + small, in: dir, environment: environment)
+        #expect(upToDate.status == 99, "\(upToDate.stderr)")
+        #expect(try recpipe(["run", manifest, "--only", "score", "--shard", "0/2", "--skipped-exit"] + small, in: dir,
+                            environment: environment).status == 99)
+        // Score in two shard processes and a merge (an exported Airflow DAG with --shards):
+        // the lists one process published.
+        func live() throws -> [String] {
+            try db.read { try String.fetchAll($0, sql: "SELECT user_key || ' ' || rank || ' ' || item_key || ' ' || score || ' ' || source FROM recommendations ORDER BY user_key, rank") }
+        }
+        let single = try live()
+        for index in 0..<2 {
+            let shard = try recpipe(["run", manifest, "--only", "score", "--shard", "\(index)/2", "--force"] + small, in: dir, environment: environment)
+            #expect(shard.status == 0, "\(shard.stderr)")
+            #expect(FileManager.default.fileExists(atPath: dir + "/demo-score-shards/shard-\(index)-of-2.sqlite"))
+        }
+        let merge = try recpipe(["run", manifest, "--only", "score", "--merge-shards", "2", "--force"] + small, in: dir, environment: environment)
+        #expect(merge.status == 0, "\(merge.stderr)")
+        #expect(try live() == single)
+        try db.read { db throws in
+            let parameters = try String.fetchOne(db, sql: "SELECT s.parameters FROM live_recommendations l JOIN stage_runs s ON s.run_id = l.run_id")
+            #expect(parameters?.contains("merge") == true, "published by the merge: \(parameters ?? "")")
+        }
+        let misused = try recpipe(["run", manifest, "--only", "clean", "--shard", "0/2"] + small, in: dir, environment: environment)
+        #expect(misused.status == 64 && misused.stderr.contains("--shard and --merge-shards need --only with one stage of kind score"))
+        // The merge published the same lists with the same inputs: score stays up to date.
+        #expect(try recpipe(["run", manifest, "--only", "score", "--skipped-exit"] + small, in: dir, environment: environment).status == 99)
+
         // A business rule filled in by hand makes score (and what follows it) stale; the
         // evaluation, which judges the models and not the live lists, stays.
         try db.write { try $0.execute(sql: "INSERT INTO item_availability (item_key, hidden) VALUES ('i1', 1)") }
@@ -167,7 +195,7 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         let third = try recpipe(["run", manifest] + changed, in: dir, environment: environment)
         #expect(third.status == 0, "\(third.stderr)")
         try db.read { db throws in
-            #expect(try String.fetchAll(db, sql: "SELECT stage FROM pipeline_stage_runs WHERE pipeline_run_id = 3 AND status = 'succeeded' ORDER BY id")
+            #expect(try String.fetchAll(db, sql: "SELECT stage FROM pipeline_stage_runs WHERE pipeline_run_id = (SELECT max(pipeline_run_id) FROM pipeline_stage_runs) AND status = 'succeeded' ORDER BY id")
                     == ["train", "evaluate", "score", "report"])
         }
         // --force with --only reruns exactly that.
@@ -189,8 +217,11 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
 
         let history = try recpipe(["history", "--db", dir + "/recpipe.sqlite", "--json"], in: dir)
         let runs = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]] ?? []
-        #expect(runs.map { $0["id"] as? Int } == [4, 3, 2, 1])
-        #expect(runs.map { $0["stagesRun"] as? Int } == [1, 4, 0, stages.count])
+        // Newest first: the forced clean, the changed train, the score found up to date, the
+        // merge of the shards (the shards record no run), clean found up to date, the second
+        // run, the first.
+        #expect(runs.map { $0["id"] as? Int } == [7, 6, 5, 4, 3, 2, 1])
+        #expect(runs.map { $0["stagesRun"] as? Int } == [1, 4, 0, 1, 0, 0, stages.count])
         // One run's attempts carry each stage process's peak memory.
         let attempts = try recpipe(["history", "--db", dir + "/recpipe.sqlite", "--run", "1", "--json"], in: dir)
         let rowsOfRun = try JSONSerialization.jsonObject(with: Data(attempts.stdout.utf8)) as? [[String: Any]] ?? []

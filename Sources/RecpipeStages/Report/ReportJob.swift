@@ -9,7 +9,7 @@ public struct ReportJob: Job {
     public static let reads: [TableName] = [
         .cleanRuns, .users, .items, .interactions, .rawInteractions, .models, .modelItems, .modelWeights, .trainingLog,
         .scoreRuns, .recommendationRows, .liveRecommendations, .recommendations, .evaluationRuns, .evaluation, .evaluationUsers,
-        .evaluationHeadItems, .closedLoop, .augmentRuns, .ganTrainingLog,
+        .evaluationHeadItems, .tradeoffPoints, .closedLoop, .augmentRuns, .ganTrainingLog,
     ]
     public static let writes: [TableName] = []
     public static let outputPaths = ["out"]
