@@ -117,7 +117,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "CLITests",
-            dependencies: ["recpipe", "RecpipeStore", "RecpipeTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["recpipe", "RecpipeBench", "RecpipeStore", "RecpipeTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -381,7 +381,7 @@ public enum Benchmarks {
                 case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
                 case "clean": ["bench", "clean", "--heldout", "\(heldout)"] + size
                 case "ease": ["bench", "ease"] + size
-                default: ["bench", "score"] + size
+                default: ["bench", "score", "--rounds", "1"] + size
                 }
                 let out = work + "/\(name).json"
                 logger.info("benchmark started", metadata: ["benchmark": "\(name)"])
@@ -392,7 +392,7 @@ public enum Benchmarks {
             }
             return results
         }
-        return ("recpipe benchmarks at \(scale)× MovieLens 20M (\(users) users, \(items) items, \(interactions) interactions), BLAS \(BLAS.coreName)", results)
+        return ("recpipe benchmarks at \(scale)× MovieLens 20M (\(users) users, \(items) items, \(interactions) interactions); \(MachineInfo.current().line)", results)
     }
 
     /// The suite's figures as aligned lines, a header first.
@@ -443,6 +443,8 @@ public struct BenchResult: Codable, Sendable {
     public var referenceValue: Double?
     public var ratio: Double?
     public var peakMB: Double
+    /// Where it ran (nil in results written before machines were recorded).
+    public var machine: MachineInfo? = MachineInfo.current()
 
     /// Writes the result as JSON to `path` when one is given (`--result-out`).
     public func write(to path: String?) throws {

@@ -20,7 +20,10 @@ struct BenchOutputOptions: ParsableArguments {
     /// Runs a benchmark, printing what it says, and writes its figures to --result-out.
     func run(_ benchmark: (_ logger: Logger, _ say: (String) -> Void) throws -> BenchResult) throws {
         let logger = logging.makeLogger()
-        try runReporting(logger) { try benchmark(logger, { print($0) }).write(to: resultOut) }
+        try runReporting(logger) {
+            print(MachineInfo.current().line)
+            try benchmark(logger, { print($0) }).write(to: resultOut)
+        }
     }
 }
 

@@ -183,6 +183,9 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
                 #expect((row["referenceValue"] as? Double ?? 0) > 0 && (row["ratio"] as? Double ?? 0) > 0)
             }
             #expect((row["peakMB"] as? Double ?? 0) > 1, "the child's own peak memory")
+            // Where it ran: the CPU, its vector family and OpenBLAS's kernels.
+            let machine = row["machine"] as? [String: Any]
+            #expect(["AVX-512", "AVX2", "other"].contains(machine?["family"] as? String ?? "") && !(machine?["openblasCore"] as? String ?? "").isEmpty)
         }
         #expect(try recpipe(["bench", "suite", "--only", "everything"], in: dir).status == 64)
     }
