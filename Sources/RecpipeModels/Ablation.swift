@@ -44,10 +44,9 @@ public struct AugmentationAblation: Sendable, Equatable {
         let a = without.reduce(0, +) / n, b = with.reduce(0, +) / n
         let differences = zip(with, without).map { $0 - $1 }
         let mean = b - a
-        let variance = differences.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
         let base = a != 0 ? abs(a) : .nan
         return Change(without: a, with: b, relative: a != 0 ? mean / abs(a) : (mean == 0 ? 0 : .infinity),
-                      relativeStandardError: (variance / n).squareRoot() / base)
+                      relativeStandardError: Evaluation.standardError(differences) / base)
     }
 
     /// Lines for a person: the two changes with ±1.96 standard errors, and the verdict.

@@ -70,10 +70,7 @@ public enum Evaluation {
         var metrics: [Metric] = []
         func perUser(_ name: String, _ k: Int, _ value: (_ list: ArraySlice<Int32>, _ targets: Set<Int32>) -> Double) {
             let values = zip(users, lists).map { value($1.prefix(k), heldOut.targets[$0]) }
-            let n = Double(max(values.count, 1))
-            let mean = values.reduce(0, +) / n
-            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)
-            metrics.append(Metric(name: name, k: k, value: mean, standardError: (variance / n).squareRoot(), perUser: values))
+            metrics.append(Metric(name: name, k: k, value: mean(values), standardError: standardError(values), perUser: values))
         }
         perUser("recall", 20) { RankingMetrics.recall(Array($0), targets: $1, k: 20) }
         perUser("recall", 50) { RankingMetrics.recall(Array($0), targets: $1, k: 50) }
@@ -108,6 +105,26 @@ public enum Evaluation {
             counted += 1
         }
         return counted > 0 ? total / Double(counted) : 0
+    }
+
+    /// The mean of per-user values (0 for none).
+    public static func mean(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count)
+    }
+
+    /// The standard error of the mean of per-user values (0 for fewer than two).
+    public static func standardError(_ values: [Double]) -> Double {
+        let n = Double(values.count)
+        guard n > 1 else { return 0 }
+        let m = mean(values)
+        let variance = values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)
+        return (variance / n).squareRoot()
+    }
+
+    /// The standard error of the mean of a − b, user by user (paired values of the same users).
+    public static func pairedStandardError(_ a: [Double], _ b: [Double]) -> Double {
+        precondition(a.count == b.count, "paired figures are of the same users")
+        return standardError(zip(a, b).map { $0 - $1 })
     }
 
     /// Gini index of non-negative values: 0 when all are equal, near 1 when one holds all.

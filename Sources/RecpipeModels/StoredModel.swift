@@ -118,24 +118,20 @@ public enum StoredModels {
     /// Restores a model of `kind` from its hyperparameters JSON and tensors.
     public static func restore(kind: ModelKind, items: Int, hyperparameters json: String,
                                from reader: TensorReader) throws -> any StorableModel {
-        switch kind {
-        case .multvae, .multdae:
-            let model = try MultVAE.decode(items: items, json: json, from: reader)
-            guard model.kind == kind else {
-                throw ModelError.shapeMismatch("hyperparameters say \(model.kind.rawValue), the model row says \(kind.rawValue)")
-            }
-            return model
-        case .ease, .edlae:
-            let model = try EASE.decode(items: items, json: json, from: reader)
-            guard model.kind == kind else {
-                throw ModelError.shapeMismatch("hyperparameters say \(model.kind.rawValue), the model row says \(kind.rawValue)")
-            }
-            return model
-        case .itemknn: return try ItemKNN.decode(items: items, json: json, from: reader)
-        case .ials: return try IALS.decode(items: items, json: json, from: reader)
-        case .popularity: return try Popularity.decode(items: items, json: json, from: reader)
-        case .cfgan: return try CFGAN.decode(items: items, json: json, from: reader)
+        let model: any StorableModel = switch kind {
+        case .multvae, .multdae: try MultVAE.decode(items: items, json: json, from: reader)
+        case .ease, .edlae: try EASE.decode(items: items, json: json, from: reader)
+        case .itemknn: try ItemKNN.decode(items: items, json: json, from: reader)
+        case .ials: try IALS.decode(items: items, json: json, from: reader)
+        case .popularity: try Popularity.decode(items: items, json: json, from: reader)
+        case .cfgan: try CFGAN.decode(items: items, json: json, from: reader)
         }
+        // A type stores two kinds (Mult-VAE and Mult-DAE, EASE and EDLAE): its
+        // hyperparameters say which, and must agree with the row.
+        guard model.kind == kind else {
+            throw ModelError.shapeMismatch("hyperparameters say \(model.kind.rawValue), the model row says \(kind.rawValue)")
+        }
+        return model
     }
 }
 

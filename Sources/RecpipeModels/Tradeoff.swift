@@ -33,21 +33,8 @@ public enum Tradeoff {
         public var coverage: Double
 
         public var users: Int { ndcg.count }
-        public var ndcgMean: Double { Self.mean(ndcg) }
-        public var apltMean: Double { Self.mean(aplt) }
-        static func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
-        /// Standard error of the mean of a per-user figure.
-        public static func standardError(_ values: [Double]) -> Double {
-            let n = Double(values.count)
-            guard n > 1 else { return 0 }
-            let m = mean(values)
-            return (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1) / n).squareRoot()
-        }
-        /// The standard error of the mean of a − b, user by user.
-        public static func pairedStandardError(_ a: [Double], _ b: [Double]) -> Double {
-            precondition(a.count == b.count, "paired figures are of the same users")
-            return standardError(zip(a, b).map { $0 - $1 })
-        }
+        public var ndcgMean: Double { Evaluation.mean(ndcg) }
+        public var apltMean: Double { Evaluation.mean(aplt) }
     }
 
     /// A model's best `Reranking.candidateFactor` × k items, with their scores, for every

@@ -15,8 +15,9 @@ public enum AirflowDAG {
 
     public static func render(_ pipeline: Pipeline, manifest: String, executable: String, version: String,
                               overrides: [String], shards: Int?) -> String {
-        let id = "recpipe_" + pipeline.name.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+        /// A Python identifier (and Airflow id) from a name: letters and digits kept, the rest `_`.
         func task(_ name: String) -> String { name.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined() }
+        let id = "recpipe_" + task(pipeline.name)
         let set = overrides.flatMap { ["--set", $0] }
         func command(_ stage: String, _ extra: [String]) -> String {
             let words = [executable, "run", manifest, "--only", stage] + extra + set + ["--skipped-exit"]

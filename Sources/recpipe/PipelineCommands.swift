@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RecpipeScheduler
+import RecpipeStages
 import RecpipeStore
 
 /// The stage commands of this binary as the scheduler sees them: their options from their
@@ -45,7 +46,12 @@ struct ManifestOptions: ParsableArguments {
     /// The pipeline, its history, and what a run of `selection` (all stages when nil) would do.
     func plan(selection: Selection?, forced: Bool, logger: Logger) throws
         -> (pipeline: Pipeline, history: RunHistory, plan: [(stage: PipelineStage, decision: Decision?)]) {
-        let pipeline = try load()
+        try plan(try load(), selection: selection, forced: forced)
+    }
+
+    /// `plan` of a pipeline already loaded.
+    func plan(_ pipeline: Pipeline, selection: Selection?, forced: Bool) throws
+        -> (pipeline: Pipeline, history: RunHistory, plan: [(stage: PipelineStage, decision: Decision?)]) {
         let stages = try selection?.stages(in: pipeline) ?? pipeline.stages.map(\.name)
         let history = RunHistory(store: try PipelineSession.readStore(pipeline))
         let plan = try Planner.plan(pipeline, history: history, selection: stages, forced: forced,
@@ -121,7 +127,7 @@ func executePipeline(_ pipeline: Pipeline, selection: PipelineSession.Selection,
     var options = RunOptions(selection: [], executable: recpipeExecutable)
     options.extraArguments = extraArguments
     options.jobs = execution.jobCount
-    options.childOptions = logging.quiet ? ["--quiet"] : logging.verbose ? ["--verbose"] : []
+    options.childOptions = logging.childOptions
     options.relayLog = { line, run, stage in
         let relayed = "\(line) pipeline_run=\(run) pipeline_stage=\(StderrLogHandler.quoted(stage))"
         if let status {
@@ -285,11 +291,10 @@ struct Run: ParsableCommand {
     /// One score shard, as the stage's command with `--shard I/N --shard-out FILE`, unless the
     /// stage is up to date (then exit 0, or 99 with --skipped-exit).
     func runShard(_ pipeline: Pipeline, stage: PipelineStage, shard: String, logger: Logger) throws {
-        let parts = shard.split(separator: "/")
-        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (0..<count).contains(index) else {
+        guard let (index, count) = ScoreStage.Shard.parse(shard), count >= 1, (0..<count).contains(index) else {
             throw SchedulerError.badSelection("--shard must be I/N with 0 ≤ I < N, got '\(shard)'")
         }
-        let (_, _, plan) = try manifest.plan(selection: select.selection, forced: select.force, logger: logger)
+        let (_, _, plan) = try manifest.plan(pipeline, selection: select.selection, forced: select.force)
         if let decision = plan.first(where: { $0.stage.name == stage.name })?.decision, !decision.run {
             print("\(stage.name) shard \(index)/\(count): skipped, \(decision.reason)")
             if execution.skippedExit { throw ExitCode(Failure.allSkipped) }
@@ -299,7 +304,7 @@ struct Run: ParsableCommand {
         try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: recpipeExecutable)
-        process.arguments = stage.commandLine(database: pipeline.database, options: manifest.logging.quiet ? ["--quiet"] : [])
+        process.arguments = stage.commandLine(database: pipeline.database, options: manifest.logging.childOptions)
             + ["--shard", "\(index)/\(count)", "--shard-out", file]
         logger.info("score shard started", metadata: ["stage": "\(stage.name)", "shard": "\(index)/\(count)", "out": "\(file)"])
         try process.run()

@@ -72,6 +72,9 @@ struct LoggingOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log warnings and errors only.")
     var quiet = false
 
+    /// The same level for a child process: `--quiet`, `--verbose` or nothing.
+    var childOptions: [String] { quiet ? ["--quiet"] : verbose ? ["--verbose"] : [] }
+
     /// A logger writing one line per event on stderr (or to `sink`); run by the scheduler,
     /// warnings and errors also go to its event channel.
     func makeLogger(label: String = "recpipe", sink: (@Sendable (String) -> Void)? = nil) -> Logger {

@@ -70,8 +70,7 @@ struct Score: ParsableCommand {
             config.merge = merge
             config.minUsersFraction = minUsersFraction
             if let shard {
-                let parts = shard.split(separator: "/")
-                guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else {
+                guard let (index, count) = ScoreStage.Shard.parse(shard) else {
                     throw StageError.badOption("--shard must be I/N, e.g. 0/4, got '\(shard)'")
                 }
                 guard let shardOut else { throw StageError.badOption("--shard needs --shard-out FILE") }

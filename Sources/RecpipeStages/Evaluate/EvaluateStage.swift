@@ -92,11 +92,15 @@ public struct EvaluateStage: Stage {
         let reranking = Reranking(lever: .xquad, weight: 0, counts: popularity.counts)
         let parts = Part.allCases.map { ($0, $0 == .test ? data.test : data.validation) }.filter { $0.1.foldIn.rows > 0 }
         var curves: [(name: String, id: Int64?, part: Part, points: [Tradeoff.Point])] = []
+        // An augmented model's lists on the evaluated part, kept for its trade-off point below.
+        var augmentedCandidates: [Int64: Tradeoff.Candidates] = [:]
         for candidate in chosen {
             let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, in: $0).0 } }
                 ?? popularity
             let augmented = candidate.name.hasSuffix(Self.augmentedSuffix)
-            for (part, held) in parts {
+            // Augmented models are points of their own lever (their weights below): only the
+            // evaluated part here.
+            for (part, held) in parts where !augmented || part == config.part {
                 let candidates = Tradeoff.candidates(recommender, on: held)
                 if part == config.part {
                     let metrics = Evaluation.evaluate(lists: candidates.lists, users: candidates.users, on: heldOut,
@@ -108,8 +112,10 @@ public struct EvaluateStage: Stage {
                         "ndcg100": "\(String(format: "%.4f", metrics.first { $0.name == "ndcg" }?.value ?? 0))",
                     ])
                 }
-                // Augmented models are points of their own lever (their weights below).
-                guard !augmented else { continue }
+                if augmented {
+                    if let id = candidate.id { augmentedCandidates[id] = candidates }
+                    continue
+                }
                 curves.append((candidate.name, candidate.id, part, Tradeoff.curve(
                     candidates, on: held, reranking: reranking, trainCounts: popularity.counts, trainUsers: data.train.rows,
                     isHead: isHead)))
@@ -123,7 +129,7 @@ public struct EvaluateStage: Stage {
         for (kind, id, weight) in augmentedModels {
             let model = try store.queue.read { try ModelStore.load(id, in: $0).0 }
             for (part, held) in parts {
-                let candidates = Tradeoff.candidates(model, on: held)
+                let candidates = (part == config.part ? augmentedCandidates[id] : nil) ?? Tradeoff.candidates(model, on: held)
                 curves.append((kind.rawValue + Self.augmentedSuffix, id, part, [Tradeoff.point(
                     .augmentation, weight, lists: candidates.lists, users: candidates.users, on: held,
                     trainCounts: popularity.counts, trainUsers: data.train.rows, isHead: isHead)]))

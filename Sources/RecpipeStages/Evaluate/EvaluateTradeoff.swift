@@ -24,13 +24,13 @@ extension EvaluateStage {
             for p in curve.points {
                 let paired = base.flatMap { b -> (Double, Double)? in
                     guard b.users == p.users, !(p.lever == .none && baseName == curve.name) else { return nil }
-                    return (Tradeoff.Point.pairedStandardError(p.ndcg, b.ndcg), Tradeoff.Point.pairedStandardError(p.aplt, b.aplt))
+                    return (Evaluation.pairedStandardError(p.ndcg, b.ndcg), Evaluation.pairedStandardError(p.aplt, b.aplt))
                 }
                 let isChosen = chosen[curve.name].map { $0.lever == p.lever && $0.setting == p.setting } ?? false
                 rows.append(Tradeoffs.Point(
                     model: curve.name, modelID: curve.id, lever: p.lever.rawValue, setting: p.setting, part: curve.part.rawValue,
-                    ndcg: p.ndcgMean, ndcgSE: Tradeoff.Point.standardError(p.ndcg), aplt: p.apltMean,
-                    apltSE: Tradeoff.Point.standardError(p.aplt), coverage: p.coverage, novelty: p.novelty, users: p.users,
+                    ndcg: p.ndcgMean, ndcgSE: Evaluation.standardError(p.ndcg), aplt: p.apltMean,
+                    apltSE: Evaluation.standardError(p.aplt), coverage: p.coverage, novelty: p.novelty, users: p.users,
                     ndcgChangeSE: paired?.0, apltChangeSE: paired?.1, chosen: isChosen))
             }
         }

@@ -49,16 +49,6 @@ public enum Champion {
         public var candidates: [Entry]
     }
 
-    /// The standard error of the mean of a − b, user by user.
-    public static func pairedStandardError(_ a: [Double], _ b: [Double]) -> Double {
-        precondition(a.count == b.count, "paired figures are of the same users")
-        let n = Double(a.count)
-        guard n > 1 else { return 0 }
-        let d = zip(a, b).map { $0 - $1 }
-        let mean = d.reduce(0, +) / n
-        let variance = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
-        return (variance / n).squareRoot()
-    }
 
     static func cost(_ kind: ModelKind) -> Int { costOrder.firstIndex(of: kind) ?? costOrder.count }
 
@@ -89,10 +79,10 @@ public enum Champion {
             return choice(incumbent!, "no published model was trained on the current split; the live \(name(incumbent!)) stays")
         }
         guard let incumbent else {
-            let cheaper = ranked.filter { cost($0.kind) < cost(best.kind) && best.mean - $0.mean <= pairedStandardError(best.perUser, $0.perUser) }
+            let cheaper = ranked.filter { cost($0.kind) < cost(best.kind) && best.mean - $0.mean <= Evaluation.pairedStandardError(best.perUser, $0.perUser) }
                 .min { (cost($0.kind), -$0.mean) < (cost($1.kind), -$1.mean) }
             if let cheaper {
-                let se = pairedStandardError(best.perUser, cheaper.perUser)
+                let se = Evaluation.pairedStandardError(best.perUser, cheaper.perUser)
                 return choice(cheaper, "nothing live yet: \(name(cheaper)) \(figure(cheaper.mean)) is within one paired standard error (\(figure(se))) of the best, \(name(best)) \(figure(best.mean)), and cheaper")
             }
             return choice(best, "nothing live yet: \(name(best)) has the best validation \(metric), \(figure(best.mean))")
@@ -101,7 +91,7 @@ public enum Champion {
             if best.modelID == incumbent.modelID {
                 return choice(incumbent, "the live \(name(incumbent)) has the best validation \(metric), \(figure(incumbent.mean))")
             }
-            let se = pairedStandardError(best.perUser, incumbent.perUser)
+            let se = Evaluation.pairedStandardError(best.perUser, incumbent.perUser)
             if best.mean - incumbent.mean > se {
                 return choice(best, "\(name(best)) \(figure(best.mean)) beats the live \(name(incumbent)) \(figure(incumbent.mean)) by more than one paired standard error (\(figure(se)))")
             }

@@ -11,6 +11,21 @@ extension ScoreStage {
         var description: String
     }
 
+    /// `score_runs.rerank`: what was applied and where it came from.
+    struct RecordedRerank: Encodable {
+        var evaluationRun: Int64?
+        var lever: String
+        var source: String
+        var weight: Double?
+        enum CodingKeys: String, CodingKey { case evaluationRun = "evaluation_run", lever, source, weight }
+
+        func encoded() throws -> String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: try encoder.encode(self), as: UTF8.self)
+        }
+    }
+
     /// `--rerank`: none, a lever with `--tail-weight`, or (`auto`) the operating point the
     /// newest evaluation of the current split chose for `record`'s model.
     func reranking(_ context: StageContext, record: ModelStore.Record) throws -> RerankDecision {
@@ -34,7 +49,7 @@ extension ScoreStage {
                 return RerankDecision(reranking: nil, json: nil, description: "not re-ranked: no evaluation of the current split has judged model \(record.modelID) (--rerank auto; run recpipe evaluate before score)")
             }
             guard let chosen = Reranking.Lever(rawValue: found.lever) else {
-                let json = #"{"evaluation_run":\#(found.run),"lever":"none","source":"auto"}"#
+                let json = try RecordedRerank(evaluationRun: found.run, lever: "none", source: "auto").encoded()
                 return RerankDecision(reranking: nil, json: json, description: "not re-ranked: evaluation run \(found.run) chose model \(record.modelID)'s own order (no re-ranking kept NDCG@100 within its --max-ndcg-loss on the validation users)")
             }
             (lever, weight, evaluationRun) = (chosen, found.setting, found.run)
@@ -48,9 +63,8 @@ extension ScoreStage {
         }
         let reranking = Reranking(lever: lever, weight: weight, counts: counts)
         let source = evaluationRun.map { "auto: the operating point of evaluation run \($0)" } ?? "--rerank \(lever.rawValue) --tail-weight \(EvaluateStage.format(weight))"
-        let json = #"{"#
-            + (evaluationRun.map { #""evaluation_run":\#($0),"# } ?? "")
-            + #""lever":"\#(lever.rawValue)","source":"\#(evaluationRun == nil ? "option" : "auto")","weight":\#(weight)}"#
+        let json = try RecordedRerank(evaluationRun: evaluationRun, lever: lever.rawValue, source: evaluationRun == nil ? "option" : "auto",
+                                      weight: weight).encoded()
         context.logger.info("re-ranking", metadata: [
             "lever": "\(lever.rawValue)", "weight": "\(EvaluateStage.format(weight))", "source": "\(evaluationRun == nil ? "option" : "auto")",
             "candidates": "\(Reranking.candidateFactor)×k",

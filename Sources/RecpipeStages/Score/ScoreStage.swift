@@ -28,6 +28,14 @@ public struct ScoreStage: Stage {
             self.output = output
         }
 
+        /// `I/N` as written on a command line (`--shard 0/4`); nil when it is not two integers.
+        /// The range is checked by `ScoreStage.init`.
+        public static func parse(_ text: String) -> (index: Int, count: Int)? {
+            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else { return nil }
+            return (index, count)
+        }
+
         /// This shard's users of `users` in all: contiguous ranges whose bounds fall on the
         /// whole run's batch boundaries (multiples of `batch`), so every user
         /// is scored in the same batch, of the same shape, as in one process, and the lists

@@ -12,9 +12,9 @@ import Testing
 
     @Test func pairedStandardErrorIsThatOfTheMeanDifference() {
         // Differences 1, 2, 3, 4: mean 2.5, sample variance 5/3, standard error sqrt(5/3/4).
-        let se = Champion.pairedStandardError([2, 4, 6, 8], [1, 2, 3, 4])
+        let se = Evaluation.pairedStandardError([2, 4, 6, 8], [1, 2, 3, 4])
         #expect(abs(se - (5.0 / 3 / 4).squareRoot()) < 1e-12)
-        #expect(Champion.pairedStandardError([1, 2, 3], [1, 2, 3]) == 0)
+        #expect(Evaluation.pairedStandardError([1, 2, 3], [1, 2, 3]) == 0)
     }
 
     @Test func withNothingLiveTheBestWinsUnlessACheaperOneIsWithinOneStandardError() {
