@@ -258,6 +258,69 @@ public enum Benchmarks {
                            peakMB: peakResidentMB())
     }
 
+    /// Rows/s of the score stage's writing and publishing, next to the sqlite3 shell's
+    /// `.import` of the same rows into the same table of a fresh recpipe database. The real
+    /// CLI in child processes: the synthetic log ingested and cleaned, a popularity model
+    /// trained (its lists cost next to nothing to rank, so the stage's time is its writing),
+    /// then `recpipe score` `runs` times; each run publishes, the third on drops the set two
+    /// before it, as every night does. The figures are the stage's own (`score_runs`
+    /// write_seconds and publish_seconds); the last run is the one compared.
+    public static func publish(data: BenchData, heldout: Int, runs: Int = 3, dir: String? = nil, sqlite3: String, executable: String,
+                               say: (String) -> Void) throws -> BenchResult {
+        try inBenchDirectory(dir, name: "publish") { work in
+            let db = work + "/recpipe.sqlite", csv = work + "/events.csv"
+            _ = try data.synth().write(to: csv)
+            _ = try ChildProcess.measure(executable, ["ingest", "--quiet", "--db", db, csv])
+            _ = try ChildProcess.measure(executable, ["clean", "--quiet", "--db", db, "--min-rating", "none", "--heldout-users", "\(heldout)"])
+            _ = try ChildProcess.measure(executable, ["train", "--quiet", "--db", db, "--model", "popularity"])
+            struct Run { var rows: Int; var writing: Double; var publishing: Double; var process: Double; var peakMB: Double }
+            var measured: [Run] = []
+            for _ in 0..<max(1, runs) {
+                let child = try ChildProcess.measure(executable, ["score", "--quiet", "--db", db, "--model", "popularity"])
+                guard let times = try Store(readingAt: db).queue.read({ try LiveLists.times(in: $0) }),
+                      let writing = times.writing, let publishing = times.publishing else {
+                    throw StageError.badData("\(db): the score run recorded no write_seconds / publish_seconds")
+                }
+                measured.append(Run(rows: times.rows, writing: writing, publishing: publishing, process: child.seconds, peakMB: child.peakMB))
+            }
+            // The live rows, in key order, as a CSV for the shell (NULL as an empty field).
+            let rowsCSV = work + "/rows.csv"
+            let connection = try RawConnection(path: db, mode: .readOnly)
+            guard FileManager.default.createFile(atPath: rowsCSV, contents: nil), let file = FileHandle(forWritingAtPath: rowsCSV) else {
+                throw StoreError.writeFailed(path: rowsCSV, reason: String(cString: strerror(errno)), errno: errno)
+            }
+            var chunk: [UInt8] = []
+            try connection.forEachRow("""
+                SELECT run_id, user_key, rank, item_key, score, source, because_item_key FROM recommendation_rows
+                WHERE run_id = (SELECT run_id FROM live_recommendations) ORDER BY user_key, rank
+                """) { row in
+                chunk += Array("\(row.int64(0)),\(row.string(1)),\(row.int64(2)),\(row.string(3)),\(row.double(4)),\(row.string(5)),\(row.isNull(6) ? "" : row.string(6))\n".utf8)
+                if chunk.count > 1 << 20 { try file.write(contentsOf: chunk); chunk.removeAll(keepingCapacity: true) }
+            }
+            try file.write(contentsOf: chunk)
+            try file.close()
+            let shellDB = work + "/shell.sqlite"
+            _ = try Store(path: shellDB, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+            let shell = try ChildProcess.measure(sqlite3, [shellDB, ".import --csv \(rowsCSV) recommendation_rows"])
+            let imported = try Store(readingAt: shellDB).queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM recommendation_rows") } ?? 0
+            let last = measured[measured.count - 1]
+            guard imported == last.rows else { throw StageError.badData("\(shellDB): .import loaded \(imported) rows of \(last.rows)") }
+            say("publishing: \(last.rows) rows (\(data.users) users' top lists) through recpipe score, \(measured.count) runs; the sqlite3 shell's .import of the same rows (in key order) into recommendation_rows of a fresh recpipe database")
+            for (n, run) in measured.enumerated() {
+                say(String(format: "run %d: writing %.2f s (%.0f rows/s), publishing %.2f s; written and published %.0f rows/s; the whole process %.1f s, peak RSS %.0f MB",
+                           n + 1, run.writing, Double(run.rows) / run.writing, run.publishing, Double(run.rows) / (run.writing + run.publishing),
+                           run.process, run.peakMB))
+            }
+            let ours = Double(last.rows) / (last.writing + last.publishing), theirs = Double(imported) / shell.seconds
+            say(String(format: "sqlite3 .import: %.2f s, %.0f rows/s", shell.seconds, theirs))
+            say(String(format: "written and published / .import (rows/s, last run): %.2f (goal: at least 0.8, and at least 1,000,000 rows/s: %@)",
+                       ours / theirs, ours >= 1_000_000 ? "met" : "not met"))
+            return BenchResult(stage: "score (write and publish)", unit: "rows", rows: last.rows, seconds: last.writing + last.publishing,
+                               rowsPerSecond: ours, gflops: nil, reference: "sqlite3 .import rows/s", referenceValue: theirs,
+                               ratio: ours / theirs, peakMB: last.peakMB)
+        }
+    }
+
     /// What the accuracy / long-tail trade-off adds to evaluate, per model: one model's
     /// evaluation of the test users as it was before the trade-off (top 100, metrics), against
     /// what evaluate now does for it (the best 500 candidates on the validation and the test
@@ -358,7 +421,7 @@ public enum Benchmarks {
     }
 
     /// The benchmarks `suite` knows, in the order it runs them.
-    public static let names = ["ingest", "hostile", "clean", "train", "augment", "ease", "score"]
+    public static let names = ["ingest", "hostile", "clean", "train", "augment", "ease", "score", "publish"]
 
     /// Runs the benchmarks `only` at `scale` × MovieLens 20M, each in a process of its own
     /// (`executable bench NAME`, so each has its own peak memory). Returns a title line and
@@ -381,7 +444,8 @@ public enum Benchmarks {
                 case "augment": ["bench", "augment", "--no-vae", "--heldout", "\(heldout)"] + size
                 case "clean": ["bench", "clean", "--heldout", "\(heldout)"] + size
                 case "ease": ["bench", "ease"] + size
-                default: ["bench", "score", "--rounds", "1"] + size
+                case "publish": ["bench", "publish", "--heldout", "\(heldout)"] + size
+                default: ["bench", "score", "--rounds", "1", "--no-publishing"] + size
                 }
                 let out = work + "/\(name).json"
                 logger.info("benchmark started", metadata: ["benchmark": "\(name)"])

@@ -140,22 +140,47 @@ extension LiveLists {
         case model
         case fallbackItem = "fallback-item"
         case fallbackPopular = "fallback-popular"
+
+        /// The raw value, bound without a copy.
+        var text: StaticString {
+            switch self {
+            case .model: "model"
+            case .fallbackItem: "fallback-item"
+            case .fallbackPopular: "fallback-popular"
+            }
+        }
     }
 
-    /// Writes one batch of a run's rows, `count` of them, `row(k)` giving each.
+    /// One row of a run, its keys as UTF-8 bytes (`EncodedKeys`), bound without copies.
+    public struct WrittenRow {
+        public var user: UnsafeBufferPointer<UInt8>
+        public var rank: Int
+        public var item: UnsafeBufferPointer<UInt8>
+        public var score: Double
+        /// The history item behind it; nil for none.
+        public var because: UnsafeBufferPointer<UInt8>?
+
+        public init(user: UnsafeBufferPointer<UInt8>, rank: Int, item: UnsafeBufferPointer<UInt8>, score: Double,
+                    because: UnsafeBufferPointer<UInt8>?) {
+            (self.user, self.rank, self.item, self.score, self.because) = (user, rank, item, score, because)
+        }
+    }
+
+    /// Writes one batch of a run's rows, `count` of them, `row(k)` giving each. The rows go
+    /// fastest in key order (user, rank): each is then appended to the table's B-tree.
     public static func write(run: Int64, count: Int, source: Source = .model, on connection: RawConnection,
-                             row: (Int) -> (user: String, rank: Int, item: String, score: Double, because: String?)) throws {
+                             row: (Int) -> WrittenRow) throws {
         try connection.insert(into: .recommendationRows,
                               columns: ["run_id", "user_key", "rank", "item_key", "score", "source", "because_item_key"],
                               count: count) { binder, k in
-            let (user, rank, item, score, because) = row(k)
+            let row = row(k)
             binder.bind(run)
-            binder.bind(user)
-            binder.bind(rank)
-            binder.bind(item)
-            binder.bind(score)
-            binder.bind(source.rawValue)
-            if let because { binder.bind(because) } else { binder.bindNull() }
+            binder.bindText(row.user)
+            binder.bind(row.rank)
+            binder.bindText(row.item)
+            binder.bind(row.score)
+            binder.bind(source.text)
+            if let because = row.because { binder.bindText(because) } else { binder.bindNull() }
         }
     }
 
@@ -209,18 +234,41 @@ extension LiveLists {
                        arguments: [rows, Clock.isoNow(), seconds, run])
     }
 
+    /// Records where a published run's time went (`write_seconds`, `publish_seconds`).
+    public static func recordTimes(run: Int64, writing: Double, publishing: Double, in db: Database) throws {
+        try db.execute(sql: "UPDATE \(TableName.scoreRuns) SET write_seconds = ?, publish_seconds = ? WHERE run_id = ?",
+                       arguments: [writing, publishing, run])
+    }
+
+    /// The live run's rows and where its time went; nil when nothing is published.
+    public static func times(in db: Database) throws -> (rows: Int, writing: Double?, publishing: Double?)? {
+        try Row.fetchOne(db, sql: """
+            SELECT s.rows, s.write_seconds, s.publish_seconds FROM \(TableName.liveRecommendations) l JOIN \(TableName.scoreRuns) s USING (run_id)
+            """).map { ($0["rows"], $0["write_seconds"], $0["publish_seconds"]) }
+    }
+
     /// Removes a run's rows (a run refused or failed before it was published).
     public static func discard(run: Int64, on connection: RawConnection) throws {
         try connection.run("DELETE FROM \(TableName.recommendationRows) WHERE run_id = ?", [.integer(run)])
     }
 
-    /// Removes the rows of every set but the live one and the rollback set.
+    /// Removes the rows of every set but the live one and the rollback set: each other run
+    /// found by a seek on the key's first column, and its rows deleted as one range (no scan
+    /// of the sets that stay).
     public static func dropUnreachable(on connection: RawConnection) throws {
-        try connection.execute("""
-            DELETE FROM \(TableName.recommendationRows) WHERE run_id NOT IN
-                (SELECT run_id FROM \(TableName.liveRecommendations)
-                 UNION SELECT previous_run_id FROM \(TableName.liveRecommendations) WHERE previous_run_id IS NOT NULL)
-            """)
+        var keep: Set<Int64> = []
+        try connection.forEachRow("SELECT run_id, previous_run_id FROM \(TableName.liveRecommendations)") { row in
+            keep.insert(row.int64(0))
+            if let previous = row.optionalInt64(1) { keep.insert(previous) }
+        }
+        var after = Int64.min
+        while case .integer(let run)? = try connection.run("SELECT min(run_id) FROM \(TableName.recommendationRows) WHERE run_id > ?",
+                                                           [.integer(after)]) {
+            if !keep.contains(run) {
+                try connection.run("DELETE FROM \(TableName.recommendationRows) WHERE run_id = ?", [.integer(run)])
+            }
+            after = run
+        }
     }
 
     /// What a rollback found and did.

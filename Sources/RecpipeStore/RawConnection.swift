@@ -211,6 +211,10 @@ public struct RawBinder {
                           .assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
         next += 1
     }
+    /// Bound without copying (a static string lives as long as the program).
+    public mutating func bind(_ value: StaticString) {
+        value.withUTF8Buffer { bindText($0) }
+    }
     public mutating func bindNull() { sqlite3_bind_null(statement, next); next += 1 }
     public mutating func bind(_ value: Int64?) { if let value { bind(value) } else { bindNull() } }
     public mutating func bind(_ value: Double?) { if let value { bind(value) } else { bindNull() } }
@@ -279,5 +283,38 @@ extension Store {
     public func bulkConnection() throws -> RawConnection {
         precondition(writerLock != nil, "a bulk connection writes: open the store for writing")
         return try RawConnection(path: path)
+    }
+}
+
+/// Strings encoded once as UTF-8 side by side, so that a bulk insert binds each of them many
+/// times without copying, converting or measuring it again.
+public struct EncodedKeys: Sendable {
+    private var bytes: [UInt8] = []
+    /// `ends[i]` is where key i's bytes end; key i starts where key i − 1 ends.
+    private var ends: [Int] = []
+
+    public init(_ keys: [String]) {
+        ends.reserveCapacity(keys.count)
+        for key in keys {
+            bytes.append(contentsOf: key.utf8)
+            ends.append(bytes.count)
+        }
+    }
+
+    public var count: Int { ends.count }
+
+    /// The keys' bytes, valid inside `body` only.
+    public func withBytes<T>(_ body: (Bytes) throws -> T) rethrows -> T {
+        try bytes.withUnsafeBufferPointer { storage in try ends.withUnsafeBufferPointer { try body(Bytes(storage: storage, ends: $0)) } }
+    }
+
+    public struct Bytes {
+        let storage: UnsafeBufferPointer<UInt8>
+        let ends: UnsafeBufferPointer<Int>
+
+        public subscript(key: Int) -> UnsafeBufferPointer<UInt8> {
+            let start = key == 0 ? 0 : ends[key - 1]
+            return UnsafeBufferPointer(rebasing: storage[start..<ends[key]])
+        }
     }
 }

@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks with a reference measured in the same run.",
         subcommands: [BenchSuite.self, BenchIngest.self, BenchHostile.self, BenchClean.self, BenchTrain.self, BenchEASE.self, BenchTradeoff.self,
-                      BenchScore.self, BenchAugment.self])
+                      BenchScore.self, BenchPublish.self, BenchAugment.self])
 }
 
 /// Options every single benchmark takes: where `bench suite` wants its figures, and logging.
@@ -44,7 +44,7 @@ struct BenchSuite: ParsableCommand {
 
     @Option(help: "Size as a fraction of MovieLens 20M (136,000 users, 20,000 items, 10M interactions).")
     var scale = 1.0
-    @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, hostile, clean, train, augment, ease, score.")
+    @Option(parsing: .upToNextOption, help: "Benchmarks to run: ingest, hostile, clean, train, augment, ease, score, publish.")
     var only: [String] = Benchmarks.names
     @Flag(help: "Print the table as JSON.")
     var json = false
@@ -158,6 +158,12 @@ struct BenchScore: ParsableCommand {
     @Option var k = 100
     @Option(help: "Rounds of plain scoring, scoring with business rules and scoring with reasons, in turn (each ratio is the median over rounds).")
     var rounds = 3
+    @Flag(inversion: .prefixedNo, help: "Then the stage's writing and publishing (recpipe score on the same synthetic data, next to the sqlite3 shell's .import of the same rows).")
+    var publishing = true
+    @Option(help: "For the writing and publishing part: users held out for validation and for test (each).")
+    var heldout = 10_000
+    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
+    var sqlite3 = "sqlite3"
     @OptionGroup var output: BenchOutputOptions
 
     func validate() throws {
@@ -165,7 +171,38 @@ struct BenchScore: ParsableCommand {
     }
 
     func run() throws {
-        try output.run { _, say in try Benchmarks.score(data: data.data, k: k, rounds: rounds, say: say) }
+        try output.run { _, say in
+            let scoring = try Benchmarks.score(data: data.data, k: k, rounds: rounds, say: say)
+            if publishing { _ = try Benchmarks.publish(data: data.data, heldout: heldout, sqlite3: sqlite3, executable: recpipeExecutable, say: say) }
+            return scoring
+        }
+    }
+}
+
+struct BenchPublish: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Rows/s of the score stage's writing and publishing (recpipe score in child processes) next to the sqlite3 shell's .import of the same rows into the same table.")
+
+    @OptionGroup var data: SyntheticData
+    @Option(help: "Users held out for validation and for test (each).")
+    var heldout = 10_000
+    @Option(help: "Score runs, each published (the third on also drops an old set).")
+    var runs = 3
+    @Option(help: "Keep the benchmark's files in this directory.")
+    var dir: String?
+    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
+    var sqlite3 = "sqlite3"
+    @OptionGroup var output: BenchOutputOptions
+
+    func validate() throws {
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1, got \(runs)") }
+    }
+
+    func run() throws {
+        try output.run { _, say in
+            try Benchmarks.publish(data: data.data, heldout: heldout, runs: runs, dir: dir, sqlite3: sqlite3, executable: recpipeExecutable, say: say)
+        }
     }
 }
 

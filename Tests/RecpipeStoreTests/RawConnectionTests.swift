@@ -98,4 +98,38 @@ import Testing
         let source = try RawConnection(path: directory + "/x.sqlite", mode: .readOnly)
         #expect(throws: StoreError.self) { try source.execute("INSERT INTO t VALUES (1)") }
     }
+
+    /// Keys bound from `EncodedKeys` and sources from their static text are stored as the
+    /// strings themselves, byte for byte (empty, non-ASCII and NUL-free keys alike).
+    @Test func encodedKeysAndSourcesAreStoredAsTheirText() throws {
+        let directory = scratchDirectory("encodedkeys")
+        let store = try Store(path: directory + "/db.sqlite", logger: quietLogger)
+        let keys = ["u1", "", "ümlaut", "a much longer key than fits inline in a small string", "caf\u{00E9}", "cafe\u{0301}"]
+        let encoded = EncodedKeys(keys)
+        #expect(encoded.count == keys.count)
+        let connection = try store.bulkConnection()
+        for source in LiveLists.Source.allCases {
+            #expect("\(source.text)" == source.rawValue)
+        }
+        try encoded.withBytes { bytes in
+            try connection.inTransaction {
+                try LiveLists.write(run: 1, count: keys.count * LiveLists.Source.allCases.count, source: .fallbackItem, on: connection) { n in
+                    let k = n % keys.count
+                    return LiveLists.WrittenRow(user: bytes[k], rank: n + 1, item: bytes[(k + 1) % keys.count], score: Double(n),
+                                                because: k % 2 == 0 ? bytes[k] : nil)
+                }
+            }
+        }
+        let rows = try store.queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT user_key, rank, item_key, source, because_item_key FROM recommendation_rows ORDER BY rank")
+        }
+        #expect(rows.count == keys.count * LiveLists.Source.allCases.count)
+        for (n, row) in rows.enumerated() {
+            let k = n % keys.count
+            #expect(row["user_key"] as String == keys[k])
+            #expect(row["item_key"] as String == keys[(k + 1) % keys.count])
+            #expect(row["source"] as String == "fallback-item")
+            #expect(row["because_item_key"] as String? == (k % 2 == 0 ? keys[k] : nil))
+        }
+    }
 }

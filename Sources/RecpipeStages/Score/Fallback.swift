@@ -7,6 +7,8 @@ extension ScoreStage {
     /// What the fallback lists were.
     struct Fallbacks {
         var rows = 0
+        /// The writer's seconds.
+        var seconds = 0.0
         var itemUsers = 0
         var popularUsers = 0
         /// The item-based model behind the `fallback-item` lists.
@@ -40,10 +42,11 @@ extension ScoreStage {
                 let keys = chosen.map { outside[$0].user }
                 let rules = try Self.rules(store, itemKeys: record.itemKeys, userKeys: keys, maxPerCategory: maxPerCategory, now: Clock.isoNow())
                 let history = CSRMatrix(cols: record.itemKeys.count, rowsOfColumns: chosen.map { known[$0] })
-                result.rows += try Self.write(model, history, users: 0..<keys.count, k: min(k, model.items), batch: config.batchUsers,
+                let written = try Self.write(model, history, users: 0..<keys.count, k: min(k, model.items), batch: config.batchUsers,
                                               userKeys: keys, itemKeys: record.itemKeys, rules: rules.ranking, source: .fallbackItem,
                                               explainer: config.reasons ? Explanations.explainer(for: model) : nil,
                                               runID: runID, to: connection)
+                (result.rows, result.seconds) = (result.rows + written.rows, result.seconds + written.seconds)
                 result.itemUsers = keys.count
                 result.itemModel = record.modelID
             }
@@ -59,9 +62,10 @@ extension ScoreStage {
                 })
                 let rules = try Self.rules(store, itemKeys: itemKeys, userKeys: keys, maxPerCategory: maxPerCategory, now: Clock.isoNow())
                 let popularity = Popularity(counts: items.map { Float($0.interactions) })
-                result.rows += try Self.write(popularity, history, users: 0..<keys.count, k: min(k, itemKeys.count), batch: config.batchUsers,
+                let written = try Self.write(popularity, history, users: 0..<keys.count, k: min(k, itemKeys.count), batch: config.batchUsers,
                                               userKeys: keys, itemKeys: itemKeys, rules: rules.ranking, source: .fallbackPopular,
                                               runID: runID, to: connection)
+                (result.rows, result.seconds) = (result.rows + written.rows, result.seconds + written.seconds)
                 result.popularUsers = keys.count
             }
         }

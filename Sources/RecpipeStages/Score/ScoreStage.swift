@@ -182,7 +182,7 @@ public struct ScoreStage: Stage {
             let file = try ShardFile.create(at: shard.output, for: store)
             var written = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
                                          rules: ranking, explainer: config.reasons ? Explanations.explainer(for: model) : nil, runID: context.runID, to: file,
-                                         progress: reporter(context, total: users.count))
+                                         progress: reporter(context, total: users.count)).rows
             // The users outside the split go with the last shard.
             if shard.index == shard.count - 1 {
                 written += try writeFallbacks(context, k: config.k, maxPerCategory: config.maxPerCategory, runID: context.runID, to: file).rows
@@ -205,7 +205,7 @@ public struct ScoreStage: Stage {
                                 choice: choiceJSON, rulesDigest: rules.digest, rules: rules.summary, rerank: rerank.json, in: $0)
         }
         let connection = try store.bulkConnection()
-        let written: Int
+        let written: Int, writing: Double
         let fallbacks: Fallbacks
         do {
             let scored = try Self.write(model, history, users: users, k: k, batch: config.batchUsers, userKeys: userKeys, itemKeys: record.itemKeys,
@@ -215,12 +215,13 @@ public struct ScoreStage: Stage {
             if let item = fallbacks.itemModel {
                 try store.queue.write { try LiveLists.setFallbackModel(run: context.runID, model: item, in: $0) }
             }
-            written = scored + fallbacks.rows
+            (written, writing) = (scored.rows + fallbacks.rows, scored.seconds + fallbacks.seconds)
         } catch {
             try? LiveLists.discard(run: context.runID, on: connection)
             throw error
         }
-        try publish(context, connection: connection, rows: written, started: started, what: "model \(record.modelID) (\(record.kind.rawValue))")
+        try publish(context, connection: connection, rows: written, writing: writing, started: started,
+                    what: "model \(record.modelID) (\(record.kind.rawValue))")
         var summary = ["\(written) recommendations for \(userKeys.count) users from model \(record.modelID) (\(record.kind.rawValue)), published as run \(context.runID)"]
         if fallbacks.itemUsers + fallbacks.popularUsers > 0 {
             summary.append("fallback lists for \(fallbacks.itemUsers + fallbacks.popularUsers) users outside the split: \(fallbacks.itemUsers) from their items through model \(fallbacks.itemModel.map(String.init) ?? "-"), \(fallbacks.popularUsers) of popular items")
@@ -237,31 +238,49 @@ public struct ScoreStage: Stage {
 
     /// Ranks `users` (rows of `history`) and writes their top k to `recommendation_rows`
     /// through `connection`, in transactions of 5,000 users written on a thread of their own
-    /// while the next users are scored. Returns the rows written.
+    /// while the next users are scored. Returns the rows written and the seconds the writer
+    /// spent writing them.
     static func write(_ model: any Recommender, _ history: CSRMatrix, users: Range<Int>, k: Int, batch: Int, userKeys: [String],
                       itemKeys: [String], rules: RankingRules = .none, source: LiveLists.Source = .model,
                       explainer: (any Explaining)? = nil, runID: Int64, to connection: RawConnection,
-                      progress: @escaping (_ usersDone: Int) -> Void = { _ in }) throws -> Int {
+                      progress: @escaping (_ usersDone: Int) -> Void = { _ in }) throws -> (rows: Int, seconds: Double) {
         precondition(users.lowerBound % batch == 0 || users.isEmpty, "scoring starts on a batch boundary")
-        var pending: [(user: Int, ranked: [Int32], scores: [Float], because: [Int32?])] = []
+        /// A batch's rows side by side, in list order: plain arrays, so that the writer reads
+        /// each row without touching a reference count.
+        struct Pending {
+            var users = 0
+            var user: [Int32] = [], rank: [Int32] = [], item: [Int32] = [], because: [Int32] = []  // because: −1 for none
+            var score: [Float] = []
+        }
+        var pending = Pending()
         // Touched only by the writer's jobs until `finish` returns.
-        var written = 0, usersDone = 0
+        var written = 0, usersDone = 0, writing = 0.0
+        let userBytes = EncodedKeys(userKeys), itemBytes = EncodedKeys(itemKeys)
         let writer = SerialWorker(capacity: 2)
         func flush() throws {
             let batch = pending
-            pending = []
-            pending.reserveCapacity(batch.count)
+            pending = Pending()
             try writer.submit {
-                let rows = batch.flatMap { entry in entry.ranked.indices.map { (entry.user, $0, entry) } }
-                try connection.inTransaction {
-                    try LiveLists.write(run: runID, count: rows.count, source: source, on: connection) { n in
-                        let (user, rank, entry) = rows[n]
-                        let because = rank < entry.because.count ? entry.because[rank].map { itemKeys[Int($0)] } : nil
-                        return (userKeys[user], rank + 1, itemKeys[Int(entry.ranked[rank])], Double(entry.scores[rank]), because)
+                let started = Clock.monotonic()
+                try userBytes.withBytes { users in
+                    try itemBytes.withBytes { items in
+                        try batch.user.withUnsafeBufferPointer { user in
+                            try batch.item.withUnsafeBufferPointer { item in
+                                try batch.because.withUnsafeBufferPointer { because in
+                                    try connection.inTransaction {
+                                        try LiveLists.write(run: runID, count: user.count, source: source, on: connection) { n in
+                                            LiveLists.WrittenRow(user: users[Int(user[n])], rank: Int(batch.rank[n]), item: items[Int(item[n])],
+                                                                 score: Double(batch.score[n]), because: because[n] < 0 ? nil : items[Int(because[n])])
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
-                written += rows.count
-                usersDone += batch.count
+                written += batch.user.count
+                writing += Clock.monotonic() - started
+                usersDone += batch.users
                 progress(usersDone)
             }
         }
@@ -274,8 +293,14 @@ public struct ScoreStage: Stage {
                 if let bad = scores.first(where: { !$0.isFinite }) {
                     throw StageError.refused("score: user \(userKeys[users.lowerBound + row]) got a score of \(bad) from the model; nothing published, the live lists are unchanged")
                 }
-                pending.append((users.lowerBound + row, ranked, scores, because))
-                if pending.count >= 5000 { try flush() }
+                let user = Int32(users.lowerBound + row)
+                pending.users += 1
+                pending.user.append(contentsOf: repeatElement(user, count: ranked.count))
+                pending.rank.append(contentsOf: stride(from: Int32(1), through: Int32(ranked.count), by: 1))
+                pending.item.append(contentsOf: ranked)
+                pending.score.append(contentsOf: scores)
+                for r in ranked.indices { pending.because.append(r < because.count ? because[r] ?? -1 : -1) }
+                if pending.users >= 5000 { try flush() }
             }
             try flush()
         } catch {
@@ -283,7 +308,7 @@ public struct ScoreStage: Stage {
             throw error
         }
         try writer.finish()
-        return written
+        return (written, writing)
     }
 
     /// Refuses a model with a NaN or infinite weight: its lists would be arbitrary.
@@ -295,8 +320,9 @@ public struct ScoreStage: Stage {
 
     /// The guards, then the switch to this run's rows (one small transaction) keeping the set
     /// it replaces as the rollback set, then the removal of every other run's rows.
-    func publish(_ context: StageContext, connection: RawConnection, rows: Int, started: Double, what: String) throws {
+    func publish(_ context: StageContext, connection: RawConnection, rows: Int, writing: Double, started: Double, what: String) throws {
         let runID = context.runID
+        let publishing = Clock.monotonic()
         do {
             try context.store.queue.write { db in
                 let covered = try LiveLists.usersWithLists(run: runID, in: db)
@@ -322,6 +348,13 @@ public struct ScoreStage: Stage {
         // Only the live set and the one it replaced stay (rows of refused, failed or killed
         // runs, and older sets, are no longer visible: drop them).
         try LiveLists.dropUnreachable(on: connection)
+        let published = Clock.monotonic() - publishing
+        try context.store.queue.write { try LiveLists.recordTimes(run: runID, writing: writing, publishing: published, in: $0) }
+        context.logger.info("lists published", metadata: [
+            "run": "\(runID)", "rows": "\(rows)", "write_seconds": "\(String(format: "%.2f", writing))",
+            "rows_per_second": "\(writing > 0 ? String(format: "%.0f", Double(rows) / writing) : "-")",
+            "publish_seconds": "\(String(format: "%.2f", published))",
+        ])
     }
 
     /// Publishes shard files: checks that they are complete and together cover every user
@@ -356,6 +389,7 @@ public struct ScoreStage: Stage {
         }
         try store.queue.write { try LiveLists.begin(run: context.runID, model: first.modelID, k: first.k, users: users, in: $0) }
         var written = 0
+        let copying = Clock.monotonic()
         for (path, info) in infos {
             let copied = try ShardFile.attached(path, on: connection) {
                 try LiveLists.copyShard(attachedAs: $0, run: context.runID, on: connection)
@@ -365,23 +399,28 @@ public struct ScoreStage: Stage {
             }
             written += copied
         }
-        try publish(context, connection: connection, rows: written, started: started, what: "\(infos.count) shards of model \(first.modelID)")
+        try publish(context, connection: connection, rows: written, writing: Clock.monotonic() - copying, started: started,
+                    what: "\(infos.count) shards of model \(first.modelID)")
         return StageReport(rowsIn: written, rowsOut: written, summary: [
             "\(written) recommendations for \(users) users from \(infos.count) shards of model \(first.modelID), published as run \(context.runID)",
         ])
     }
 
     /// Every user's known items (all parts of the split), as positions in the model's item
-    /// index; items the model does not know are left out.
+    /// index; items the model does not know are left out. The users come in the byte order
+    /// of their keys, the order of `recommendation_rows`' key, so that each list is appended
+    /// to the table rather than inserted among the rows already written; the shards of
+    /// `--shard` are ranges of this order.
     static func histories(_ store: Store, model: ModelStore.Record) throws -> ([String], CSRMatrix) {
         try store.queue.read { db in
             let itemPosition = model.positions(of: try Split.itemKeys(in: db))
-            let userKeys = try Split.userKeys(in: db)
-            var rows = [[Int32]](repeating: [], count: userKeys.count)
+            let denseKeys = try Split.userKeys(in: db)
+            var rows = [[Int32]](repeating: [], count: denseKeys.count)
             try Split.forEachInteraction(in: db) { user, item, _ in
                 if let p = itemPosition[item] { rows[user].append(p) }
             }
-            return (userKeys, CSRMatrix(cols: model.itemKeys.count, rowsOfColumns: rows.map { $0.sorted() }))
+            let order = denseKeys.indices.sorted { denseKeys[$0].utf8.lexicographicallyPrecedes(denseKeys[$1].utf8) }
+            return (order.map { denseKeys[$0] }, CSRMatrix(cols: model.itemKeys.count, rowsOfColumns: order.map { rows[$0].sorted() }))
         }
     }
 }

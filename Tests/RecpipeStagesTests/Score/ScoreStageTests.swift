@@ -42,6 +42,11 @@ import Testing
                 JOIN interactions x ON x.user_idx = u.user_idx AND x.item_idx = i.item_idx
                 """) == 0)
             #expect(try Int64.fetchOne(db, sql: "SELECT DISTINCT model_id FROM recommendations") == 1)
+            // Where the run's time went.
+            let times = try LiveLists.times(in: db)
+            #expect(times?.rows == users * 10)
+            #expect((times?.writing ?? -1) > 0 && (times?.writing ?? .infinity) < 60)
+            #expect((times?.publishing ?? -1) > 0 && (times?.publishing ?? .infinity) < 60)
         }
     }
 
@@ -95,6 +100,15 @@ import Testing
             #expect(try Int.fetchOne(db, sql: "SELECT users FROM recommended_items WHERE item_key = ?", arguments: [item])
                     == Int.fetchOne(db, sql: "SELECT count(DISTINCT user_key) FROM recommendations WHERE item_key = ?", arguments: [item]))
         }
+        // A third publish drops the first set; the second stays for rollback.
+        let second = try store.queue.read { try Int64.fetchOne($0, sql: "SELECT run_id FROM live_recommendations")! }
+        try score(store, k: 6)
+        try store.queue.read { db throws in
+            let third = try Int64.fetchOne(db, sql: "SELECT run_id FROM live_recommendations")!
+            #expect(try Int64.fetchAll(db, sql: "SELECT DISTINCT run_id FROM recommendation_rows ORDER BY run_id") == [second, third])
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM recommendation_rows WHERE run_id = ?", arguments: [second])
+                    == 7 * (try Int.fetchOne(db, sql: "SELECT count(*) FROM users")!))
+        }
     }
 
     /// Shards start on the whole run's batch boundaries, so each user is scored in the same
@@ -129,6 +143,17 @@ import Testing
             try StageRunner.run(try ScoreStage(config: config), store: store, logger: quietLogger)
         }
         let files = try (0..<shards).map { try shard($0, of: shards) }
+        // Users are scored in the byte order of their keys (the table's key order), so each
+        // shard holds a range of that order.
+        let ranges = try files.map { file -> (first: String, last: String) in
+            let connection = try RawConnection(path: file, mode: .readOnly)
+            var keys: [String] = []
+            try connection.forEachRow("SELECT min(user_key), max(user_key) FROM recommendation_rows") { keys = [$0.string(0), $0.string(1)] }
+            return (keys[0], keys[1])
+        }
+        for (a, b) in zip(ranges, ranges.dropFirst()) {
+            #expect(a.last.utf8.lexicographicallyPrecedes(b.first.utf8), "shard ranges \(a) and \(b) overlap in key order")
+        }
         for i in 0..<shards {
             let range = ScoreStage.Shard(index: i, count: shards, output: "").users(of: 300, batch: batch)
             #expect(range.lowerBound % batch == 0 && (range.upperBound % batch == 0 || range.upperBound == 300))
