@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "RecpipeNumerics", dependencies: ["CBLAS", "CKernels"]),
 
         // Elementwise kernels in C, where the compiler vectorizes them for each CPU.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fopenmp-simd"])]),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fopenmp-simd", "-ffp-contract=off", "-fno-math-errno"])]),
 
         // Recommenders as pure computations on matrices: no SQLite in here.
         .target(name: "RecpipeModels", dependencies: ["RecpipeNumerics"]),

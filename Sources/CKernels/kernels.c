@@ -3,6 +3,8 @@
 #include <string.h>
 #include "kernels.h"
 
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+
 // Range reduction x = n·ln2 + r with ln2 split in two parts, a degree-6 polynomial for e^r
 // (the coefficients of Cephes' expf), then 2^n through the exponent bits. Rounding to the
 // nearest integer by adding and removing 1.5·2^23 keeps the loop free of calls, so it
@@ -28,10 +30,7 @@ static inline float exp_approx(float x) {
     return p * scale;
 }
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-float recpipe_shifted_exp(float *y, const float *x, float shift, size_t n) {
+ALWAYS_INLINE static float shifted_exp_body(float *y, const float *x, float shift, size_t n) {
     float sum = 0.0f;
     // Only this reduction may be reordered (lane-wise partial sums); nothing else is.
     #pragma omp simd reduction(+ : sum)
@@ -43,14 +42,12 @@ float recpipe_shifted_exp(float *y, const float *x, float shift, size_t n) {
     return sum;
 }
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void recpipe_sigmoid(float *y, const float *x, size_t n) {
+ALWAYS_INLINE static int sigmoid_body(float *y, const float *x, size_t n) {
     #pragma omp simd
     for (size_t k = 0; k < n; k++) {
         y[k] = 1.0f / (1.0f + exp_approx(-x[k]));
     }
+    return 0;
 }
 
 // The selection heap keeps its worst entry at the root: the lowest value, and among equal
@@ -148,10 +145,7 @@ static inline size_t above(const float *x, size_t n, float t, float *cand_val, i
 // the row above it) and select among the few entries above it, in position order; when
 // fewer than k lie above it (or too many), the plain selection runs over the whole row.
 // Both give the same list: all of the k best lie above the threshold whenever k entries do.
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-size_t recpipe_top_k(const float *x, size_t n, size_t k, int32_t *idx, float *val) {
+ALWAYS_INLINE static size_t top_k_body(const float *x, size_t n, size_t k, int32_t *idx, float *val) {
     if (k == 0) return 0;
     size_t size = 0;
     int done = 0;
@@ -182,4 +176,101 @@ size_t recpipe_top_k(const float *x, size_t n, size_t k, int32_t *idx, float *va
         heap_sift_down(val, idx, end - 1);
     }
     return size;
+}
+
+// Adam's update of n parameters (see recpipe_adam in kernels.h).
+ALWAYS_INLINE static int adam_body(float *p, float *g, float *m, float *v, size_t n, float b1, float b2, float rate,
+                                   float epsilon) {
+    #pragma omp simd
+    for (size_t k = 0; k < n; k++) {
+        float gk = g[k];
+        float mk = b1 * m[k] + (1.0f - b1) * gk;
+        float vk = b2 * v[k] + (1.0f - b2) * gk * gk;
+        m[k] = mk;
+        v[k] = vk;
+        p[k] -= rate * mk / (__builtin_sqrtf(vk) + epsilon);
+        g[k] = 0.0f;
+    }
+    return 0;
+}
+
+// Each kernel is built three times: for AVX-512, for AVX2 with FMA, and for plain x86-64.
+// One variant serves the process, chosen on the first call: the best the CPU has, or the
+// one RECPIPE_KERNELS names (avx512, avx2, default) where the CPU has it, so that a machine
+// with AVX-512 can run the code an AVX2-only machine runs. Multiply-adds are not fused
+// (-ffp-contract=off), so every variant rounds each element's arithmetic the same way; only
+// the order of a reduction's partial sums differs with the vector width.
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+static int cpu_level(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512dq")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    return 0;
+}
+#else
+#define TARGET_AVX512
+#define TARGET_AVX2
+static int cpu_level(void) { return 0; }
+#endif
+
+static const char *const level_names[] = {"default", "avx2", "avx512"};
+static int requested = -2;  // -2: not read yet; -1: none or not recognised
+static int chosen = -1;
+
+int recpipe_kernels_level(void) {
+    int level = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+    if (level >= 0) return level;
+    int best = cpu_level(), wanted = -1;
+    const char *name = getenv("RECPIPE_KERNELS");
+    if (name && *name) {
+        for (int k = 0; k < 3; k++) if (strcmp(name, level_names[k]) == 0) wanted = k;
+    }
+    level = wanted >= 0 && wanted <= best ? wanted : best;
+    __atomic_store_n(&requested, wanted, __ATOMIC_RELAXED);
+    __atomic_store_n(&chosen, level, __ATOMIC_RELAXED);
+    return level;
+}
+
+const char *recpipe_kernels_name(int level) { return level >= 0 && level < 3 ? level_names[level] : "unknown"; }
+
+int recpipe_kernels_cpu_level(void) { return cpu_level(); }
+
+#define VARIANTS(ret, name, params, args)                                                     \
+    TARGET_AVX512 static ret name##_avx512 params { return name##_body args; }              \
+    TARGET_AVX2 static ret name##_avx2 params { return name##_body args; }                  \
+    static ret name##_default params { return name##_body args; }                           \
+    static ret name##_at(int level, FLAT params) {                                           \
+        level = level < 0 || level > cpu_level() ? recpipe_kernels_level() : level;          \
+        return level == 2 ? name##_avx512 args : level == 1 ? name##_avx2 args : name##_default args; \
+    }
+#define FLAT(...) __VA_ARGS__
+
+VARIANTS(float, shifted_exp, (float *y, const float *x, float shift, size_t n), (y, x, shift, n))
+VARIANTS(int, sigmoid, (float *y, const float *x, size_t n), (y, x, n))
+VARIANTS(size_t, top_k, (const float *x, size_t n, size_t k, int32_t *idx, float *val), (x, n, k, idx, val))
+VARIANTS(int, adam, (float *p, float *g, float *m, float *v, size_t n, float b1, float b2, float rate, float epsilon),
+         (p, g, m, v, n, b1, b2, rate, epsilon))
+
+float recpipe_shifted_exp(float *y, const float *x, float shift, size_t n) { return shifted_exp_at(-1, y, x, shift, n); }
+void recpipe_sigmoid(float *y, const float *x, size_t n) { sigmoid_at(-1, y, x, n); }
+size_t recpipe_top_k(const float *x, size_t n, size_t k, int32_t *idx, float *val) { return top_k_at(-1, x, n, k, idx, val); }
+void recpipe_adam(float *p, float *g, float *m, float *v, size_t n, float b1, float b2, float rate, float epsilon) {
+    adam_at(-1, p, g, m, v, n, b1, b2, rate, epsilon);
+}
+
+int recpipe_kernels_requested(void) {
+    recpipe_kernels_level();
+    return __atomic_load_n(&requested, __ATOMIC_RELAXED);
+}
+
+float recpipe_shifted_exp_at(int level, float *y, const float *x, float shift, size_t n) { return shifted_exp_at(level, y, x, shift, n); }
+void recpipe_sigmoid_at(int level, float *y, const float *x, size_t n) { sigmoid_at(level, y, x, n); }
+size_t recpipe_top_k_at(int level, const float *x, size_t n, size_t k, int32_t *idx, float *val) {
+    return top_k_at(level, x, n, k, idx, val);
+}
+void recpipe_adam_at(int level, float *p, float *g, float *m, float *v, size_t n, float b1, float b2, float rate, float epsilon) {
+    adam_at(level, p, g, m, v, n, b1, b2, rate, epsilon);
 }

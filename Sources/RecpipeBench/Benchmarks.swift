@@ -110,6 +110,15 @@ public enum Benchmarks {
                      achieved, config.batchSize, config.hidden, items, peak, 100 * achieved / peak))
         say(String(format: "floor at that ceiling: %.1f s; epoch / floor: %.2f", flopsPerEpoch / peak / 1e9,
                      best / (flopsPerEpoch / peak / 1e9)))
+        // Each of the three products at its own shape's speed (full batches; the last one's
+        // share is scaled by its rows).
+        let shapes = outputLayerFloor(batch: config.batchSize, hidden: config.hidden, items: items)
+        let fullBatches = Double(train.rows) / Double(config.batchSize)
+        let floor = fullBatches * (shapes.forward + shapes.weights + shapes.inputs)
+        let shapeGFLOPS = { (seconds: Double) in 2 * Double(config.batchSize) * Double(config.hidden) * Double(items) / seconds / 1e9 }
+        say(String(format: "sgemm on each product's own shape now: forward %.1f, dW = hᵀ·dY %.1f, dH = dY·Wᵀ %.1f GFLOPS; floor %.1f s; epoch / floor: %.2f (goal: at most 1.2)",
+                     shapeGFLOPS(shapes.forward), shapeGFLOPS(shapes.weights), shapeGFLOPS(shapes.inputs), floor, best / floor))
+        say("kernels: recpipe \(Kernels.description), OpenBLAS \(BLAS.coreName); CPU family \(MachineInfo.current().family)")
         say(String(format: "peak RSS: %.0f MB", peakResidentMB()))
         return BenchResult(stage: "train (Mult-\(model == .vae ? "VAE" : "DAE") epoch)", unit: "interactions", rows: train.nonZeros,
                            seconds: best, rowsPerSecond: Double(train.nonZeros) / best, gflops: achieved,
@@ -477,6 +486,28 @@ public enum Benchmarks {
     }
 
     /// Best of several sgemm runs of an (m × k)·(k × n) product, in GFLOPS.
+    /// Seconds of the fastest of 8 runs of one product C(m×n) += op(A)·op(B) as the layers
+    /// call it (`transposeA`: A stored k×m; `transposeB`: B stored n×k).
+    public static func sgemmSeconds(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false) -> Double {
+        var rng = SeededRandom(seed: 2)
+        let a = (0..<(m * k)).map { _ in rng.uniformFloat() }, b = (0..<(k * n)).map { _ in rng.uniformFloat() }
+        var c = [Float](repeating: 0, count: m * n)
+        var best = Double.infinity
+        for _ in 0..<8 {
+            let started = Clock.monotonic()
+            BLAS.gemm(m: m, n: n, k: k, a, transposeA: transposeA, b, transposeB: transposeB, beta: 1, &c)
+            best = min(best, Clock.monotonic() - started)
+        }
+        return best
+    }
+
+    /// The floor a batch's output-layer products set: the forward product, dW = hᵀ·dY and
+    /// dH = dY·Wᵀ, each at the speed sgemm reaches on its own shape (their shapes differ, and
+    /// so does OpenBLAS's speed on them). Returns the three seconds.
+    public static func outputLayerFloor(batch b: Int, hidden h: Int, items i: Int) -> (forward: Double, weights: Double, inputs: Double) {
+        (sgemmSeconds(m: b, n: i, k: h), sgemmSeconds(m: h, n: i, k: b, transposeA: true), sgemmSeconds(m: b, n: h, k: i, transposeB: true))
+    }
+
     public static func sgemmGFLOPS(m: Int, k: Int, n: Int) -> Double {
         var rng = SeededRandom(seed: 1)
         let a = Matrix(rows: m, cols: k, data: (0..<(m * k)).map { _ in rng.uniformFloat() })

@@ -15,6 +15,8 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     /// The OpenBLAS kernel set in use, and its threads.
     public var openblasCore: String
     public var blasThreads: Int
+    /// recpipe's own kernel variant in use ("avx512", "avx2", "default"; `Kernels.variant`).
+    public var kernels: String
 
     static let kernelFlags = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"]
 
@@ -29,11 +31,12 @@ public struct MachineInfo: Codable, Sendable, Equatable {
         let flags = kernelFlags.filter(present.contains)
         let family = flags.contains("avx512f") ? "AVX-512" : flags.contains("avx2") ? "AVX2" : "other"
         return MachineInfo(cpuModel: value("model name") ?? "unknown", family: family, flags: flags,
-                           cores: ProcessInfo.processInfo.activeProcessorCount, openblasCore: BLAS.coreName, blasThreads: BLAS.threads)
+                           cores: ProcessInfo.processInfo.activeProcessorCount, openblasCore: BLAS.coreName, blasThreads: BLAS.threads,
+                           kernels: Kernels.description)
     }
 
     /// One line for a benchmark's output.
     public var line: String {
-        "machine: \(cpuModel), \(family) (\(flags.isEmpty ? "no AVX2" : flags.joined(separator: " "))), \(cores) cores; OpenBLAS \(openblasCore), \(blasThreads) threads"
+        "machine: \(cpuModel), \(family) (\(flags.isEmpty ? "no AVX2" : flags.joined(separator: " "))), \(cores) cores; OpenBLAS \(openblasCore), \(blasThreads) threads; recpipe kernels \(kernels)"
     }
 }

@@ -1,6 +1,31 @@
 import CKernels
 import Foundation
 
+/// recpipe's C kernels (exp, sigmoid, top-K selection, Adam), built for AVX-512, for AVX2
+/// with FMA and for plain x86-64: which variant this process runs.
+public enum Kernels {
+    /// The variants, by level.
+    public static let names = ["default", "avx2", "avx512"]
+    /// The variant in use: the best the CPU has, or the one RECPIPE_KERNELS names.
+    public static var level: Int { Int(recpipe_kernels_level()) }
+    /// The best variant the CPU can run.
+    public static var cpuLevel: Int { Int(recpipe_kernels_cpu_level()) }
+    public static var variant: String { names[level] }
+    /// RECPIPE_KERNELS's value when it is set but not used: it names no variant, or one the
+    /// CPU cannot run.
+    public static var ignoredRequest: String? {
+        guard let value = getenv("RECPIPE_KERNELS").map({ String(cString: $0) }), !value.isEmpty else { return nil }
+        let requested = Int(recpipe_kernels_requested())
+        return requested >= 0 && requested == level ? nil : value
+    }
+    /// The variant, and why when it is not the CPU's best (e.g. "avx2 (RECPIPE_KERNELS=avx2;
+    /// the CPU has avx512)").
+    public static var description: String {
+        if let ignored = ignoredRequest { return "\(variant) (RECPIPE_KERNELS=\(ignored) ignored: one of \(names.joined(separator: ", ")) the CPU has)" }
+        return level == cpuLevel ? variant : "\(variant) (RECPIPE_KERNELS=\(variant); the CPU has \(names[cpuLevel]))"
+    }
+}
+
 /// exp of every value: y[k] = e^(x[k] − shift); returns Σ y. (y may be x.) The loop is in
 /// C (`CKernels`), vectorized for the running CPU.
 @inline(__always)

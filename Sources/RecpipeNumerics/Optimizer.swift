@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Adam (Kingma and Ba 2015) over one flat parameter buffer.
@@ -31,19 +32,25 @@ public struct Adam: Sendable {
                 parameters.withUnsafeMutableBufferPointer { p in
                     gradients.withUnsafeMutableBufferPointer { g in
                         let (m, v, p, g) = (m.baseAddress!, v.baseAddress!, p.baseAddress!, g.baseAddress!)
-                        // Blocks of 64Ki values on all cores.
+                        // Blocks of 64Ki values on all cores, each through the vectorized C kernel.
                         parallelRows((count + 65_535) / 65_536) { block in
-                            for k in (block * 65_536)..<min(count, (block + 1) * 65_536) {
-                                m[k] = b1 * m[k] + (1 - b1) * g[k]
-                                v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
-                                p[k] -= rate * m[k] / (v[k].squareRoot() + epsilonHat)
-                                g[k] = 0
-                            }
+                            let start = block * 65_536, n = min(count, start + 65_536) - start
+                            recpipe_adam(p + start, g + start, m + start, v + start, n, b1, b2, rate, epsilonHat)
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The update `update` makes, written out in Swift one value at a time: the reference the
+    /// kernel is tested against.
+    public static func referenceUpdate(parameter p: inout Float, gradient g: inout Float, m: inout Float, v: inout Float,
+                                       b1: Float, b2: Float, rate: Float, epsilon: Float) {
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p -= rate * m / (v.squareRoot() + epsilon)
+        g = 0
     }
 }
 

@@ -22,6 +22,11 @@ struct Recpipe: ParsableCommand {
 
     static func main() {
         BLAS.configureProcess()
+        if let ignored = Kernels.ignoredRequest {
+            let usable = Kernels.names[0...Kernels.cpuLevel].joined(separator: ", ")
+            FileHandle.standardError.write(Data("recpipe: RECPIPE_KERNELS=\(ignored): not a kernel variant this CPU runs (it runs \(usable)); unset it or name one of those\n".utf8))
+            Foundation.exit(64)
+        }
         main(expandingBareWait(Array(CommandLine.arguments.dropFirst())))
     }
 }

@@ -23,4 +23,12 @@ import Testing
         #expect(MachineInfo.current(cpuinfo: nil).cpuModel == "unknown")
         #expect(b.line.hasPrefix("machine: AMD EPYC 7B13 64-Core Processor, AVX2 (avx2 fma), "))
     }
+
+    /// RECPIPE_KERNELS picks a kernel variant the CPU has; a name it does not know is a usage
+    /// error (64) before anything runs, not a silent fallback.
+    @Test func kernelVariantFromTheEnvironment() throws {
+        #expect(try recpipeShell("RECPIPE_KERNELS=default '\(recpipeBinary)' --help >/dev/null") == 0)
+        #expect(try recpipeShell("RECPIPE_KERNELS=avx9 '\(recpipeBinary)' --help >/dev/null") == 64)
+        #expect(try recpipeShell("RECPIPE_KERNELS= '\(recpipeBinary)' --help >/dev/null") == 0)
+    }
 }
