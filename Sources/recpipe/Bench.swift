@@ -27,6 +27,12 @@ struct BenchOutputOptions: ParsableArguments {
     }
 }
 
+/// The sqlite3 shell the SQLite benchmarks compare with.
+struct SQLiteShellOption: ParsableArguments {
+    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
+    var sqlite3 = "sqlite3"
+}
+
 /// The size of the synthetic data the model benchmarks run on (ML-20M by default).
 struct SyntheticData: ParsableArguments {
     @Option var users = BenchData().users
@@ -72,13 +78,12 @@ struct BenchIngest: ParsableCommand {
     var repeats = 3
     @Option(help: "Working directory (default: a new temporary one, removed afterwards).")
     var dir: String?
-    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
-    var sqlite3 = "sqlite3"
+    @OptionGroup var shell: SQLiteShellOption
     @OptionGroup var output: BenchOutputOptions
 
     func run() throws {
         try output.run { logger, say in
-            try Benchmarks.ingest(rows: rows, repeats: repeats, dir: dir, sqlite3: sqlite3, executable: recpipeExecutable, logger: logger, say: say)
+            try Benchmarks.ingest(rows: rows, repeats: repeats, dir: dir, sqlite3: shell.sqlite3, executable: recpipeExecutable, logger: logger, say: say)
         }
     }
 }
@@ -162,8 +167,7 @@ struct BenchScore: ParsableCommand {
     var publishing = true
     @Option(help: "For the writing and publishing part: users held out for validation and for test (each).")
     var heldout = 10_000
-    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
-    var sqlite3 = "sqlite3"
+    @OptionGroup var shell: SQLiteShellOption
     @OptionGroup var output: BenchOutputOptions
 
     func validate() throws {
@@ -173,7 +177,7 @@ struct BenchScore: ParsableCommand {
     func run() throws {
         try output.run { _, say in
             let scoring = try Benchmarks.score(data: data.data, k: k, rounds: rounds, say: say)
-            if publishing { _ = try Benchmarks.publish(data: data.data, heldout: heldout, sqlite3: sqlite3, executable: recpipeExecutable, say: say) }
+            if publishing { _ = try Benchmarks.publish(data: data.data, heldout: heldout, sqlite3: shell.sqlite3, executable: recpipeExecutable, say: say) }
             return scoring
         }
     }
@@ -191,8 +195,7 @@ struct BenchPublish: ParsableCommand {
     var runs = 3
     @Option(help: "Keep the benchmark's files in this directory.")
     var dir: String?
-    @Option(name: .customLong("sqlite3"), help: "The sqlite3 shell to compare with.")
-    var sqlite3 = "sqlite3"
+    @OptionGroup var shell: SQLiteShellOption
     @OptionGroup var output: BenchOutputOptions
 
     func validate() throws {
@@ -201,7 +204,7 @@ struct BenchPublish: ParsableCommand {
 
     func run() throws {
         try output.run { _, say in
-            try Benchmarks.publish(data: data.data, heldout: heldout, runs: runs, dir: dir, sqlite3: sqlite3, executable: recpipeExecutable, say: say)
+            try Benchmarks.publish(data: data.data, heldout: heldout, runs: runs, dir: dir, sqlite3: shell.sqlite3, executable: recpipeExecutable, say: say)
         }
     }
 }

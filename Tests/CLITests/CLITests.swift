@@ -171,11 +171,12 @@ func recpipe(_ arguments: [String], in dir: String) throws -> Result {
     @Test func benchSuitePrintsOneRowPerBenchmark() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let result = try recpipe(["bench", "suite", "--scale", "0.002", "--only", "clean", "train", "ease", "score", "--json", "--quiet"],
+        let result = try recpipe(["bench", "suite", "--scale", "0.002", "--only", "clean", "train", "ease", "score", "publish", "--json", "--quiet"],
                                  in: dir)
         #expect(result.status == 0, "\(result.stderr)")
         let rows = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []
-        #expect(rows.map { $0["stage"] as? String } == ["clean (strong split)", "train (Mult-VAE epoch)", "EASE fit (160 items)", "score (top-100)"])
+        #expect(rows.map { $0["stage"] as? String } == ["clean (strong split)", "train (Mult-VAE epoch)", "EASE fit (160 items)", "score (top-100)",
+                                                      "score (write and publish)"])
         for row in rows {
             #expect((row["seconds"] as? Double ?? 0) > 0 && (row["rows"] as? Int ?? 0) > 0)
             // Clean has no reference to measure against; the others do.
