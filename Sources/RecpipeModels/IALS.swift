@@ -22,12 +22,24 @@ public struct IALS: Recommender {
     /// Item factors, items × factors.
     public let itemFactors: [Float]
 
-    public static func fit(train: CSRMatrix, config: Config) -> IALS {
+    /// Fits on the rows of `train`. A warm start gives `initialItems`: a factor row per item
+    /// (nil for an item to start afresh, as every item does without it), e.g. the previous
+    /// night's model's rows for the items it knew; each iteration solves the users against
+    /// the item factors first, so a few iterations refine what the previous model learnt.
+    public static func fit(train: CSRMatrix, config: Config, initialItems: [[Float]?]? = nil) -> IALS {
         let f = config.factors
         var rng = SeededRandom(seed: config.seed)
         var users = (0..<(train.rows * f)).map { _ in Float(rng.normal()) * 0.01 }
         var items = (0..<(train.cols * f)).map { _ in Float(rng.normal()) * 0.01 }
         let byItem = transpose(train)
+        if let initialItems {
+            precondition(initialItems.count == train.cols, "one initial row (or nil) per item")
+            for (i, row) in initialItems.enumerated() {
+                guard let row else { continue }
+                precondition(row.count == f, "initial item factors of \(row.count), the configuration has \(f)")
+                for a in 0..<f { items[i * f + a] = row[a] }
+            }
+        }
         for _ in 0..<config.iterations {
             solveCG(&users, fixed: items, ratings: train, config: config)
             solveCG(&items, fixed: users, ratings: byItem, config: config)

@@ -74,7 +74,7 @@ struct Train: ParsableCommand {
     var patience = "30"
     @Option(help: "Seed of initialisation, shuffling, dropout and sampling (iALS: of its initial factors).")
     var seed = MultVAE.Config().seed
-    @Flag(name: .customLong("warm-start"), help: "Start from the published model of the same kind (with --augmented: the newest model trained with augmentation, else the published one).")
+    @Flag(name: .customLong("warm-start"), help: "multvae, multdae, ials: start from the published model of the same kind (iALS: its item factors, by item key; with --augmented: the newest model trained with augmentation, else the published one).")
     var warmStart = false
     @Flag(name: .customLong("no-publish"), help: "Keep the new model as a candidate.")
     var noPublish = false

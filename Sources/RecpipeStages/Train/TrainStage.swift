@@ -100,8 +100,10 @@ public struct TrainStage: Stage {
         case .multdae: config.model.kind = .dae
         case .cfgan:
             throw StageError.badOption("cfgan is the augment stage's model: run recpipe augment")
-        case .ease, .edlae, .itemknn, .ials, .popularity:
-            if config.warmStart { throw StageError.badOption("--warm-start applies to multvae and multdae only") }
+        case .ease, .edlae, .itemknn, .popularity:
+            if config.warmStart { throw StageError.badOption("--warm-start applies to multvae, multdae and ials only") }
+        case .ials:
+            break
         }
         guard !config.ease.lambdas.isEmpty, config.ease.lambdas.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw StageError.badOption("--lambda needs one or more positive values")
@@ -249,6 +251,7 @@ public struct TrainStage: Stage {
         }
         let model: any StorableModel
         let ndcg: Double?
+        var warmFrom: Int64?
         switch config.kind {
         case .popularity:
             (model, ndcg) = (Popularity(train: data.train), validation.map { Evaluation.meanNDCG(Popularity(train: data.train), $0, k: 100) })
@@ -298,9 +301,25 @@ public struct TrainStage: Stage {
             base.seed = config.ials.seed
             let grid = IALS.grid(base: base, factors: config.ials.factors, regularizations: config.ials.regularizations,
                                  alphas: config.ials.alphas)
-            let best = Tuning.best(grid, validation: grid.count > 1 ? validation : nil,
-                                   fit: { IALS.fit(train: data.train, config: $0) }, trial: { tried(json($0), $1) })
+            // A warm start: the published iALS's item factors, by item key, for every setting
+            // of the grid with its number of factors (the others start afresh).
+            var initial: (items: [[Float]?], factors: Int)?
+            if config.warmStart {
+                if let (previous, record) = try context.store.queue.read({ try ModelStore.loadPublished(kind: .ials, in: $0) }),
+                   let ials = previous as? IALS {
+                    let f = ials.config.factors
+                    let mapping = record.warmStartMapping(to: data.itemKeys, context: context)
+                    initial = (mapping.map { $0.map { Array(ials.itemFactors[($0 * f)..<(($0 + 1) * f)]) } }, f)
+                    warmFrom = record.modelID
+                } else {
+                    context.logger.warning("no model to warm-start from; training from scratch", metadata: ["model": "ials"])
+                }
+            }
+            let best = Tuning.best(grid, validation: grid.count > 1 ? validation : nil, fit: { setting in
+                IALS.fit(train: data.train, config: setting, initialItems: initial?.factors == setting.factors ? initial?.items : nil)
+            }, trial: { tried(json($0), $1) })
             (model, ndcg) = (best.model, best.ndcg ?? validation.map { Evaluation.meanNDCG(best.model, $0, k: 100) })
+            if let initial, (best.model as IALS).config.factors != initial.factors { warmFrom = nil }
         case .multvae, .multdae, .cfgan:
             preconditionFailure("not a baseline")
         }
@@ -311,7 +330,7 @@ public struct TrainStage: Stage {
         let seconds = Clock.monotonic() - started
         let modelID = try context.store.queue.write { db in
             try ModelStore.save(model, outcome: outcome, data: data, runID: context.runID, seconds: seconds,
-                                warmStartFrom: nil, publish: publish, in: db)
+                                warmStartFrom: warmFrom, publish: publish, in: db)
         }
         var summary = ["model \(modelID) (\(config.kind.rawValue)): \(try model.hyperparametersJSON())"
                        + (outcome.selection.count > 1 ? ", chosen from \(outcome.selection.count) settings on the validation users" : "")]

@@ -151,6 +151,50 @@ import Testing
         #expect(copied > 0 && fresh > 0)
     }
 
+    /// iALS warm-starts from the published iALS: its item factors start at the items' new
+    /// positions (one iteration later they are still close to them, where a cold start's are
+    /// not), and the model records where it started from.
+    @Test func iALSWarmStartCopiesItemFactorsByKey() throws {
+        let (scratch, store) = try prepared()
+        func ials(_ configure: (inout TrainStage.Config) -> Void = { _ in }) throws -> TrainStage {
+            try small {
+                $0.kind = .ials
+                $0.ials.factors = [8]
+                $0.ials.regularizations = [1]
+                $0.ials.alphas = [10]
+                $0.ials.iterations = 10
+                $0.publishMargin = nil
+                configure(&$0)
+            }
+        }
+        try StageRunner.run(try ials(), store: store, logger: quietLogger)
+        try addUsersWithNewItems(store, scratch)
+        try StageRunner.run(try ials { $0.warmStart = true; $0.ials.iterations = 1 }, store: store, logger: quietLogger)
+        try StageRunner.run(try ials { $0.ials.iterations = 1; $0.publish = false }, store: store, logger: quietLogger)
+        #expect(try store.queue.read { try Int64.fetchOne($0, sql: "SELECT warm_start_from FROM models WHERE model_id = 2") } == 1)
+        #expect(try store.queue.read { try Int64.fetchOne($0, sql: "SELECT warm_start_from FROM models WHERE model_id = 3") } == nil)
+        let loaded = try (1...3).map { id in try store.queue.read { try ModelStore.load(Int64(id), in: $0) } }
+        let (first, warm, cold) = (try #require(loaded[0].0 as? IALS), try #require(loaded[1].0 as? IALS), try #require(loaded[2].0 as? IALS))
+        let position = Dictionary(uniqueKeysWithValues: loaded[0].1.itemKeys.enumerated().map { ($1, $0) })
+        func meanCosine(_ model: IALS) -> Double {
+            var sum = 0.0, n = 0
+            for (new, key) in loaded[1].1.itemKeys.enumerated() {
+                guard let old = position[key] else { continue }
+                let x = model.itemFactors[(new * 8)..<((new + 1) * 8)], y = first.itemFactors[(old * 8)..<((old + 1) * 8)]
+                let dot = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                let norms = (x.reduce(0.0) { $0 + Double($1 * $1) } * y.reduce(0.0) { $0 + Double($1 * $1) }).squareRoot()
+                sum += norms > 0 ? dot / norms : 0
+                n += 1
+            }
+            return n > 0 ? sum / Double(n) : 0
+        }
+        #expect(loaded[1].1.itemKeys.contains { position[$0] == nil }, "the second split has new items")
+        let (w, c) = (meanCosine(warm), meanCosine(cold))
+        #expect(w > 0.9 && w > c + 0.2, "mean cosine to the previous factors: warm \(w), cold \(c)")
+        // Warm starts apply to the models that train from weights.
+        #expect(throws: StageError.self) { try small { $0.kind = .ease; $0.warmStart = true } }
+    }
+
     @Test func divergenceFailsTheStageAndStoresNothing() throws {
         let (scratch, store) = try prepared()
         _ = scratch
