@@ -485,17 +485,17 @@ public enum Benchmarks {
         }
     }
 
-    /// Best of several sgemm runs of an (m × k)·(k × n) product, in GFLOPS.
-    /// Seconds of the fastest of 8 runs of one product C(m×n) += op(A)·op(B) as the layers
-    /// call it (`transposeA`: A stored k×m; `transposeB`: B stored n×k).
-    public static func sgemmSeconds(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false) -> Double {
-        var rng = SeededRandom(seed: 2)
+    /// Seconds of the fastest of 8 runs of one product C(m×n) = op(A)·op(B) + beta·C, by
+    /// default as the layers call it (`transposeA`: A stored k×m; `transposeB`: B stored n×k;
+    /// beta 1: accumulating).
+    public static func sgemmSeconds(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool = false, beta: Float = 1) -> Double {
+        var rng = SeededRandom(seed: 1)
         let a = (0..<(m * k)).map { _ in rng.uniformFloat() }, b = (0..<(k * n)).map { _ in rng.uniformFloat() }
         var c = [Float](repeating: 0, count: m * n)
         var best = Double.infinity
         for _ in 0..<8 {
             let started = Clock.monotonic()
-            BLAS.gemm(m: m, n: n, k: k, a, transposeA: transposeA, b, transposeB: transposeB, beta: 1, &c)
+            BLAS.gemm(m: m, n: n, k: k, a, transposeA: transposeA, b, transposeB: transposeB, beta: beta, &c)
             best = min(best, Clock.monotonic() - started)
         }
         return best
@@ -508,18 +508,9 @@ public enum Benchmarks {
         (sgemmSeconds(m: b, n: i, k: h), sgemmSeconds(m: h, n: i, k: b, transposeA: true), sgemmSeconds(m: b, n: h, k: i, transposeB: true))
     }
 
+    /// Best of several sgemm runs of an (m × k)·(k × n) product, in GFLOPS.
     public static func sgemmGFLOPS(m: Int, k: Int, n: Int) -> Double {
-        var rng = SeededRandom(seed: 1)
-        let a = Matrix(rows: m, cols: k, data: (0..<(m * k)).map { _ in rng.uniformFloat() })
-        let b = Matrix(rows: k, cols: n, data: (0..<(k * n)).map { _ in rng.uniformFloat() })
-        var c = Matrix(rows: m, cols: n)
-        var best = Double.infinity
-        for _ in 0..<8 {
-            let started = Clock.monotonic()
-            BLAS.gemm(&c, a, b)
-            best = min(best, Clock.monotonic() - started)
-        }
-        return 2 * Double(m) * Double(k) * Double(n) / best / 1e9
+        2 * Double(m) * Double(k) * Double(n) / sgemmSeconds(m: m, n: n, k: k, beta: 0) / 1e9
     }
 }
 

@@ -264,9 +264,7 @@ extension LiveLists {
         var after = Int64.min
         while case .integer(let run)? = try connection.run("SELECT min(run_id) FROM \(TableName.recommendationRows) WHERE run_id > ?",
                                                            [.integer(after)]) {
-            if !keep.contains(run) {
-                try connection.run("DELETE FROM \(TableName.recommendationRows) WHERE run_id = ?", [.integer(run)])
-            }
+            if !keep.contains(run) { try discard(run: run, on: connection) }
             after = run
         }
     }

@@ -264,16 +264,11 @@ public struct ScoreStage: Stage {
                 let started = Clock.monotonic()
                 try userBytes.withBytes { users in
                     try itemBytes.withBytes { items in
-                        try batch.user.withUnsafeBufferPointer { user in
-                            try batch.item.withUnsafeBufferPointer { item in
-                                try batch.because.withUnsafeBufferPointer { because in
-                                    try connection.inTransaction {
-                                        try LiveLists.write(run: runID, count: user.count, source: source, on: connection) { n in
-                                            LiveLists.WrittenRow(user: users[Int(user[n])], rank: Int(batch.rank[n]), item: items[Int(item[n])],
-                                                                 score: Double(batch.score[n]), because: because[n] < 0 ? nil : items[Int(because[n])])
-                                        }
-                                    }
-                                }
+                        try connection.inTransaction {
+                            try LiveLists.write(run: runID, count: batch.user.count, source: source, on: connection) { n in
+                                let because = batch.because[n]
+                                return LiveLists.WrittenRow(user: users[Int(batch.user[n])], rank: Int(batch.rank[n]), item: items[Int(batch.item[n])],
+                                                            score: Double(batch.score[n]), because: because < 0 ? nil : items[Int(because)])
                             }
                         }
                     }
@@ -419,7 +414,7 @@ public struct ScoreStage: Stage {
             try Split.forEachInteraction(in: db) { user, item, _ in
                 if let p = itemPosition[item] { rows[user].append(p) }
             }
-            let order = denseKeys.indices.sorted { denseKeys[$0].utf8.lexicographicallyPrecedes(denseKeys[$1].utf8) }
+            let order = denseKeys.indices.sorted { ExactKey(denseKeys[$0]) < ExactKey(denseKeys[$1]) }
             return (order.map { denseKeys[$0] }, CSRMatrix(cols: model.itemKeys.count, rowsOfColumns: order.map { rows[$0].sorted() }))
         }
     }

@@ -319,7 +319,7 @@ public struct TrainStage: Stage {
                 IALS.fit(train: data.train, config: setting, initialItems: initial?.factors == setting.factors ? initial?.items : nil)
             }, trial: { tried(json($0), $1) })
             (model, ndcg) = (best.model, best.ndcg ?? validation.map { Evaluation.meanNDCG(best.model, $0, k: 100) })
-            if let initial, (best.model as IALS).config.factors != initial.factors { warmFrom = nil }
+            if let initial, best.model.config.factors != initial.factors { warmFrom = nil }
         case .multvae, .multdae, .cfgan:
             preconditionFailure("not a baseline")
         }
