@@ -51,7 +51,7 @@ public struct DataSet: Hashable, Sendable, CustomStringConvertible {
 
     /// The model tables' parts of one kind.
     public static func models(_ kind: String?) -> [DataSet] {
-        [TableName.models, .modelItems, .modelWeights, .trainingLog].map { DataSet($0, part: kind) }
+        [TableName.models, .modelItems, .modelWeights, .trainingLog, .modelCarryovers].map { DataSet($0, part: kind) }
     }
 
     /// Whether the two overlap: the same table, and the same part or a whole table.

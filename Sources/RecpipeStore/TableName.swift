@@ -18,6 +18,7 @@ public struct TableName: Hashable, Sendable, CustomStringConvertible, Expressibl
     public static let modelItems: TableName = "model_items"
     public static let modelWeights: TableName = "model_weights"
     public static let trainingLog: TableName = "training_log"
+    public static let modelCarryovers: TableName = "model_carryovers"
     public static let scoreRuns: TableName = "score_runs"
     public static let recommendationRows: TableName = "recommendation_rows"
     public static let liveRecommendations: TableName = "live_recommendations"

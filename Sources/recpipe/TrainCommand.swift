@@ -88,6 +88,11 @@ struct Train: ParsableCommand {
     var augmentedWeight: Float = 0.5
     @Option(name: .customLong("keep-retired"), help: "Older models of the kind kept with their weights besides the published one (retired ones and candidates; older ones are pruned once the new model is stored).")
     var keepRetired = Retention.Policy().keepRetired
+    @Option(name: .customLong("retrain-threshold"), help: ArgumentHelp("""
+        Baselines: keep the published model for the current split when the raw interactions grew by at most this share \
+        since the split it was trained on (0.05: retrain after 5% more); default: always train.
+        """, valueName: "share"))
+    var retrainThreshold: Double?
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
 
@@ -124,6 +129,7 @@ struct Train: ParsableCommand {
             config.retention.keepRetired = keepRetired
             config.publish = !noPublish
             config.publishMargin = noGate ? nil : publishMargin
+            config.retrainThreshold = retrainThreshold
             config.augmentedWeight = augmented ? augmentedWeight : nil
             if let threads { BLAS.threads = max(1, threads) }
             try runStage(try TrainStage(config: config), options: options, logger: logger)

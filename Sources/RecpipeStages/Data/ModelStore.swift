@@ -158,6 +158,14 @@ public enum ModelStore {
     }
 
     /// Loads a model of any kind exactly as it was saved.
+    /// A stored model as a recommender over `itemKeys` (the current split's items): the
+    /// model itself when its item index is theirs, else re-indexed by key (`Remapped`), as
+    /// for a model kept from an earlier split.
+    public static func load(_ modelID: Int64, over itemKeys: [String], in db: Database) throws -> (Recommender, Record) {
+        let (model, record) = try load(modelID, in: db)
+        return (record.itemKeys == itemKeys ? model : Remapped(model, mapping: record.positions(of: itemKeys)), record)
+    }
+
     public static func load(_ modelID: Int64, in db: Database) throws -> (any StorableModel, Record) {
         let record = try record(modelID, in: db)
         do {

@@ -26,7 +26,8 @@ public struct EvaluateStage: Stage {
     static let order: [ModelKind] = [.popularity, .ease, .edlae, .itemknn, .ials, .multvae, .multdae, .cfgan]
 
     public static let name = "evaluate"
-    public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights]
+    public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights,
+                                            .modelCarryovers]
     public static let writes: [TableName] = [.evaluationRuns, .evaluation, .evaluationUsers, .evaluationHeadItems, .tradeoffPoints]
     public let config: Config
 
@@ -61,8 +62,8 @@ public struct EvaluateStage: Stage {
                     ? [(kind.rawValue, false), (kind.rawValue + Self.augmentedSuffix, true)] : [(kind.rawValue, nil)]
                 var found = false
                 for (name, augmented) in variants {
-                    guard let id = try Evaluations.model(kind: kind.rawValue, dataFingerprint: data.fingerprint, augmented: augmented,
-                                                         in: db) else { continue }
+                    guard let id = try Evaluations.model(kind: kind.rawValue, dataFingerprint: data.fingerprint,
+                                                         cleanRun: data.cleanRunID, augmented: augmented, in: db) else { continue }
                     chosen.append((name, id))
                     found = true
                 }
@@ -95,7 +96,7 @@ public struct EvaluateStage: Stage {
         // An augmented model's lists on the evaluated part, kept for its trade-off point below.
         var augmentedCandidates: [Int64: Tradeoff.Candidates] = [:]
         for candidate in chosen {
-            let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, in: $0).0 } }
+            let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, over: data.itemKeys, in: $0).0 } }
                 ?? popularity
             let augmented = candidate.name.hasSuffix(Self.augmentedSuffix)
             // Augmented models are points of their own lever (their weights below): only the
@@ -127,7 +128,7 @@ public struct EvaluateStage: Stage {
             }
         }
         for (kind, id, weight) in augmentedModels {
-            let model = try store.queue.read { try ModelStore.load(id, in: $0).0 }
+            let model = try store.queue.read { try ModelStore.load(id, over: data.itemKeys, in: $0).0 }
             for (part, held) in parts {
                 let candidates = (part == config.part ? augmentedCandidates[id] : nil) ?? Tradeoff.candidates(model, on: held)
                 curves.append((kind.rawValue + Self.augmentedSuffix, id, part, [Tradeoff.point(

@@ -33,19 +33,20 @@ extension ScoreStage {
         return (model, record, choice)
     }
 
-    /// Judges the published models of every kind trained on the current split, and the model
-    /// behind the live lists, on the validation users (`Champion` says how it chooses).
+    /// Judges the published models of every kind of the current split (trained on it, or kept
+    /// for it by `train --retrain-threshold`), and the model behind the live lists, on the
+    /// validation users (`Champion` says how it chooses).
     func champion(_ context: StageContext) throws -> Champion.Choice {
         let store = context.store
         let data = try TrainingData.load(store)
         let kinds = ModelKind.allCases.filter { $0 != .cfgan }
-        let (published, liveModel) = try store.queue.read { db -> ([ModelStore.Record], Int64?) in
+        let (published, onSplit, liveModel) = try store.queue.read { db -> ([ModelStore.Record], Set<Int64>, Int64?) in
             let records = try kinds.compactMap { kind in try ModelStore.published(kind: kind, in: db) }
                 .map { try ModelStore.record($0, in: db) }
             let live = try LiveLists.summary(in: db)?.modelID
-            return (records, live)
+            return (records, try Models.onSplit(fingerprint: data.fingerprint, cleanRun: data.cleanRunID, in: db), live)
         }
-        let candidates = published.filter { $0.dataFingerprint == data.fingerprint }
+        let candidates = published.filter { onSplit.contains($0.modelID) }
         // The incumbent: the live model, or the model of its kind published after it.
         var incumbentID = liveModel
         var incumbentOnSplit = false
@@ -68,9 +69,7 @@ extension ScoreStage {
         let heldOut = data.validation
         let popularity = Popularity(train: data.train)
         func contender(_ id: Int64) throws -> Champion.Contender {
-            let (model, record) = try store.queue.read { try ModelStore.load(id, in: $0) }
-            let recommender: Recommender = record.itemKeys == data.itemKeys ? model
-                : Remapped(model, mapping: record.positions(of: data.itemKeys))
+            let (recommender, record) = try store.queue.read { try ModelStore.load(id, over: data.itemKeys, in: $0) }
             let (users, lists) = Evaluation.topLists(recommender, on: heldOut, k: 100)
             let figures = Evaluation.evaluate(lists: lists, users: users, on: heldOut, trainCounts: popularity.counts,
                                               trainUsers: data.train.rows)

@@ -92,7 +92,7 @@ public struct ScoreStage: Stage {
     /// Users scored together in one batch by default.
     public static let batchUsers = 500
     public static let reads: [TableName] = [.users, .items, .interactions, .cleanRuns, .rawInteractions, .models, .modelItems,
-                                           .modelWeights, .itemAvailability, .userExclusions, .itemMetadata, .evaluationRuns,
+                                           .modelWeights, .modelCarryovers, .itemAvailability, .userExclusions, .itemMetadata, .evaluationRuns,
                                            .tradeoffPoints]
     public static let writes: [TableName] = [.scoreRuns, .recommendationRows, .liveRecommendations]
     /// The split's users and their items, and the model scored: the published one of

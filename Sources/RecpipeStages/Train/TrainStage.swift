@@ -63,13 +63,17 @@ public struct TrainStage: Stage {
         public var augmentedWeight: Float?
         /// What is kept of older models of the kind once the new one is stored.
         public var retention = Retention.Policy()
+        /// Baselines: keep the published model for the current split instead of training
+        /// when the raw interactions grew by at most this share since the split it was
+        /// trained on (`carryOver`). nil: always train.
+        public var retrainThreshold: Double?
         public init() {}
     }
 
     public static let name = "train"
     public static let reads: [TableName] = [.cleanRuns, .users, .items, .interactions, .models, .modelItems, .modelWeights,
-                                            .augmentRuns, .augmentedInteractions] + Retention.modelReads
-    public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog]
+                                            .modelCarryovers, .augmentRuns, .augmentedInteractions] + Retention.modelReads
+    public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog, .modelCarryovers]
     /// The split; with augmentation the CFGAN's synthetic interactions; the published model
     /// of its kind, which the gate compares with (unless it does not publish) and a warm
     /// start starts from (with augmentation: the newest model trained so, a candidate).
@@ -128,6 +132,14 @@ public struct TrainStage: Stage {
             throw StageError.badOption("--hidden, --latent, --batch-size and --epochs must be positive")
         }
         guard m.dropout >= 0 && m.dropout < 1 else { throw StageError.badOption("--dropout must be in [0, 1)") }
+        if let threshold = config.retrainThreshold {
+            guard config.kind.isBaseline else {
+                throw StageError.badOption("--retrain-threshold applies to the baselines (popularity, ease, edlae, itemknn, ials); \(config.kind.rawValue) trains from the published model with --warm-start")
+            }
+            guard (0...1).contains(threshold) else {
+                throw StageError.badOption("--retrain-threshold must be a share between 0 and 1 (0.05: retrain after 5% more raw interactions), got \(threshold)")
+            }
+        }
         if let margin = config.publishMargin, !(0...1).contains(margin) {
             throw StageError.badOption("--publish-margin must be between 0 and 1")
         }
@@ -146,6 +158,7 @@ public struct TrainStage: Stage {
 
     public func run(_ context: StageContext) throws -> StageReport {
         let started = Clock.monotonic()
+        if let threshold = config.retrainThreshold, let kept = try carryOver(threshold: threshold, context: context) { return kept }
         let data = try TrainingData.load(context.store)
         guard data.train.rows > 0 else { throw StageError.missingInput("the split has no training interactions") }
         if config.kind.isBaseline { return try runBaseline(context, data: data, started: started) }
@@ -399,5 +412,83 @@ public struct TrainStage: Stage {
         model.initialize(rng: &rng)
         model.copyWeights(from: previous, itemMapping: record.warmStartMapping(to: data.itemKeys, context: context))
         return (model, previousID)
+    }
+
+    /// `--retrain-threshold`: keeps the published model of the kind for the current split,
+    /// recorded in `model_carryovers`, when the raw interactions grew by at most `threshold`
+    /// of those of the split it was trained on, the clean settings are the same, the split
+    /// is strong or temporal (a newer split's held-out targets were then never training
+    /// data) and its settings are among those asked for. Returns nil, with the reason
+    /// logged, when the model is to be trained.
+    func carryOver(threshold: Double, context: StageContext) throws -> StageReport? {
+        enum Verdict { case keep(Int64, base: Split.Run, current: Split.Run), train(String) }
+        let kind = config.kind.rawValue
+        let verdict = try context.store.queue.read { db -> Verdict in
+            guard let current = try Split.latestRun(in: db) else { return .train("no clean run yet") }
+            guard let modelID = try Models.published(kind: kind, in: db), let stored = try Models.stored(modelID, in: db) else {
+                return .train("no published \(kind) model")
+            }
+            guard stored.prunedAt == nil, let cleanRun = try Models.cleanRun(ofModel: modelID, in: db),
+                  let base = try Split.run(cleanRun, in: db) else {
+                return .train("model \(modelID)'s split or weights are gone")
+            }
+            guard current.split != "predefined" && base.split != "predefined" else {
+                return .train("a predefined split has no measure of how much it changed")
+            }
+            guard base.parameters == current.parameters else { return .train("the clean settings changed since model \(modelID)'s split") }
+            guard asks(forSettings: stored.hyperparameters) else {
+                return .train("model \(modelID)'s settings are not among those asked for")
+            }
+            guard current.rawRows >= base.rawRows else { return .train("there are fewer raw interactions than when model \(modelID) was trained") }
+            let grown = Double(current.rawRows - base.rawRows) / Double(max(1, base.rawRows))
+            guard grown <= threshold else {
+                return .train(String(format: "the raw interactions grew by %.2f%% since model %lld's split, more than the threshold %g%%",
+                                     100 * grown, modelID, 100 * threshold))
+            }
+            return .keep(modelID, base: base, current: current)
+        }
+        switch verdict {
+        case .train(let reason):
+            context.logger.info("retraining", metadata: ["model": "\(kind)", "reason": "\(reason)"])
+            return nil
+        case .keep(let modelID, let base, let current):
+            let added = current.rawRows - base.rawRows
+            try context.store.queue.write { db in
+                try Models.carryOver(Models.Carryover(modelID: modelID, cleanRunID: current.runID, run: context.runID,
+                                                      baseRawRows: base.rawRows, newRawRows: added, threshold: threshold), in: db)
+            }
+            let share = String(format: "%.2f%% of %d, within the threshold %g%%", 100 * Double(added) / Double(max(1, base.rawRows)),
+                               base.rawRows, 100 * threshold)
+            let line = "model \(modelID) (\(kind)) kept for the split of clean run \(current.runID): \(added) new raw interactions since its own split (clean run \(base.runID)), \(share)"
+            context.logger.info("model kept", metadata: [
+                "model": "\(modelID)", "kind": "\(kind)", "clean_run": "\(current.runID)", "new_raw_rows": "\(added)",
+                "base_raw_rows": "\(base.rawRows)",
+            ])
+            return StageReport(rowsIn: 0, rowsOut: 0, summary: [line])
+        }
+    }
+
+    /// Whether a stored model's hyperparameters (`models.hyperparameters`) are a setting this
+    /// configuration would try: its λ, neighbours and shrinkage, or factors, regularization
+    /// and α among the grid's (iALS's iterations and seed say how it was fitted, not what it is).
+    func asks(forSettings json: String) -> Bool {
+        let data = Data(json.utf8), decoder = JSONDecoder()
+        switch config.kind {
+        case .popularity:
+            return true
+        case .ease, .edlae:
+            guard let h = try? decoder.decode(EASE.Hyperparameters.self, from: data) else { return false }
+            if config.kind == .ease { return h.dropout == nil && config.ease.lambdas.contains(h.lambda) }
+            return h.dropout.map(config.edlae.dropouts.contains) == true && config.edlae.lambdas.contains(h.lambda)
+        case .itemknn:
+            guard let h = try? decoder.decode(ItemKNN.Hyperparameters.self, from: data) else { return false }
+            return config.itemKNN.neighbours.contains(h.neighbours) && config.itemKNN.shrinks.contains(h.shrink)
+        case .ials:
+            guard let h = try? decoder.decode(IALS.Config.self, from: data) else { return false }
+            return config.ials.factors.contains(h.factors) && config.ials.regularizations.contains(h.regularization)
+                && config.ials.alphas.contains(h.alpha)
+        case .multvae, .multdae, .cfgan:
+            return false
+        }
     }
 }

@@ -4,15 +4,16 @@ import GRDB
 /// evaluation's figures per model, per user and the head it judged the long tail by; and
 /// `closed_loop`, the live lists against what their users did next.
 public enum Evaluations {
-    /// The model of `kind` trained on the split with this fingerprint and not pruned that an
+    /// The model of `kind` of the split (trained on data with this fingerprint or carried over
+    /// to this clean run, `Models.onSplitCondition`) and not pruned that an
     /// evaluation takes: the published one, else the newest. `augmented`: nil for any,
     /// true for one trained with synthetic interactions, false for one trained without.
-    public static func model(kind: String, dataFingerprint: String, augmented: Bool?, in db: Database) throws -> Int64? {
+    public static func model(kind: String, dataFingerprint: String, cleanRun: Int64, augmented: Bool?, in db: Database) throws -> Int64? {
         let filter = augmented.map { "AND json_extract(hyperparameters, '$.augmentation') IS \($0 ? "NOT NULL" : "NULL")" } ?? ""
         return try Int64.fetchOne(db, sql: """
-            SELECT model_id FROM \(TableName.models) WHERE kind = ? AND data_fingerprint = ? AND pruned_at IS NULL \(filter)
+            SELECT model_id FROM \(TableName.models) WHERE kind = ? AND \(Models.onSplitCondition) AND pruned_at IS NULL \(filter)
             ORDER BY status = 'published' DESC, model_id DESC LIMIT 1
-            """, arguments: [kind, dataFingerprint])
+            """, arguments: [kind, dataFingerprint, cleanRun])
     }
 
     /// The models of `kind` trained with synthetic interactions on the split with this

@@ -115,6 +115,53 @@ public enum Models {
         try Int64.fetchOne(db, sql: "SELECT model_id FROM \(TableName.models) WHERE kind = ? AND status = 'published'", arguments: [kind])
     }
 
+    /// The clean run a model was trained on; nil for an unknown model.
+    public static func cleanRun(ofModel modelID: Int64, in db: Database) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT clean_run_id FROM \(TableName.models) WHERE model_id = ?", arguments: [modelID])
+    }
+
+    /// A model kept for a newer split instead of being retrained (`model_carryovers`).
+    public struct Carryover: Sendable, Equatable {
+        public var modelID: Int64
+        /// The split it is carried to.
+        public var cleanRunID: Int64
+        public var run: Int64
+        public var baseRawRows: Int
+        public var newRawRows: Int
+        public var threshold: Double
+        public init(modelID: Int64, cleanRunID: Int64, run: Int64, baseRawRows: Int, newRawRows: Int, threshold: Double) {
+            self.modelID = modelID
+            self.cleanRunID = cleanRunID
+            self.run = run
+            self.baseRawRows = baseRawRows
+            self.newRawRows = newRawRows
+            self.threshold = threshold
+        }
+    }
+
+    /// Records that a model stands for the split `carryover` names (in the caller's
+    /// transaction); a second decision for the same split replaces the first.
+    public static func carryOver(_ carryover: Carryover, in db: Database) throws {
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO \(TableName.modelCarryovers) (model_id, clean_run_id, run_id, created_at, base_raw_rows,
+                new_raw_rows, threshold) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [carryover.modelID, carryover.cleanRunID, carryover.run, Clock.isoNow(),
+                             carryover.baseRawRows, carryover.newRawRows, carryover.threshold])
+    }
+
+    /// The condition on a `models` row that it belongs to a split: trained on data with the
+    /// bound fingerprint, or carried over to the bound clean run. The one rule for "a model
+    /// of the current split".
+    public static let onSplitCondition = """
+        (data_fingerprint = ? OR model_id IN (SELECT model_id FROM \(TableName.modelCarryovers) WHERE clean_run_id = ?))
+        """
+
+    /// The models of a split (`onSplitCondition`), not pruned.
+    public static func onSplit(fingerprint: String, cleanRun: Int64, in db: Database) throws -> Set<Int64> {
+        Set(try Int64.fetchAll(db, sql: "SELECT model_id FROM \(TableName.models) WHERE \(onSplitCondition) AND pruned_at IS NULL",
+                               arguments: [fingerprint, cleanRun]))
+    }
+
     /// The newest model of a kind trained with augmented data and not pruned.
     public static func latestAugmented(kind: String, in db: Database) throws -> Int64? {
         try Int64.fetchOne(db, sql: """

@@ -9,13 +9,24 @@ public enum Split {
         public var split: String
         /// The clean stage's options, as JSON.
         public var parameters: String
+        /// Rows of `raw_interactions` it read (split files' rows for a predefined split).
+        public var rawRows: Int
     }
 
     /// The newest clean run; nil before the first.
     public static func latestRun(in db: Database) throws -> Run? {
-        try Row.fetchOne(db, sql: "SELECT run_id, split, parameters FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1").map {
-            Run(runID: $0["run_id"], split: $0["split"], parameters: $0["parameters"])
-        }
+        try Row.fetchOne(db, sql: "SELECT run_id, split, parameters, raw_rows FROM \(TableName.cleanRuns) ORDER BY run_id DESC LIMIT 1")
+            .map(run)
+    }
+
+    /// A clean run by id; nil when there is none.
+    public static func run(_ runID: Int64, in db: Database) throws -> Run? {
+        try Row.fetchOne(db, sql: "SELECT run_id, split, parameters, raw_rows FROM \(TableName.cleanRuns) WHERE run_id = ?",
+                         arguments: [runID]).map(run)
+    }
+
+    static func run(_ row: Row) -> Run {
+        Run(runID: row["run_id"], split: row["split"], parameters: row["parameters"], rawRows: row["raw_rows"])
     }
 
     /// The newest clean run's whole row, as the report shows it.

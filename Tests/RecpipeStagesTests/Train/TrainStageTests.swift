@@ -195,6 +195,60 @@ import Testing
         #expect(throws: StageError.self) { try small { $0.kind = .ease; $0.warmStart = true } }
     }
 
+    @Test func aRetrainThresholdKeepsTheModelWhileTheDataBarelyGrew() throws {
+        let (scratch, store) = try prepared()
+        func ease(_ lambda: Float = 100, threshold: Double?) throws -> StageReport {
+            try StageRunner.run(try small {
+                $0.kind = .ease
+                $0.ease.lambdas = [lambda]
+                $0.retrainThreshold = threshold
+            }, store: store, logger: quietLogger)
+        }
+        func models() throws -> Int { try count(store, "models") }
+        func carried() throws -> [[Int64]] {
+            try store.queue.read { try Row.fetchAll($0, sql: "SELECT model_id, clean_run_id FROM model_carryovers ORDER BY clean_run_id") }
+                .map { [$0["model_id"], $0["clean_run_id"]] }
+        }
+        func latestClean() throws -> Int64 { try store.queue.read { try Split.latestRun(in: $0)!.runID } }
+        func rawRows() throws -> Int { try store.queue.read { try Split.latestRun(in: $0)!.rawRows } }
+
+        _ = try ease(threshold: 0.05)
+        #expect(try models() == 1, "nothing published yet: trained")
+        let base = try rawRows()
+        // Two new users of six rows each: far below 5% of the raw rows.
+        var more = "user_id,item_id,timestamp\n"
+        for u in 0..<2 { for i in 0..<6 { more += "late\(u),\(i),\(1_800_000_000 + u)\n" } }
+        try ingest(store, [scratch.write("late.csv", more)])
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 30 }
+        #expect(try rawRows() == base + 12)
+        let kept = try ease(threshold: 0.05)
+        #expect(try models() == 1, "kept, not retrained")
+        #expect(kept.summary.joined().contains("model 1 (ease) kept"), "\(kept.summary)")
+        #expect(try carried() == [[1, try latestClean()]])
+        // Evaluate and score take the kept model as a model of the current split.
+        let data = try TrainingData.load(store)
+        #expect(try store.queue.read { try Models.onSplit(fingerprint: data.fingerprint, cleanRun: data.cleanRunID, in: $0) } == [1])
+        try StageRunner.run(try EvaluateStage(config: EvaluateStage.Config()), store: store, logger: quietLogger)
+        #expect(try store.queue.read { try Int64.fetchOne($0, sql: "SELECT DISTINCT model_id FROM evaluation WHERE model = 'ease'") } == 1)
+        // Another λ is another model: trained.
+        _ = try ease(200, threshold: 0.05)
+        #expect(try models() == 2)
+        // Growth is counted from the split the published model was trained on, not from the
+        // previous night: 240 new rows are 3% of it, over a 2% threshold.
+        try addUsersWithNewItems(store, scratch)
+        _ = try ease(200, threshold: 0.5)
+        #expect(try models() == 2 && carried().count == 2)
+        _ = try ease(200, threshold: 0.02)
+        #expect(try models() == 3, "3% more raw rows than model 2's split")
+        // Other clean settings make another split: trained whatever the threshold.
+        try clean(store) { $0.minRating = nil; $0.heldOutUsers = 31 }
+        _ = try ease(200, threshold: 1)
+        #expect(try models() == 4)
+        // Models that train from weights warm-start instead; the share is a share.
+        #expect(throws: StageError.self) { try small { $0.retrainThreshold = 0.05 } }
+        #expect(throws: StageError.self) { try small { $0.kind = .ease; $0.retrainThreshold = 5 } }
+    }
+
     @Test func divergenceFailsTheStageAndStoresNothing() throws {
         let (scratch, store) = try prepared()
         _ = scratch
