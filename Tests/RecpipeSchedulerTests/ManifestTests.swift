@@ -113,8 +113,8 @@ import RecpipeStages
         #expect(found.count == 4, "\(found)")
         #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads clean_runs, interactions, items, users, which stage clean writes") })
         // Without --model, score judges the published model of every kind.
-        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads model_items (multvae), model_weights (multvae), models (multvae), which stage train writes") })
-        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads model_items (ease), model_weights (ease), models (ease), which stage ease writes") })
+        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads model_carryovers (multvae), model_items (multvae), model_weights (multvae), models (multvae), which stage train writes") })
+        #expect(found.contains { $0.hasPrefix("bad.yaml:7: stage score: reads model_carryovers (ease), model_items (ease), model_weights (ease), models (ease), which stage ease writes") })
         #expect(found.contains { $0.hasPrefix("bad.yaml:8: stage report: reads") && $0.contains("which stage train writes, but neither needs the other; add needs: [train] to report") })
     }
 

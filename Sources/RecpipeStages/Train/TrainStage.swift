@@ -75,14 +75,15 @@ public struct TrainStage: Stage {
                                             .modelCarryovers, .augmentRuns, .augmentedInteractions] + Retention.modelReads
     public static let writes: [TableName] = [.models, .modelItems, .modelWeights, .trainingLog, .modelCarryovers]
     /// The split; with augmentation the CFGAN's synthetic interactions; the published model
-    /// of its kind, which the gate compares with (unless it does not publish) and a warm
-    /// start starts from (with augmentation: the newest model trained so, a candidate).
+    /// of its kind, which the gate compares with (unless it does not publish), a warm start
+    /// starts from (with augmentation: the newest model trained so, a candidate, else the
+    /// published one) and a retrain threshold keeps.
     public static func inputs(_ parameters: [String: String]) -> [DataSet] {
         let (kind, augmented) = (parameters["model"] ?? ModelKind.multvae.rawValue, parameters["augmented"] == "true")
         let publishes = parameters["no_publish"] != "true", warm = parameters["warm_start"] == "true"
         return [TableName.cleanRuns, .users, .items, .interactions].map { DataSet($0) }
             + (augmented ? [DataSet(.augmentRuns), DataSet(.augmentedInteractions)] + DataSet.models(ModelKind.cfgan.rawValue) : [])
-            + (publishes || (warm && !augmented) ? DataSet.models(kind) : [])
+            + (publishes || warm ? DataSet.models(kind) : [])
             + (warm && augmented ? DataSet.models(candidates(of: kind)) : [])
     }
 
