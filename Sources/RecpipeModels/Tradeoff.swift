@@ -50,16 +50,27 @@ public enum Tradeoff {
     }
 
     public static func candidates(_ recommender: Recommender, on heldOut: ValidationSet, k: Int = 100) -> Candidates {
-        var result = Candidates(k: k)
-        let f = heldOut.foldIn
-        recommender.scores(f, batchSize: 500) { row, scores in
-            guard !heldOut.targets[row].isEmpty else { return }
-            for j in f.rowStart[row]..<f.rowStart[row + 1] { scores[Int(f.columns[j])] = -.infinity }
-            let (items, values) = topKWithScores(UnsafeBufferPointer(scores), k: Reranking.candidateFactor * k)
-            result.users.append(row)
-            result.items.append(items)
-            result.scores.append(values)
+        let f = heldOut.foldIn, width = recommender.items
+        var items = [[Int32]](repeating: [], count: f.rows), scores = [[Float]](repeating: [], count: f.rows)
+        // A batch's rows are selected on every core (each writes its own row's entries).
+        recommender.scoreBatches(f, batchSize: 500) { first, count, batch in
+            items.withUnsafeMutableBufferPointer { itemsOut in
+                scores.withUnsafeMutableBufferPointer { scoresOut in
+                    let (itemsOut, scoresOut) = (itemsOut.baseAddress!, scoresOut.baseAddress!)
+                    parallelRows(count) { n in
+                        let row = first + n
+                        guard !heldOut.targets[row].isEmpty else { return }
+                        let rowScores = UnsafeMutableBufferPointer(rebasing: batch[(n * width)..<((n + 1) * width)])
+                        for j in f.rowStart[row]..<f.rowStart[row + 1] { rowScores[Int(f.columns[j])] = -.infinity }
+                        (itemsOut[row], scoresOut[row]) = topKWithScores(UnsafeBufferPointer(rowScores), k: Reranking.candidateFactor * k)
+                    }
+                }
+            }
         }
+        var result = Candidates(k: k)
+        result.users = (0..<f.rows).filter { !heldOut.targets[$0].isEmpty }
+        result.items = result.users.map { items[$0] }
+        result.scores = result.users.map { scores[$0] }
         return result
     }
 

@@ -232,6 +232,58 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
 
     }
 
+    /// Nights with little new data keep the baselines that have a retrain threshold: their
+    /// published models stand for the new split, evaluate and score take them; a night that
+    /// takes the growth over the threshold trains them again.
+    @Test func baselinesAreKeptUntilTheDataGrowsPastTheirRetrainThreshold() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let manifest = dir + "/nightly.yaml"
+        try """
+            name: nightly
+            database: recpipe.sqlite
+            stages:
+              synth: { uses: synth, with: { out: events.csv.gz, users: 400, items: 200, interactions: 12000, until_day: 363 } }
+              ingest: { uses: ingest, needs: [synth], with: { sources: "events*.csv.gz" } }
+              clean: { uses: clean, needs: [ingest], with: { min_rating: none, heldout_users: 40 } }
+              popularity: { uses: train, needs: [clean], with: { model: popularity, retrain_threshold: 0.05 } }
+              ease: { uses: train, needs: [clean], with: { model: ease, lambda: 100, retrain_threshold: 0.05 } }
+              evaluate: { uses: evaluate, needs: [popularity, ease] }
+              score: { uses: score, needs: [evaluate], with: { k: 20 } }
+            """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let first = try recpipe(["run", manifest], in: dir, environment: [:])
+        #expect(first.status == 0, "\(first.stderr)")
+        let db = try DatabaseQueue(path: dir + "/recpipe.sqlite")
+        func count(_ sql: String) throws -> Int { try db.read { try Int.fetchOne($0, sql: sql) ?? -1 } }
+        #expect(try count("SELECT count(*) FROM models") == 2)
+
+        // The log's last two days, well under 5% of it.
+        let late = try recpipe(["synth", "--out", dir + "/events-late.csv.gz", "--users", "400", "--items", "200",
+                                "--interactions", "12000", "--from-day", "363", "--quiet"], in: dir, environment: [:])
+        #expect(late.status == 0, "\(late.stderr)")
+        let second = try recpipe(["run", manifest], in: dir, environment: [:])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.components(separatedBy: " model kept ").count == 3, "\(second.stderr)")
+        #expect(try count("SELECT count(*) FROM models") == 2)
+        let split = "(SELECT max(run_id) FROM clean_runs)"
+        #expect(try count("SELECT count(*) FROM model_carryovers WHERE clean_run_id = \(split)") == 2)
+        #expect(try count("""
+            SELECT count(DISTINCT e.model_id) FROM evaluation e JOIN evaluation_runs r USING (run_id)
+            WHERE r.clean_run_id = \(split) AND e.model IN ('ease', 'popularity')
+            """) == 2)
+        #expect(try count("SELECT count(*) FROM live_recommendations l JOIN score_runs s USING (run_id) WHERE s.model_id IN (1, 2)") == 1)
+
+        // Another 10% of rows (another seed's log): counted from the models' own split, over
+        // the threshold.
+        let more = try recpipe(["synth", "--out", dir + "/events-more.csv.gz", "--users", "400", "--items", "200",
+                                "--interactions", "1200", "--seed", "11", "--quiet"], in: dir, environment: [:])
+        #expect(more.status == 0, "\(more.stderr)")
+        let third = try recpipe(["run", manifest], in: dir, environment: [:])
+        #expect(third.status == 0, "\(third.stderr)")
+        #expect(third.stderr.contains("more than the threshold 5%"), "\(third.stderr)")
+        #expect(try count("SELECT count(*) FROM models") == 4)
+    }
+
     @Test func invalidManifestsAndSelectionsExitBeforeRunningAnything() throws {
         let dir = scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

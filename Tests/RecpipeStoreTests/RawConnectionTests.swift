@@ -5,6 +5,24 @@ import Testing
 @testable import RecpipeStore
 
 @Suite(.tags(.medium)) struct RawConnectionTests {
+    /// The closed loop's new pairs: each once, by their exact bytes, the boundary between
+    /// user and item kept ("ab" + "c" is not "a" + "bc"), those seen elsewhere dropped.
+    @Test func newPairsAreDistinctByTheirBytesAndDropThoseSeenElsewhere() {
+        var pairs = IngestBatches.NewPairs()
+        func bytes(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+            var copy = text
+            copy.withUTF8 { body($0) }
+        }
+        func add(_ user: String, _ item: String, seen: Bool = false) {
+            bytes(user) { u in bytes(item) { i in if seen { pairs.markSeen(u, i) } else { pairs.insert(u, i) } } }
+        }
+        add("ab", "c"); add("a", "bc"); add("ab", "c"); add("\u{e9}", "x"); add("e\u{301}", "x"); add("u", "")
+        add("a", "bc", seen: true); add("zz", "c", seen: true)
+        var found: [String] = []
+        pairs.forEachUnseen { found.append("\($0)|\($1)") }
+        #expect(found == ["ab|c", "\u{e9}|x", "e\u{301}|x", "u|"])
+    }
+
     /// A shard file's rows are copied into the database's table by `score --merge`: its
     /// columns, keys and types must be the database's.
     @Test func shardFileRowsHaveTheDatabasesLayout() throws {

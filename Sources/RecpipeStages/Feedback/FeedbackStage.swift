@@ -50,7 +50,7 @@ public struct FeedbackStage: Stage {
         var after: [ExactKey: Set<ExactKey>] = [:]
         let fresh = try store.queue.read { try IngestBatches.stored(afterRun: scoreRun, in: $0) }
         if !fresh.isEmpty {
-            try store.queue.writeWithoutTransaction { db in
+            try store.queue.read { db in
                 try IngestBatches.newPairs(in: fresh, minRating: minRating, in: db) { user, item in
                     after[ExactKey(user), default: []].insert(ExactKey(item))
                 }

@@ -274,7 +274,7 @@ public struct TrainStage: Stage {
             // model. Each λ of a grid is fitted from a copy of the Gram matrix, scored and
             // dropped; the chosen λ is then fitted once more from the Gram matrix itself. So
             // at most two such matrices are held (3.2 GB at 20,000 items), one with one λ.
-            var gram: [Float]? = EASE.gram(data.train)
+            var gram: [Float]? = gramMatrix(data, context)
             let items = data.itemKeys.count
             do {
                 let chosen = try Tuning.bestParameters(config.ease.lambdas, validation: config.ease.lambdas.count > 1 ? validation : nil,
@@ -288,7 +288,7 @@ public struct TrainStage: Stage {
         case .edlae:
             // EASE's memory plan: the Gram matrix, one fit of the grid at a time, then the
             // chosen setting fitted from the Gram matrix itself.
-            var gram: [Float]? = EASE.gram(data.train)
+            var gram: [Float]? = gramMatrix(data, context)
             let items = data.itemKeys.count
             let grid = config.edlae.lambdas.flatMap { l in config.edlae.dropouts.map { EASE.Hyperparameters(lambda: l, dropout: $0) } }
             do {
@@ -303,7 +303,7 @@ public struct TrainStage: Stage {
             }
         case .itemknn:
             let s = config.itemKNN
-            let cooccurrence = EASE.gram(data.train)
+            let cooccurrence = gramMatrix(data, context)
             let grid = s.neighbours.flatMap { k in s.shrinks.map { ItemKNN.Hyperparameters(neighbours: k, shrink: $0) } }
             let best = Tuning.best(grid, validation: grid.count > 1 ? validation : nil, fit: {
                 ItemKNN.fit(cooccurrence: cooccurrence, items: data.itemKeys.count, neighbours: $0.neighbours, shrink: $0.shrink)
@@ -351,6 +351,16 @@ public struct TrainStage: Stage {
         if let ndcg { summary.append("validation NDCG@100 \(String(format: "%.4f", ndcg))") }
         return try finish(summary, modelID: modelID, publish: publish, gate: gate, context: context,
                       rowsIn: data.train.nonZeros, rowsOut: model.tensorInfos.reduce(0) { $0 + $1.count })
+    }
+
+    /// XᵀX of the training matrix, its time logged (the rest of a fit is the solve).
+    func gramMatrix(_ data: TrainingData, _ context: StageContext) -> [Float] {
+        let started = Clock.monotonic()
+        let gram = EASE.gram(data.train)
+        context.logger.debug("gram matrix computed", metadata: [
+            "items": "\(data.itemKeys.count)", "seconds": "\(String(format: "%.2f", Clock.monotonic() - started))",
+        ])
+        return gram
     }
 
     /// Whether a model with validation NDCG@100 `ndcg` may go live against the live model of

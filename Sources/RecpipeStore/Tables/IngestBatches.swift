@@ -60,31 +60,61 @@ public enum IngestBatches {
     }
 
     /// The (user, item) pairs of `batches` that no other batch holds, rows rated below
-    /// `minRating` left out (nil: all): `body(user, item)` for each, once. Only the new rows
-    /// are held; the older ones are matched against them inside SQLite (one pass over the
-    /// table, each row probing the new pairs' key), so the cost does not grow with the
-    /// history's size.
+    /// `minRating` left out (nil: all): `body(user, item)` for each, once. Only the new pairs
+    /// are held in memory; the older rows are read once, each pair's bytes hashed where
+    /// SQLite keeps them (no string built) and looked up among the new ones, so the cost is
+    /// one pass over the table whatever its size.
     public static func newPairs(in batches: [Int64], minRating: Double?, in db: Database, _ body: (String, String) throws -> Void) throws {
         guard !batches.isEmpty else { return }
         let list = batches.map(String.init).joined(separator: ",")
-        try db.execute(sql: "DROP TABLE IF EXISTS temp.feedback_new_pairs")
-        try db.execute(sql: """
-            CREATE TEMP TABLE feedback_new_pairs (user_key TEXT NOT NULL, item_key TEXT NOT NULL,
-                PRIMARY KEY (user_key, item_key)) WITHOUT ROWID
-            """)
-        defer { try? db.execute(sql: "DROP TABLE temp.feedback_new_pairs") }
-        try db.execute(sql: """
-            INSERT OR IGNORE INTO temp.feedback_new_pairs SELECT user_key, item_key FROM \(TableName.rawInteractions)
-            WHERE batch_id IN (\(list)) AND (?1 IS NULL OR rating IS NULL OR rating >= ?1)
-            """, arguments: [minRating])
-        // CROSS JOIN keeps raw_interactions as the outer loop: one scan of it.
-        try db.execute(sql: """
-            DELETE FROM temp.feedback_new_pairs WHERE (user_key, item_key) IN (
-                SELECT p.user_key, p.item_key FROM \(TableName.rawInteractions) r CROSS JOIN temp.feedback_new_pairs p
-                ON p.user_key = r.user_key AND p.item_key = r.item_key WHERE r.batch_id NOT IN (\(list)))
-            """)
-        let rows = try Row.fetchCursor(db, sql: "SELECT user_key, item_key FROM temp.feedback_new_pairs")
-        while let row = try rows.next() { try body(row[0], row[1]) }
+        var pairs = NewPairs()
+        try db.forEachRow("""
+            SELECT user_key, item_key FROM \(TableName.rawInteractions)
+            WHERE batch_id IN (\(list)) AND (\(minRating.map { "rating IS NULL OR rating >= \($0)" } ?? "1"))
+            """) { row in pairs.insert(row.bytes(0) ?? UnsafeBufferPointer(start: nil, count: 0), row.bytes(1) ?? UnsafeBufferPointer(start: nil, count: 0)) }
+        try db.forEachRow("SELECT user_key, item_key FROM \(TableName.rawInteractions) WHERE batch_id NOT IN (\(list))") { row in
+            pairs.markSeen(row.bytes(0) ?? UnsafeBufferPointer(start: nil, count: 0), row.bytes(1) ?? UnsafeBufferPointer(start: nil, count: 0))
+        }
+        try pairs.forEachUnseen(body)
+    }
+
+    /// Distinct (user, item) pairs by their bytes, and which of them were seen elsewhere.
+    struct NewPairs {
+        var users: [[UInt8]] = [], items: [[UInt8]] = []
+        var seen: [Bool] = []
+        /// Pair indices by the pair's hash.
+        var byHash: [Int: [Int32]] = [:]
+
+        static func hash(_ user: UnsafeBufferPointer<UInt8>, _ item: UnsafeBufferPointer<UInt8>) -> Int {
+            var hasher = Hasher()
+            hasher.combine(user.count)
+            hasher.combine(bytes: UnsafeRawBufferPointer(user))
+            hasher.combine(bytes: UnsafeRawBufferPointer(item))
+            return hasher.finalize()
+        }
+
+        func find(_ user: UnsafeBufferPointer<UInt8>, _ item: UnsafeBufferPointer<UInt8>, hash: Int) -> Int32? {
+            byHash[hash]?.first { users[Int($0)].elementsEqual(user) && items[Int($0)].elementsEqual(item) }
+        }
+
+        mutating func insert(_ user: UnsafeBufferPointer<UInt8>, _ item: UnsafeBufferPointer<UInt8>) {
+            let h = Self.hash(user, item)
+            guard find(user, item, hash: h) == nil else { return }
+            byHash[h, default: []].append(Int32(users.count))
+            users.append(Array(user))
+            items.append(Array(item))
+            seen.append(false)
+        }
+
+        mutating func markSeen(_ user: UnsafeBufferPointer<UInt8>, _ item: UnsafeBufferPointer<UInt8>) {
+            if let index = find(user, item, hash: Self.hash(user, item)) { seen[Int(index)] = true }
+        }
+
+        func forEachUnseen(_ body: (String, String) throws -> Void) rethrows {
+            for k in users.indices where !seen[k] {
+                try body(String(decoding: users[k], as: UTF8.self), String(decoding: items[k], as: UTF8.self))
+            }
+        }
     }
 
     /// Starts a batch on the bulk connection (inside its transaction): a `pending` row whose
