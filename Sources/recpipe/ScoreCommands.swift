@@ -25,7 +25,8 @@ struct Score: ParsableCommand {
     @Option(help: """
         A model id (models.model_id), or a kind (multvae, multdae, ease, edlae, itemknn, ials, popularity) \
         for the published model of that kind: the newest that passed the quality gate. Without it: \
-        the champion, the published model trained on the current split with the best validation \
+        the champion, the published model of the current split (trained on it, or kept for it by \
+        train --retrain-threshold) with the best validation \
         figure (see --champion-metric), the live one staying unless beaten by more than one paired \
         standard error.
         """)
@@ -162,7 +163,8 @@ struct Evaluate: ParsableCommand {
         discussion: """
             Of each kind (multvae, multdae and the baselines ease, edlae, itemknn, ials, popularity; \
             train them with recpipe train --model KIND) the published model is evaluated when \
-            it was trained on the current split, else the newest one that was; popularity is \
+            it was trained on the current split or kept for it (train --retrain-threshold), else \
+            the newest one that was; popularity is \
             computed on the spot when none was trained. Every model is evaluated on the same \
             users in the same run: Recall@20/50, NDCG@100, Precision@10, HitRate@10, MRR, \
             APLT@20, novelty@20 (mean and standard error over users), coverage@20 and \
