@@ -266,9 +266,10 @@ let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_d
 extension Database {
     /// Steps through the rows of `sql` on this GRDB connection without building GRDB rows:
     /// the fast path for reading whole tables.
-    public func forEachRow(_ sql: String, _ row: (RawRow) throws -> Void) throws {
+    public func forEachRow(_ sql: String, _ arguments: [RawConnection.Value] = [], _ row: (RawRow) throws -> Void) throws {
         guard let connection = sqliteConnection else { throw StoreError.statementFailed(path: "", sql: sql, reason: "connection closed", code: 0) }
         let statement = try RawStatement(sql, on: connection)
+        statement.bind(arguments)
         while let current = try statement.step() { try row(current) }
     }
 }

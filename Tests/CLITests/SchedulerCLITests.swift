@@ -257,12 +257,18 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
         func count(_ sql: String) throws -> Int { try db.read { try Int.fetchOne($0, sql: sql) ?? -1 } }
         #expect(try count("SELECT count(*) FROM models") == 2)
 
+        /// A night: another file of the synthetic log arrives and the pipeline runs.
+        func night(_ file: String, _ synth: [String]) throws -> Result {
+            let made = try recpipe(["synth", "--out", dir + "/" + file, "--users", "400", "--items", "200", "--quiet"] + synth,
+                                   in: dir, environment: [:])
+            #expect(made.status == 0, "\(made.stderr)")
+            let run = try recpipe(["run", manifest], in: dir, environment: [:])
+            #expect(run.status == 0, "\(run.stderr)")
+            return run
+        }
+
         // The log's last two days, well under 5% of it.
-        let late = try recpipe(["synth", "--out", dir + "/events-late.csv.gz", "--users", "400", "--items", "200",
-                                "--interactions", "12000", "--from-day", "363", "--quiet"], in: dir, environment: [:])
-        #expect(late.status == 0, "\(late.stderr)")
-        let second = try recpipe(["run", manifest], in: dir, environment: [:])
-        #expect(second.status == 0, "\(second.stderr)")
+        let second = try night("events-late.csv.gz", ["--interactions", "12000", "--from-day", "363"])
         #expect(second.stderr.components(separatedBy: " model kept ").count == 3, "\(second.stderr)")
         #expect(try count("SELECT count(*) FROM models") == 2)
         let split = "(SELECT max(run_id) FROM clean_runs)"
@@ -275,11 +281,7 @@ func startSlowRun(in dir: String) throws -> (scheduler: Process, db: DatabaseQue
 
         // Another 10% of rows (another seed's log): counted from the models' own split, over
         // the threshold.
-        let more = try recpipe(["synth", "--out", dir + "/events-more.csv.gz", "--users", "400", "--items", "200",
-                                "--interactions", "1200", "--seed", "11", "--quiet"], in: dir, environment: [:])
-        #expect(more.status == 0, "\(more.stderr)")
-        let third = try recpipe(["run", manifest], in: dir, environment: [:])
-        #expect(third.status == 0, "\(third.stderr)")
+        let third = try night("events-more.csv.gz", ["--interactions", "1200", "--seed", "11"])
         #expect(third.stderr.contains("more than the threshold 5%"), "\(third.stderr)")
         #expect(try count("SELECT count(*) FROM models") == 4)
     }

@@ -68,12 +68,14 @@ public enum IngestBatches {
         guard !batches.isEmpty else { return }
         let list = batches.map(String.init).joined(separator: ",")
         var pairs = NewPairs()
+        // Keys are never NULL (the table says NOT NULL); an empty key stands in all the same.
+        func key(_ row: RawRow, _ column: Int) -> UnsafeBufferPointer<UInt8> { row.bytes(column) ?? UnsafeBufferPointer(start: nil, count: 0) }
         try db.forEachRow("""
             SELECT user_key, item_key FROM \(TableName.rawInteractions)
-            WHERE batch_id IN (\(list)) AND (\(minRating.map { "rating IS NULL OR rating >= \($0)" } ?? "1"))
-            """) { row in pairs.insert(row.bytes(0) ?? UnsafeBufferPointer(start: nil, count: 0), row.bytes(1) ?? UnsafeBufferPointer(start: nil, count: 0)) }
-        try db.forEachRow("SELECT user_key, item_key FROM \(TableName.rawInteractions) WHERE batch_id NOT IN (\(list))") { row in
-            pairs.markSeen(row.bytes(0) ?? UnsafeBufferPointer(start: nil, count: 0), row.bytes(1) ?? UnsafeBufferPointer(start: nil, count: 0))
+            WHERE batch_id IN (\(list)) AND (?1 IS NULL OR rating IS NULL OR rating >= ?1)
+            """, [minRating.map { .real($0) } ?? .null]) { pairs.insert(key($0, 0), key($0, 1)) }
+        try db.forEachRow("SELECT user_key, item_key FROM \(TableName.rawInteractions) WHERE batch_id NOT IN (\(list))") {
+            pairs.markSeen(key($0, 0), key($0, 1))
         }
         try pairs.forEachUnseen(body)
     }
