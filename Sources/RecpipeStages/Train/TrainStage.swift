@@ -140,6 +140,9 @@ public struct TrainStage: Stage {
             guard (0...1).contains(threshold) else {
                 throw StageError.badOption("--retrain-threshold must be a share between 0 and 1 (0.05: retrain after 5% more raw interactions), got \(threshold)")
             }
+            guard config.publish else {
+                throw StageError.badOption("--retrain-threshold keeps the published model for the split; a --no-publish candidate is always trained")
+            }
         }
         if let margin = config.publishMargin, !(0...1).contains(margin) {
             throw StageError.badOption("--publish-margin must be between 0 and 1")
@@ -462,6 +465,10 @@ public struct TrainStage: Stage {
         case .train(let reason):
             context.logger.info("retraining", metadata: ["model": "\(kind)", "reason": "\(reason)"])
             return nil
+        case .keep(let modelID, let base, let current) where base.runID == current.runID:
+            let line = "model \(modelID) (\(kind)) was trained on the current split (clean run \(current.runID)): kept"
+            context.logger.info("model kept", metadata: ["model": "\(modelID)", "kind": "\(kind)", "clean_run": "\(current.runID)"])
+            return StageReport(rowsIn: 0, rowsOut: 0, summary: [line])
         case .keep(let modelID, let base, let current):
             let added = current.rawRows - base.rawRows
             try context.store.queue.write { db in

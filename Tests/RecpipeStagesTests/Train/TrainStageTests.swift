@@ -214,6 +214,10 @@ import Testing
 
         _ = try ease(threshold: 0.05)
         #expect(try models() == 1, "nothing published yet: trained")
+        // Again on the same split: nothing to do, nothing to record.
+        let same = try ease(threshold: 0.05)
+        #expect(try models() == 1 && carried().isEmpty)
+        #expect(same.summary.joined().contains("model 1 (ease) was trained on the current split"), "\(same.summary)")
         let base = try rawRows()
         // Two new users of six rows each: far below 5% of the raw rows.
         var more = "user_id,item_id,timestamp\n"
@@ -247,6 +251,7 @@ import Testing
         // Models that train from weights warm-start instead; the share is a share.
         #expect(throws: StageError.self) { try small { $0.retrainThreshold = 0.05 } }
         #expect(throws: StageError.self) { try small { $0.kind = .ease; $0.retrainThreshold = 5 } }
+        #expect(throws: StageError.self) { try small { $0.kind = .ease; $0.retrainThreshold = 0.05; $0.publish = false } }
     }
 
     @Test func divergenceFailsTheStageAndStoresNothing() throws {
