@@ -96,7 +96,9 @@ public struct EvaluateStage: Stage {
         // An augmented model's lists on the evaluated part, kept for its trade-off point below.
         var augmentedCandidates: [Int64: Tradeoff.Candidates] = [:]
         for candidate in chosen {
-            let recommender: Recommender = try candidate.id.map { id in try store.queue.read { try ModelStore.load(id, over: data.itemKeys, in: $0).0 } }
+            let recommender: Recommender = try candidate.id.map { id in
+                try store.queue.read { try ModelStore.load(id, over: data.itemKeys, in: $0).0 }
+            }
                 ?? popularity
             let augmented = candidate.name.hasSuffix(Self.augmentedSuffix)
             // Augmented models are points of their own lever (their weights below): only the

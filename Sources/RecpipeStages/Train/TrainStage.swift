@@ -442,8 +442,7 @@ public struct TrainStage: Stage {
             guard let modelID = try Models.published(kind: kind, in: db), let stored = try Models.stored(modelID, in: db) else {
                 return .train("no published \(kind) model")
             }
-            guard stored.prunedAt == nil, let cleanRun = try Models.cleanRun(ofModel: modelID, in: db),
-                  let base = try Split.run(cleanRun, in: db) else {
+            guard stored.prunedAt == nil, let cleanRun = stored.cleanRunID, let base = try Split.run(cleanRun, in: db) else {
                 return .train("model \(modelID)'s split or weights are gone")
             }
             guard current.split != "predefined" && base.split != "predefined" else {

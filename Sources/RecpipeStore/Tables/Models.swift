@@ -115,11 +115,6 @@ public enum Models {
         try Int64.fetchOne(db, sql: "SELECT model_id FROM \(TableName.models) WHERE kind = ? AND status = 'published'", arguments: [kind])
     }
 
-    /// The clean run a model was trained on; nil for an unknown model.
-    public static func cleanRun(ofModel modelID: Int64, in db: Database) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT clean_run_id FROM \(TableName.models) WHERE model_id = ?", arguments: [modelID])
-    }
-
     /// A model kept for a newer split instead of being retrained (`model_carryovers`).
     public struct Carryover: Sendable, Equatable {
         public var modelID: Int64
@@ -177,15 +172,17 @@ public enum Models {
         public var status: String
         public var hyperparameters: String
         public var dataFingerprint: String
+        /// The clean run (split) it was trained on.
+        public var cleanRunID: Int64?
         public var prunedAt: String?
     }
 
     public static func stored(_ modelID: Int64, in db: Database) throws -> Stored? {
         try Row.fetchOne(db, sql: """
-            SELECT kind, status, hyperparameters, data_fingerprint, pruned_at FROM \(TableName.models) WHERE model_id = ?
+            SELECT kind, status, hyperparameters, data_fingerprint, clean_run_id, pruned_at FROM \(TableName.models) WHERE model_id = ?
             """, arguments: [modelID]).map {
             Stored(kind: $0["kind"], status: $0["status"], hyperparameters: $0["hyperparameters"],
-                   dataFingerprint: $0["data_fingerprint"], prunedAt: $0["pruned_at"])
+                   dataFingerprint: $0["data_fingerprint"], cleanRunID: $0["clean_run_id"], prunedAt: $0["pruned_at"])
         }
     }
 
